@@ -1,0 +1,7 @@
+"""``python -m netviz`` runs the command line."""
+
+import sys
+
+from netviz.cli import main
+
+sys.exit(main())

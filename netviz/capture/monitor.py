@@ -1,0 +1,459 @@
+"""``watch`` and :class:`Monitor`: probes attached to a model for a training run."""
+
+from __future__ import annotations
+
+import os
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from netviz.capture.probe import Probe, ProbeContext
+from netviz.capture.probes import BUILTIN_PROBES
+from netviz.capture.selection import ModuleSelector, select_modules
+from netviz.records.io import save_frame
+from netviz.records.store import RecordStore
+
+__all__ = ["Monitor", "watch"]
+
+DEFAULT_PROBES = ("grad_norm", "activation_stats")
+
+#: ``gather(buffer) -> (ranks, len)``: how a step buffer is collected from ranks.
+Gather = Callable[[torch.Tensor], torch.Tensor]
+
+
+def resolve_probes(probes: str | Probe | Iterable[str | Probe]) -> list[Probe]:
+    """Probe names or objects -> fresh probe objects, validated."""
+    if isinstance(probes, (str, Probe)):
+        probes = [probes]
+    try:
+        items = list(probes)
+    except TypeError:
+        raise TypeError(
+            f"`probes` must be a probe name, a Probe object or a list of them, got {type(probes).__name__}"
+        ) from None
+    if not items:
+        raise ValueError(f"`probes` is empty; known probes: {', '.join(sorted(BUILTIN_PROBES))}")
+    out: list[Probe] = []
+    for item in items:
+        if isinstance(item, Probe):
+            out.append(item)
+        elif isinstance(item, str):
+            cls = BUILTIN_PROBES.get(item)
+            if cls is None:
+                raise ValueError(
+                    f"unknown probe {item!r}; known probes: {', '.join(sorted(BUILTIN_PROBES))} "
+                    "(or pass a netviz.Probe object)"
+                )
+            out.append(cls())
+        else:
+            raise TypeError(
+                f"`probes` entries must be names (str) or Probe objects, got {type(item).__name__}"
+            )
+    names = [p.name for p in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"probe(s) {dupes} given more than once")
+    return out
+
+
+class _Entry:
+    __slots__ = ("call", "module", "probe", "raw", "sharded")
+
+    def __init__(self, probe: int, module: str, call: int, raw: torch.Tensor, sharded: bool):
+        self.probe, self.module, self.call, self.raw, self.sharded = probe, module, call, raw, sharded
+
+
+class _PendingStep:
+    """A flushed step whose host copy may still be in flight (CUDA, pinned memory)."""
+
+    __slots__ = ("entries", "event", "host", "step")
+
+    def __init__(self, step: int, entries: list[_Entry], host: torch.Tensor, event: Any):
+        self.step, self.entries, self.host, self.event = step, entries, host, event
+
+
+def _to_host(buffer: torch.Tensor) -> tuple[torch.Tensor, Any]:
+    """Start copying ``buffer`` to the host; the copy is asynchronous on CUDA."""
+    if buffer.is_cuda:
+        host = torch.empty(buffer.shape, dtype=buffer.dtype, pin_memory=True)
+        host.copy_(buffer, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        return host, event
+    return buffer.to("cpu"), None
+
+
+def _make_forward_hook(monitor_ref: weakref.ref, name: str) -> Callable:
+    # The hook holds only a weak reference to the monitor: a model never keeps
+    # a monitor alive, and no reference cycle runs through the hooks.
+    def hook(module: nn.Module, args: tuple, output: Any) -> None:
+        monitor = monitor_ref()
+        if monitor is not None and monitor._recording:
+            monitor._on_forward(name, module, args, output)
+
+    return hook
+
+
+def _remove_all(handles: list) -> None:
+    while handles:
+        handles.pop().remove()
+
+
+class Monitor:
+    """Probes attached to a model; create with :func:`watch`.
+
+    Use as a context manager (leaving it detaches, also on an exception) or
+    call :meth:`detach`. Call :meth:`step` once per training step (or pass
+    ``optimizer=`` to :func:`watch`), then read :meth:`to_pandas` or
+    :meth:`save`.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        probes: Sequence[Probe],
+        modules: list[tuple[str, nn.Module]],
+        every: int,
+        optimizer: torch.optim.Optimizer | None = None,
+        gather: Gather | None = None,
+    ):
+        self._probes = list(probes)
+        self._modules = modules
+        self._every = every
+        self._step = 0
+        self._recording = True
+        self._gather = gather
+        self._handles: list = []
+        self._entries: list[_Entry] = []
+        self._snapshots_open: list[tuple[int, str, int, torch.Tensor]] = []
+        self._calls: dict[str, int] = {}
+        self._pending: list[_PendingStep] = []
+        self._records = RecordStore()
+        self._snapshots: dict[int, dict[tuple[str, str, int], torch.Tensor]] = {}
+        self._attached = False
+        self._contexts = [ProbeContext(self, p) for p in self._probes]
+        self._model_name = type(model).__name__
+        # Removes the hooks if the monitor is garbage-collected while attached.
+        self._finalizer = weakref.finalize(self, _remove_all, self._handles)
+        try:
+            self._attach(optimizer)
+        except BaseException:
+            self.detach(flush=False)
+            raise
+
+    # ------------------------------------------------------------------ attach
+    def _attach(self, optimizer: torch.optim.Optimizer | None) -> None:
+        ref = weakref.ref(self)
+        self._forward_probes = [
+            (p, c) for p, c in zip(self._probes, self._contexts) if p.needs_forward
+        ]
+        if self._forward_probes:
+            for name, module in self._modules:
+                self._handles.append(module.register_forward_hook(_make_forward_hook(ref, name)))
+        if optimizer is not None:
+
+            def after_step(opt: Any, args: Any, kwargs: Any) -> None:
+                monitor = ref()
+                if monitor is not None:
+                    monitor.step()
+
+            self._handles.append(optimizer.register_step_post_hook(after_step))
+        self._attached = True
+        for probe, ctx in zip(self._probes, self._contexts):
+            probe.setup(ctx)
+
+    @property
+    def attached(self) -> bool:
+        """Whether hooks are currently attached."""
+        return self._attached
+
+    def detach(self, flush: bool = True) -> None:
+        """Remove every hook of this monitor. Idempotent.
+
+        An open step that already holds recorded values is closed first (so a
+        run that stops without a final :meth:`step` loses nothing), unless
+        ``flush=False``.
+        """
+        try:
+            if flush and self._attached and (self._entries or self._snapshots_open):
+                self.step()
+        finally:
+            _remove_all(self._handles)
+            self._attached = False
+            self._modules = []
+            self._entries = []
+            self._snapshots_open = []
+
+    def __enter__(self) -> Monitor:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.detach()
+
+    # ----------------------------------------------------------------- capture
+    def _selected_modules(self) -> list[tuple[str, nn.Module]]:
+        return self._modules
+
+    def _current_call(self, name: str) -> int:
+        return self._calls.get(name, 1) - 1
+
+    def _on_forward(self, name: str, module: nn.Module, args: tuple, output: Any) -> None:
+        self._calls[name] = self._calls.get(name, 0) + 1
+        for probe, ctx in self._forward_probes:
+            probe.on_forward(ctx, name, module, args, output)
+
+    def _emit(self, probe: Probe, module: str, call: int, raw: torch.Tensor, sharded: bool) -> None:
+        if raw.dim() != 1 or raw.numel() != len(probe.raw_fields):
+            raise ValueError(
+                f"probe {probe.name!r} emitted a tensor of shape {tuple(raw.shape)}; "
+                f"expected ({len(probe.raw_fields)},) for raw fields {probe.raw_fields}"
+            )
+        self._entries.append(_Entry(self._probes.index(probe), module, call, raw, sharded))
+
+    def _snapshot(self, probe: Probe, module: str, call: int, tensor: torch.Tensor) -> None:
+        self._snapshots_open.append((self._probes.index(probe), module, call, tensor.detach().clone()))
+
+    def _track_handle(self, handle: Any) -> None:
+        self._handles.append(handle)
+
+    # -------------------------------------------------------------------- step
+    @property
+    def step_index(self) -> int:
+        """Index of the step currently open (starts at 0)."""
+        return self._step
+
+    @property
+    def every(self) -> int:
+        """Record every N-th step."""
+        return self._every
+
+    def step(self) -> None:
+        """Close the current step: flush its statistics and advance the step counter.
+
+        On a recorded step this reads gradients and weights, moves all of the
+        step's statistics to the host in one transfer and stores them; on other
+        steps it only advances the counter.
+        """
+        if self._recording and self._attached:
+            for probe, ctx in zip(self._probes, self._contexts):
+                probe.on_step_end(ctx)
+            self._flush()
+        self._entries = []
+        self._snapshots_open = []
+        self._calls = {}
+        self._step += 1
+        self._recording = self._step % self._every == 0
+
+    def _flush(self) -> None:
+        entries = self._entries
+        if self._gather is not None:
+            # Every rank takes part in the collective, even with nothing to send.
+            buffer = self._pack(entries)
+            gathered = self._gather(buffer)
+            host, event = _to_host(gathered)
+        elif entries:
+            host, event = _to_host(self._pack(entries))
+        else:
+            host, event = None, None
+        if host is not None:
+            self._pending.append(_PendingStep(self._step, entries, host, event))
+        if self._snapshots_open:
+            names = [p.name for p in self._probes]
+            self._snapshots[self._step] = {
+                (names[p], m, c): t.to("cpu") for p, m, c, t in self._snapshots_open
+            }
+        if len(self._pending) > 1:
+            self._materialize(keep_last=True)
+
+    def _pack(self, entries: list[_Entry]) -> torch.Tensor:
+        if not entries:
+            return torch.zeros(0, dtype=torch.float64)
+        first = entries[0].raw
+        # A model split over devices emits on each; gather on the first one.
+        return torch.cat([e.raw.to(device=first.device, dtype=first.dtype) for e in entries])
+
+    def _materialize(self, keep_last: bool = False) -> None:
+        """Finalise pending steps on the host (waits for their copies)."""
+        todo = self._pending[:-1] if keep_last else self._pending
+        self._pending = self._pending[-1:] if keep_last else []
+        for pending in todo:
+            if pending.event is not None:
+                pending.event.synchronize()
+            self._store(pending)
+
+    def _store(self, pending: _PendingStep) -> None:
+        flat = pending.host.numpy().astype(np.float64, copy=False)
+        if flat.ndim == 1:
+            flat = flat[None, :]
+        modules: list[str] = []
+        calls: list[int] = []
+        probes: list[str] = []
+        stats: list[str] = []
+        values: list[np.ndarray] = []
+        offset = 0
+        by_probe: dict[int, list[tuple[_Entry, int]]] = {}
+        for e in pending.entries:
+            by_probe.setdefault(e.probe, []).append((e, offset))
+            offset += len(self._probes[e.probe].raw_fields)
+        for pi, items in by_probe.items():
+            probe = self._probes[pi]
+            width = len(probe.raw_fields)
+            idx = np.array([o for _, o in items])[:, None] + np.arange(width)[None, :]
+            raw = flat[:, idx]  # (ranks, n, width)
+            if raw.shape[0] > 1:
+                sharded = np.array([e.sharded for e, _ in items], dtype=bool)
+                merged = probe.merge(raw, sharded)
+            else:
+                merged = raw[0]
+            final = np.asarray(probe.finalize(merged), dtype=np.float64).reshape(len(items), -1)
+            for j, (entry, _) in enumerate(items):
+                for k, stat in enumerate(probe.stats):
+                    v = final[j, k]
+                    if np.isnan(v) and stat in probe.optional_stats:
+                        continue
+                    modules.append(entry.module)
+                    calls.append(entry.call)
+                    probes.append(probe.name)
+                    stats.append(stat)
+                    values.append(v)
+        self._records.append(pending.step, modules, calls, probes, stats, np.asarray(values))
+
+    # ----------------------------------------------------------------- results
+    def to_pandas(self) -> pd.DataFrame:
+        """All records so far as a tidy DataFrame.
+
+        Columns: ``step`` (int), ``module`` (qualified name), ``call`` (0-based
+        call index within the step), ``probe``, ``stat``, ``value`` (float).
+        """
+        self._materialize()
+        return self._records.to_pandas()
+
+    def save(self, path: str | os.PathLike) -> os.PathLike:
+        """Write the records to ``path``: Parquet (``.parquet``) or CSV (``.csv``)."""
+        return save_frame(self.to_pandas(), path)
+
+    def snapshots(self) -> dict[int, dict[tuple[str, str, int], torch.Tensor]]:
+        """Tensors kept by snapshot probes: ``{step: {(probe, module, call): tensor}}`` (on CPU)."""
+        return {s: dict(v) for s, v in self._snapshots.items()}
+
+    @property
+    def probes(self) -> list[Probe]:
+        """The probe objects of this monitor."""
+        return list(self._probes)
+
+    @property
+    def module_names(self) -> list[str]:
+        """Qualified names of the selected modules (empty after detach)."""
+        return [n for n, _ in self._modules]
+
+    def __repr__(self) -> str:
+        state = "attached" if self._attached else "detached"
+        return (
+            f"<netviz.Monitor {state} on {self._model_name}: probes="
+            f"{[p.name for p in self._probes]}, {len(self._modules)} modules, "
+            f"step={self._step}, every={self._every}>"
+        )
+
+
+def watch(
+    model: nn.Module,
+    probes: str | Probe | Iterable[str | Probe] = DEFAULT_PROBES,
+    modules: ModuleSelector = None,
+    every: int = 1,
+    optimizer: torch.optim.Optimizer | None = None,
+) -> Monitor:
+    """Attach probes to ``model`` and return a :class:`Monitor`.
+
+    Parameters
+    ----------
+    model
+        Any :class:`torch.nn.Module` (also wrapped in DDP or ``torch.compile``;
+        names are reported relative to the inner model).
+    probes
+        Names or :class:`~netviz.Probe` objects: ``"grad_norm"``,
+        ``"grad_stats"``, ``"activation_stats"``, ``"weight_stats"``.
+    modules
+        ``None`` (every leaf module and every module owning parameters
+        directly), a glob or list of globs over qualified names
+        (``"encoder.layers.*.linear1"``), a module type or tuple of types, or
+        a predicate ``(name, module) -> bool``.
+    every
+        Record every N-th step (``step % every == 0``); other steps cost one
+        attribute check per hook.
+    optimizer
+        If given, the step closes automatically after each ``optimizer.step()``.
+
+    Returns
+    -------
+    Monitor
+        A context manager; leaving it detaches every hook.
+
+    Statistics
+    ----------
+    ``activation_stats`` (each selected module's output, first tensor of a
+    tuple/list/dict output, taken when the module returns): ``mean``, ``std``
+    (population), ``min``, ``max``, ``abs_mean`` over finite elements;
+    ``zero_frac``, ``nonfinite_frac``, ``numel``.
+
+    ``grad_norm``: ``l2`` over the gradients of a module's own parameters
+    (``recurse=False``) as they are when the step closes; frozen parameters and
+    parameters without ``.grad`` give no rows.
+
+    ``grad_stats``: ``mean``, ``std``, ``abs_mean``, ``abs_max`` (finite
+    entries), ``l2``, ``zero_frac``, ``nonfinite_frac`` of the same gradients.
+
+    ``weight_stats``: ``l2`` of a module's own parameters and
+    ``update_ratio`` = ||w_now - w_prev|| / ||w_prev|| against the previous
+    recorded step (from the second recorded step on).
+
+    Half-precision tensors are reduced in float32. Hooks never synchronise
+    with the host; each recorded step is moved to the host in one transfer.
+
+    Raises
+    ------
+    TypeError
+        ``model`` is not an ``nn.Module``, or ``probes``/``modules`` have the wrong type.
+    ValueError
+        Unknown probe name, ``every`` < 1, or a selection matching no module.
+
+    Examples
+    --------
+    >>> import torch, netviz
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    >>> opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    >>> with netviz.watch(net, optimizer=opt) as mon:
+    ...     for _ in range(3):
+    ...         opt.zero_grad()
+    ...         net(torch.randn(16, 4)).pow(2).mean().backward()
+    ...         opt.step()
+    >>> df = mon.to_pandas()
+    >>> sorted(df.probe.unique()), sorted(df.step.unique())
+    (['activation_stats', 'grad_norm'], [0, 1, 2])
+    """
+    return _watch(model, probes, modules, every, optimizer)
+
+
+def _watch(
+    model: nn.Module,
+    probes: Any,
+    modules: ModuleSelector,
+    every: int,
+    optimizer: torch.optim.Optimizer | None,
+    gather: Gather | None = None,
+) -> Monitor:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}: {model!r:.60}")
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ValueError(f"`every` must be an int >= 1, got {every!r}")
+    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(
+            f"`optimizer` must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}"
+        )
+    resolved = resolve_probes(probes)
+    selected = select_modules(model, modules)
+    return Monitor(model, resolved, selected, every, optimizer, gather)

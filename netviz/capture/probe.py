@@ -1,0 +1,146 @@
+"""The probe interface: what a probe is and what it may do during a step.
+
+A probe decides *what* to record; the :class:`~netviz.capture.monitor.Monitor`
+decides *when* and owns every hook. Probes therefore never register hooks
+themselves (except through :class:`ProbeContext`, which tracks the handles so
+that ``detach`` removes them) and never synchronise with the host: every value a
+probe emits is a 1-D device tensor of *raw* statistics. The monitor concatenates
+all raw vectors of a step into one buffer, moves that buffer to the host in one
+transfer (after one collective in distributed runs), and only then calls
+:meth:`Probe.finalize` on the host to turn raw statistics into the reported ones.
+
+Design rule: a probe holds no per-step state beyond what the monitor hands it;
+per-step data lives in the monitor's step buffer, so that skipping a step or
+detaching never leaves a probe half-way through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+if TYPE_CHECKING:  # pragma: no cover
+    from netviz.capture.monitor import Monitor
+
+__all__ = ["Probe", "ProbeContext", "merge_sum_first"]
+
+
+class Probe:
+    """Base class of every probe.
+
+    Subclasses set the class attributes and override the hooks they need:
+
+    - :attr:`name`: the probe name used in ``watch(probes=...)`` and in the
+      ``probe`` column of the records;
+    - :attr:`raw_fields`: names of the raw statistics each emitted vector holds;
+    - :attr:`stats`: names of the statistics reported after :meth:`finalize`;
+    - :meth:`on_forward`: called from the monitor's forward hook of every
+      selected module on recorded steps (only if :attr:`needs_forward`);
+    - :meth:`on_step_end`: called when a recorded step closes, before the
+      buffer is flushed (gradients and weights are read here);
+    - :meth:`finalize`: host-side, vectorised, raw -> reported statistics;
+    - :meth:`merge`: host-side, combines the raw vectors of several ranks.
+    """
+
+    name: ClassVar[str] = ""
+    raw_fields: ClassVar[tuple[str, ...]] = ()
+    stats: ClassVar[tuple[str, ...]] = ()
+    needs_forward: ClassVar[bool] = False
+    #: Statistics whose NaN means "not defined at this step" and is left out
+    #: of the records rather than stored (e.g. the first ``update_ratio``).
+    optional_stats: ClassVar[tuple[str, ...]] = ()
+
+    def setup(self, ctx: ProbeContext) -> None:
+        """Called once when the monitor attaches. Register tensor hooks here."""
+
+    def on_forward(
+        self, ctx: ProbeContext, name: str, module: nn.Module, args: tuple, output: Any
+    ) -> None:
+        """Called with each selected module's output on recorded steps."""
+
+    def on_step_end(self, ctx: ProbeContext) -> None:
+        """Called when a recorded step closes, before the flush."""
+
+    def finalize(self, raw: np.ndarray) -> np.ndarray:
+        """Turn raw statistics ``(n, len(raw_fields))`` into ``(n, len(stats))``.
+
+        The default reports the raw fields unchanged (``stats == raw_fields``).
+        """
+        return raw
+
+    def merge(self, raw: np.ndarray, sharded: np.ndarray) -> np.ndarray:
+        """Combine ``raw`` of shape ``(ranks, n, len(raw_fields))`` into ``(n, ...)``.
+
+        ``sharded[i]`` is true where entry ``i`` holds a shard of a tensor
+        distributed across ranks (sum the shards) rather than a replicated value
+        (identical on every rank, take the first). Probes whose raw fields
+        need another rule (activation moments, minima, maxima) override this.
+        """
+        return merge_sum_first(raw, sharded)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def merge_sum_first(raw: np.ndarray, sharded: np.ndarray) -> np.ndarray:
+    """Sum sharded entries across ranks, take rank 0's value for replicated ones."""
+    return np.where(sharded[:, None], raw.sum(axis=0), raw[0])
+
+
+class ProbeContext:
+    """What a probe can see and do while attached to a monitor.
+
+    It exposes the selected modules by qualified name and the calls that add
+    entries to the current step. It holds no reference to the model itself
+    (only to its modules), so a detached monitor never keeps a model alive.
+    """
+
+    def __init__(self, monitor: Monitor, probe: Probe):
+        self._monitor = monitor
+        self.probe = probe
+
+    @property
+    def modules(self) -> Sequence[tuple[str, nn.Module]]:
+        """Selected ``(qualified_name, module)`` pairs in model order."""
+        return self._monitor._selected_modules()
+
+    @property
+    def step(self) -> int:
+        """Index of the step currently open."""
+        return self._monitor.step_index
+
+    def call_index(self, name: str) -> int:
+        """0-based index of the current call of module ``name`` within this step."""
+        return self._monitor._current_call(name)
+
+    def emit(self, module: str, raw: torch.Tensor, *, call: int = 0, sharded: bool = False) -> None:
+        """Add one raw-statistics vector (1-D, ``len(raw_fields)`` values) to the step.
+
+        ``raw`` stays on its device; nothing is synchronised here.
+        """
+        self._monitor._emit(self.probe, module, call, raw, sharded)
+
+    def snapshot(self, module: str, tensor: torch.Tensor, *, call: int = 0) -> None:
+        """Keep a detached copy of ``tensor`` for this step (feature maps, attention).
+
+        Snapshots are moved to the host when the step closes and are available
+        from :meth:`Monitor.snapshots`.
+        """
+        self._monitor._snapshot(self.probe, module, call, tensor)
+
+    def register_tensor_hook(self, tensor: torch.Tensor, fn: Callable) -> None:
+        """Register a gradient hook on ``tensor``; the monitor removes it on detach."""
+        self._monitor._track_handle(tensor.register_hook(fn))
+
+    def add_handle(self, handle: Any) -> None:
+        """Hand any removable handle (``handle.remove()``) to the monitor to remove on detach."""
+        self._monitor._track_handle(handle)
+
+    @property
+    def recording(self) -> bool:
+        """Whether the current step is recorded (``step % every == 0``)."""
+        return self._monitor._recording

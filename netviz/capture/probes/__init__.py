@@ -1,0 +1,16 @@
+"""Built-in probes. Each is a :class:`~netviz.capture.probe.Probe` subclass.
+
+Later features add their probes to :data:`BUILTIN_PROBES`; users pass their own
+probe objects to ``watch(probes=...)`` without registering anything.
+"""
+
+from __future__ import annotations
+
+from netviz.capture.probes.activation import ActivationStats
+from netviz.capture.probes.gradients import GradNorm, GradStats
+from netviz.capture.probes.weights import WeightStats
+
+__all__ = ["BUILTIN_PROBES", "ActivationStats", "GradNorm", "GradStats", "WeightStats"]
+
+#: Probe classes known by name to ``watch(probes=...)``.
+BUILTIN_PROBES = {cls.name: cls for cls in (ActivationStats, GradNorm, GradStats, WeightStats)}

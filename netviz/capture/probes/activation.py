@@ -1,0 +1,66 @@
+"""``activation_stats``: statistics of each selected module's output."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from netviz.capture.probe import Probe, ProbeContext
+from netviz.capture.stats import (
+    ACTIVATION_STATS,
+    MOMENT_FIELDS,
+    finalize_moments,
+    merge_moments,
+    tensor_moments,
+)
+
+__all__ = ["ActivationStats", "first_tensor"]
+
+
+def first_tensor(output: Any) -> torch.Tensor | None:
+    """The first tensor of ``output`` in depth-first order (tuples, lists, dicts, namedtuples)."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, Mapping):
+        items = output.values()
+    elif isinstance(output, (tuple, list)):
+        items = output
+    else:
+        return None
+    for item in items:
+        found = first_tensor(item)
+        if found is not None:
+            return found
+    return None
+
+
+class ActivationStats(Probe):
+    """Mean, std, min, max, abs_mean (finite elements), zero and non-finite fractions, numel.
+
+    Computed from the module's output at the moment the module returns, so a
+    later in-place operation (``ReLU(inplace=True)``) cannot change them.
+    """
+
+    name = "activation_stats"
+    raw_fields = MOMENT_FIELDS
+    stats = ACTIVATION_STATS
+    needs_forward = True
+
+    def on_forward(
+        self, ctx: ProbeContext, name: str, module: nn.Module, args: tuple, output: Any
+    ) -> None:
+        x = first_tensor(output)
+        if x is None:
+            return
+        ctx.emit(name, tensor_moments(x), call=ctx.call_index(name), sharded=True)
+
+    def finalize(self, raw: np.ndarray) -> np.ndarray:
+        return finalize_moments(raw)
+
+    def merge(self, raw: np.ndarray, sharded: np.ndarray) -> np.ndarray:
+        # Activations of different ranks are parts of one global batch.
+        return merge_moments(raw)

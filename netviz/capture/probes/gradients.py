@@ -1,0 +1,116 @@
+"""``grad_norm`` and ``grad_stats``: gradients of each module's own parameters.
+
+Both read ``param.grad`` when the step closes (after ``backward`` and any
+gradient synchronisation or clipping), so they need no backward hook and are
+unaffected by in-place operations. Norms of all parameters are computed by one
+fused ``torch._foreach_norm`` call per step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from netviz.capture.probe import Probe, ProbeContext
+from netviz.capture.stats import MOMENT_FIELDS, _F, buffer_dtype, merge_moments, tensor_moments
+
+__all__ = ["GradNorm", "GradStats", "local_tensor", "module_grads"]
+
+
+def local_tensor(t: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """The locally stored part of ``t`` and whether it is a shard of a larger tensor.
+
+    DTensors (FSDP2) are reduced to their local shard; sparse gradients to
+    their stored values.
+    """
+    to_local = getattr(t, "to_local", None)
+    if to_local is not None and callable(to_local):
+        placements = getattr(t, "placements", ())
+        sharded = any(type(p).__name__ in ("Shard", "_StridedShard") for p in placements)
+        return to_local(), sharded
+    if t.is_sparse:
+        return t.coalesce().values(), False
+    return t, False
+
+
+def module_grads(ctx: ProbeContext) -> list[tuple[str, list[torch.Tensor], bool]]:
+    """``(module_name, grads, sharded)`` for selected modules with at least one gradient.
+
+    Frozen parameters and parameters without ``.grad`` are skipped.
+    """
+    out = []
+    for name, module in ctx.modules:
+        grads, sharded = [], False
+        for p in module.parameters(recurse=False):
+            if p.requires_grad and p.grad is not None:
+                g, s = local_tensor(p.grad.detach())
+                grads.append(g)
+                sharded = sharded or s
+        if grads:
+            out.append((name, grads, sharded))
+    return out
+
+
+def _sum_sq_norms(groups: list[list[torch.Tensor]]) -> list[torch.Tensor]:
+    """Per group: sum of squared L2 norms of its tensors, via one fused foreach call."""
+    flat = [g for grads in groups for g in grads]
+    if not flat:
+        return []
+    norms = torch._foreach_norm(flat)
+    dt = buffer_dtype(flat[0].device)
+    sq = torch.stack([n.to(dt) for n in norms]) ** 2
+    sizes = [len(grads) for grads in groups]
+    return [part.sum() for part in torch.split(sq, sizes)]
+
+
+class GradNorm(Probe):
+    """``l2``: L2 norm over all of a module's own parameter gradients (``recurse=False``)."""
+
+    name = "grad_norm"
+    raw_fields = ("sum_sq",)
+    stats = ("l2",)
+
+    def on_step_end(self, ctx: ProbeContext) -> None:
+        found = module_grads(ctx)
+        for (name, _, sharded), sq in zip(found, _sum_sq_norms([g for _, g, _ in found])):
+            ctx.emit(name, sq.reshape(1), sharded=sharded)
+
+    def finalize(self, raw: np.ndarray) -> np.ndarray:
+        return np.sqrt(raw)
+
+
+class GradStats(Probe):
+    """``mean``, ``std``, ``abs_mean``, ``abs_max`` (finite entries), ``l2``, ``zero_frac``, ``nonfinite_frac``."""
+
+    name = "grad_stats"
+    raw_fields = (*MOMENT_FIELDS, "sum_sq")
+    stats = ("mean", "std", "abs_mean", "abs_max", "l2", "zero_frac", "nonfinite_frac")
+
+    def on_step_end(self, ctx: ProbeContext) -> None:
+        found = module_grads(ctx)
+        sums = _sum_sq_norms([g for _, g, _ in found])
+        for (name, grads, sharded), sq in zip(found, sums):
+            if len(grads) == 1:
+                moments = tensor_moments(grads[0])
+            else:
+                moments = tensor_moments(torch.cat([g.reshape(-1) for g in grads]))
+            ctx.emit(name, torch.cat([moments, sq.reshape(1)]), sharded=sharded)
+
+    def finalize(self, raw: np.ndarray) -> np.ndarray:
+        from netviz.capture.stats import finalize_moments
+
+        act = finalize_moments(raw[:, : len(MOMENT_FIELDS)])  # mean std min max abs_mean zf nff numel
+        abs_max = np.maximum(np.abs(act[:, 2]), np.abs(act[:, 3]))
+        l2 = np.sqrt(raw[:, -1])
+        return np.stack([act[:, 0], act[:, 1], act[:, 4], abs_max, l2, act[:, 5], act[:, 6]], axis=1)
+
+    def merge(self, raw: np.ndarray, sharded: np.ndarray) -> np.ndarray:
+        moments = merge_moments(raw[..., : len(MOMENT_FIELDS)])
+        first = raw[0, :, : len(MOMENT_FIELDS)]
+        moments = np.where(sharded[:, None], moments, first)
+        sq = np.where(sharded, raw[..., -1].sum(axis=0), raw[0, :, -1])
+        return np.concatenate([moments, sq[:, None]], axis=1)
+
+
+_ = _F  # layout indices are re-exported for probes defined elsewhere

@@ -1,0 +1,136 @@
+"""Which modules of a model a probe looks at.
+
+``modules`` may be ``None`` (every leaf module, plus every module that owns
+parameters directly, such as :class:`torch.nn.MultiheadAttention` whose
+``in_proj_weight`` lives on the module itself), a glob or list of globs over
+qualified names, a module type or tuple of types, or a predicate
+``(name, module) -> bool``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Callable, Iterable
+from typing import Union
+
+from torch import nn
+
+__all__ = ["ModuleSelector", "named_modules", "select_modules"]
+
+ModuleSelector = Union[
+    None,
+    str,
+    Iterable[str],
+    type,
+    tuple[type, ...],
+    Callable[[str, nn.Module], bool],
+]
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The user's model inside common wrappers (DDP, DataParallel, torch.compile).
+
+    Qualified names are reported relative to the unwrapped model so that
+    single-process and wrapped runs produce the same module names.
+    """
+    seen = 0
+    while seen < 8:
+        seen += 1
+        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            model = model.module
+        elif hasattr(model, "_orig_mod") and isinstance(model._orig_mod, nn.Module):
+            model = model._orig_mod  # torch.compile's OptimizedModule
+        else:
+            break
+    return model
+
+
+def named_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``(qualified_name, module)`` of every distinct module, the root named ``""``."""
+    return list(unwrap(model).named_modules())
+
+
+def _is_default(module: nn.Module) -> bool:
+    has_children = next(module.children(), None) is not None
+    owns_params = next(module.parameters(recurse=False), None) is not None
+    return not has_children or owns_params
+
+
+def _describe(selector: object) -> str:
+    text = repr(selector)
+    return text if len(text) < 80 else text[:77] + "..."
+
+
+def select_modules(model: nn.Module, modules: ModuleSelector = None) -> list[tuple[str, nn.Module]]:
+    """Resolve a selector to ``(qualified_name, module)`` pairs in model order.
+
+    Raises
+    ------
+    TypeError
+        If ``modules`` is of an unsupported kind.
+    ValueError
+        If the selection matches no module; the message names close names.
+
+    Examples
+    --------
+    >>> net = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+    >>> [n for n, _ in select_modules(net, "*")]
+    ['0', '1', '2']
+    >>> [n for n, _ in select_modules(net, nn.Linear)]
+    ['0', '2']
+    """
+    named = named_modules(model)
+    if modules is None:
+        chosen = [(n, m) for n, m in named if _is_default(m)]
+        if not chosen:  # a bare module with neither children nor parameters
+            chosen = named[:1]
+        return chosen
+    if isinstance(modules, type) or (
+        isinstance(modules, tuple) and modules and all(isinstance(t, type) for t in modules)
+    ):
+        types = modules if isinstance(modules, tuple) else (modules,)
+        if not all(issubclass(t, nn.Module) for t in types):
+            raise TypeError(f"`modules` types must be nn.Module subclasses, got {_describe(modules)}")
+        chosen = [(n, m) for n, m in named if isinstance(m, types)]
+        what = "of type " + ", ".join(t.__name__ for t in types)
+        close = sorted({type(m).__name__ for _, m in named})[:6]
+        if not chosen:
+            raise ValueError(
+                f"`modules` selects no module {what}; the model has types: {', '.join(close)}"
+            )
+        return chosen
+    if isinstance(modules, str):
+        patterns = [modules]
+    elif callable(modules):
+        chosen = [(n, m) for n, m in named if modules(n, m)]
+        if not chosen:
+            raise ValueError(
+                f"`modules` predicate {_describe(modules)} selected no module; "
+                f"module names include: {', '.join(repr(n) for n, _ in named[1:6])}"
+            )
+        return chosen
+    elif isinstance(modules, Iterable):
+        patterns = list(modules)
+        if not patterns or not all(isinstance(p, str) for p in patterns):
+            raise TypeError(
+                "`modules` must be None, a glob or list of globs (str), a module type or "
+                f"tuple of types, or a predicate (name, module) -> bool; got {_describe(modules)}"
+            )
+    else:
+        raise TypeError(
+            "`modules` must be None, a glob or list of globs (str), a module type or "
+            f"tuple of types, or a predicate (name, module) -> bool; got {_describe(modules)}"
+        )
+    names = [n for n, _ in named if n]
+    chosen = [(n, m) for n, m in named if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+    if not chosen:
+        close: list[str] = []
+        for p in patterns:
+            close += difflib.get_close_matches(p, names, n=5, cutoff=0.3)
+        close = list(dict.fromkeys(close))[:5] or names[:5]
+        raise ValueError(
+            f"`modules` pattern(s) {patterns!r} match no module name; "
+            f"close names: {', '.join(repr(c) for c in close)}"
+        )
+    return chosen

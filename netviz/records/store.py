@@ -1,0 +1,131 @@
+"""The tidy record table that probes fill and analyses read.
+
+One row per ``(step, module, call, probe, stat)`` with a float ``value``
+(:data:`COLUMNS`). Records are stored column-wise per step (numpy arrays and
+interned strings), so keeping thousands of steps costs a few bytes per value
+and :meth:`RecordStore.to_pandas` is a single concatenation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["COLUMNS", "RecordStore", "empty_frame", "validate_frame"]
+
+#: Columns of every record table, in order.
+COLUMNS: tuple[str, ...] = ("step", "module", "call", "probe", "stat", "value")
+
+_DTYPES = {
+    "step": "int64",
+    "module": "object",
+    "call": "int64",
+    "probe": "object",
+    "stat": "object",
+    "value": "float64",
+}
+
+
+def empty_frame() -> pd.DataFrame:
+    """A record table with no rows and the right columns and dtypes."""
+    return pd.DataFrame({c: pd.Series([], dtype=_DTYPES[c]) for c in COLUMNS})
+
+
+def validate_frame(df: pd.DataFrame, *, source: str = "records") -> pd.DataFrame:
+    """Check that ``df`` is a record table; return it with canonical dtypes.
+
+    Raises
+    ------
+    ValueError
+        If a column is missing or a value cannot be converted.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"{source} must be a pandas DataFrame, got {type(df).__name__}")
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(
+            f"{source} is not a netviz record table: missing column(s) {missing}; "
+            f"expected columns {list(COLUMNS)}"
+        )
+    out = df.loc[:, list(COLUMNS)].copy()
+    try:
+        for c in COLUMNS:
+            if _DTYPES[c] == "object":
+                out[c] = out[c].astype(str).astype(object)
+            else:
+                out[c] = out[c].astype(_DTYPES[c])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{source}: column {c!r} has values of the wrong type ({err})") from err
+    return out.reset_index(drop=True)
+
+
+@dataclass
+class _StepBlock:
+    step: int
+    keys: np.ndarray  # (n, 4) int32 indices: module, call, probe, stat
+    values: np.ndarray  # (n,) float64
+
+
+@dataclass
+class RecordStore:
+    """Append-only column store of records, interned by string."""
+
+    _strings: list[str] = field(default_factory=list)
+    _index: dict[str, int] = field(default_factory=dict)
+    _blocks: list[_StepBlock] = field(default_factory=list)
+
+    def _intern(self, s: str) -> int:
+        i = self._index.get(s)
+        if i is None:
+            i = self._index[s] = len(self._strings)
+            self._strings.append(s)
+        return i
+
+    def append(
+        self,
+        step: int,
+        modules: list[str],
+        calls: list[int],
+        probes: list[str],
+        stats: list[str],
+        values: np.ndarray,
+    ) -> None:
+        """Add the rows of one step (all lists of equal length)."""
+        n = len(values)
+        if not n:
+            return
+        keys = np.empty((n, 4), dtype=np.int64)
+        keys[:, 0] = [self._intern(m) for m in modules]
+        keys[:, 1] = calls
+        keys[:, 2] = [self._intern(p) for p in probes]
+        keys[:, 3] = [self._intern(s) for s in stats]
+        self._blocks.append(_StepBlock(step, keys, np.asarray(values, dtype=np.float64)))
+
+    def __len__(self) -> int:
+        return sum(len(b.values) for b in self._blocks)
+
+    @property
+    def steps(self) -> list[int]:
+        """Steps that have records, in order."""
+        return [b.step for b in self._blocks]
+
+    def to_pandas(self) -> pd.DataFrame:
+        """All records as a tidy DataFrame with :data:`COLUMNS`."""
+        if not self._blocks:
+            return empty_frame()
+        keys = np.concatenate([b.keys for b in self._blocks])
+        steps = np.concatenate([np.full(len(b.values), b.step, dtype=np.int64) for b in self._blocks])
+        values = np.concatenate([b.values for b in self._blocks])
+        strings = np.asarray(self._strings, dtype=object)
+        return pd.DataFrame(
+            {
+                "step": steps,
+                "module": strings[keys[:, 0]],
+                "call": keys[:, 1].astype(np.int64),
+                "probe": strings[keys[:, 2]],
+                "stat": strings[keys[:, 3]],
+                "value": values,
+            }
+        )
