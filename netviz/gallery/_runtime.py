@@ -1,0 +1,55 @@
+"""Helpers every gallery script calls: seeding, style, and fast mode.
+
+Fast mode (environment variable ``NETVIZ_GALLERY_FAST=1``, used by the test
+suite) runs the same code paths with fewer training steps; figures built for
+publication use the full settings.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import TypeVar
+
+T = TypeVar("T")
+
+__all__ = ["fast", "pick", "setup"]
+
+SEED = 0
+
+
+def fast() -> bool:
+    """Whether the gallery runs in fast mode (``NETVIZ_GALLERY_FAST=1``)."""
+    return os.environ.get("NETVIZ_GALLERY_FAST", "") not in ("", "0")
+
+
+def pick(full: T, quick: T) -> T:
+    """``full`` normally, ``quick`` in fast mode (e.g. training steps)."""
+    return quick if fast() else full
+
+
+def setup(seed: int = SEED) -> None:
+    """Make a gallery script deterministic and styled.
+
+    Selects the Agg backend, applies the netviz style globally (rcParams),
+    seeds Python, NumPy and PyTorch, uses one CPU thread and deterministic
+    algorithms.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import torch
+    from cycler import cycler
+
+    from netviz.plot._style import PALETTE, RC
+
+    plt.rcdefaults()
+    plt.rcParams.update(RC)
+    plt.rcParams["axes.prop_cycle"] = cycler(color=list(PALETTE))
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
