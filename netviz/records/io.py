@@ -52,7 +52,7 @@ def save_frame(df: pd.DataFrame, path: str | os.PathLike) -> Path:
         _need_pyarrow()
         df.to_parquet(path, index=False, engine="pyarrow")
     else:
-        df.to_csv(path, index=False, float_format="%.17g")
+        df.to_csv(path, index=False, float_format="%.17g", na_rep="nan")
     return path
 
 

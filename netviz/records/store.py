@@ -18,12 +18,14 @@ __all__ = ["COLUMNS", "RecordStore", "empty_frame", "validate_frame"]
 #: Columns of every record table, in order.
 COLUMNS: tuple[str, ...] = ("step", "module", "call", "probe", "stat", "value")
 
+# Text columns use pandas' default string dtype (``str``: pyarrow-backed
+# strings on pandas >= 3, object on pandas 2), whatever the source.
 _DTYPES = {
     "step": "int64",
-    "module": "object",
+    "module": str,
     "call": "int64",
-    "probe": "object",
-    "stat": "object",
+    "probe": str,
+    "stat": str,
     "value": "float64",
 }
 
@@ -52,10 +54,7 @@ def validate_frame(df: pd.DataFrame, *, source: str = "records") -> pd.DataFrame
     out = df.loc[:, list(COLUMNS)].copy()
     try:
         for c in COLUMNS:
-            if _DTYPES[c] == "object":
-                out[c] = out[c].astype(str).astype(object)
-            else:
-                out[c] = out[c].astype(_DTYPES[c])
+            out[c] = out[c].astype(_DTYPES[c])
     except (TypeError, ValueError) as err:
         raise ValueError(f"{source}: column {c!r} has values of the wrong type ({err})") from err
     return out.reset_index(drop=True)
@@ -122,10 +121,10 @@ class RecordStore:
         return pd.DataFrame(
             {
                 "step": steps,
-                "module": strings[keys[:, 0]],
+                "module": pd.Series(strings[keys[:, 0]]).astype(str),
                 "call": keys[:, 1].astype(np.int64),
-                "probe": strings[keys[:, 2]],
-                "stat": strings[keys[:, 3]],
+                "probe": pd.Series(strings[keys[:, 2]]).astype(str),
+                "stat": pd.Series(strings[keys[:, 3]]).astype(str),
                 "value": values,
             }
         )

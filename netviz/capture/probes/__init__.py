@@ -8,9 +8,19 @@ from __future__ import annotations
 
 from netviz.capture.probes.activation import ActivationStats
 from netviz.capture.probes.gradients import GradNorm, GradStats
+from netviz.capture.probes.timestep import TimestepGrad
 from netviz.capture.probes.weights import WeightStats
 
-__all__ = ["BUILTIN_PROBES", "ActivationStats", "GradNorm", "GradStats", "WeightStats"]
+__all__ = [
+    "BUILTIN_PROBES",
+    "ActivationStats",
+    "GradNorm",
+    "GradStats",
+    "TimestepGrad",
+    "WeightStats",
+]
 
 #: Probe classes known by name to ``watch(probes=...)``.
-BUILTIN_PROBES = {cls.name: cls for cls in (ActivationStats, GradNorm, GradStats, WeightStats)}
+BUILTIN_PROBES = {
+    cls.name: cls for cls in (ActivationStats, GradNorm, GradStats, TimestepGrad, WeightStats)
+}

@@ -15,7 +15,7 @@ from torch import nn
 from netviz.capture.probe import Probe, ProbeContext
 from netviz.capture.stats import MOMENT_FIELDS, _F, buffer_dtype, merge_moments, tensor_moments
 
-__all__ = ["GradNorm", "GradStats", "local_tensor", "module_grads"]
+__all__ = ["GradNorm", "GradStats", "local_tensor", "module_grads", "stacked_norms"]
 
 
 def local_tensor(t: torch.Tensor) -> tuple[torch.Tensor, bool]:
@@ -52,14 +52,21 @@ def module_grads(ctx: ProbeContext) -> list[tuple[str, list[torch.Tensor], bool]
     return out
 
 
+def stacked_norms(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """L2 norms of ``tensors`` (one fused ``_foreach_norm``) as one buffer-dtype vector."""
+    norms = torch._foreach_norm(tensors)
+    dt = buffer_dtype(tensors[0].device)
+    if len({n.dtype for n in norms}) == 1:
+        return torch.stack(norms).to(dt)
+    return torch.stack([n.to(dt) for n in norms])
+
+
 def _sum_sq_norms(groups: list[list[torch.Tensor]]) -> list[torch.Tensor]:
     """Per group: sum of squared L2 norms of its tensors, via one fused foreach call."""
     flat = [g for grads in groups for g in grads]
     if not flat:
         return []
-    norms = torch._foreach_norm(flat)
-    dt = buffer_dtype(flat[0].device)
-    sq = torch.stack([n.to(dt) for n in norms]) ** 2
+    sq = stacked_norms(flat) ** 2
     sizes = [len(grads) for grads in groups]
     return [part.sum() for part in torch.split(sq, sizes)]
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from netviz.capture.probe import Probe, ProbeContext
-from netviz.capture.probes.gradients import local_tensor
+from netviz.capture.probes.gradients import local_tensor, stacked_norms
 from netviz.capture.stats import buffer_dtype
 
 __all__ = ["WeightStats"]
@@ -40,12 +40,12 @@ class WeightStats(Probe):
             now = [p for p, _ in params]
             sharded = any(s for _, s in params)
             dt = buffer_dtype(now[0].device)
-            sq = (torch.stack([n.to(dt) for n in torch._foreach_norm(now)]) ** 2).sum()
+            sq = (stacked_norms(now) ** 2).sum()
             prev = self._prev.get(name)
             if prev is not None and [p.shape for p in prev] == [p.shape for p in now]:
                 diffs = torch._foreach_sub(now, prev)
-                dsq = (torch.stack([n.to(dt) for n in torch._foreach_norm(diffs)]) ** 2).sum()
-                psq = (torch.stack([n.to(dt) for n in torch._foreach_norm(prev)]) ** 2).sum()
+                dsq = (stacked_norms(diffs) ** 2).sum()
+                psq = (stacked_norms(prev) ** 2).sum()
                 torch._foreach_copy_(prev, now)
                 has = torch.ones((), dtype=dt, device=sq.device)
             else:

@@ -1,0 +1,91 @@
+"""Record tables: schema, Parquet/CSV round trips, and the moment kernels behind them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+
+import netviz
+from netviz.capture.stats import MOMENT_FIELDS, finalize_moments, merge_moments, tensor_moments
+from netviz.records import COLUMNS
+
+
+@pytest.fixture
+def records():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
+    with netviz.watch(model, probes=["activation_stats", "grad_stats", "weight_stats"]) as mon:
+        for i in range(3):
+            x = torch.randn(5, 3)
+            if i == 1:
+                x[0, 0] = float("nan")  # NaN and Inf must survive the files
+            model(x).sum().backward()
+            mon.step()
+    return mon
+
+
+def test_schema(records):
+    df = records.to_pandas()
+    assert tuple(df.columns) == COLUMNS
+    assert df.step.dtype == np.int64 and df.call.dtype == np.int64 and df.value.dtype == np.float64
+    assert df.value.isna().any()  # the NaN step is recorded, not dropped
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_round_trip_is_exact(records, tmp_path, suffix):
+    df = records.to_pandas()
+    path = records.save(tmp_path / f"sub/run{suffix}")
+    back = netviz.load(path)
+    pd.testing.assert_frame_equal(back, df)
+
+
+def test_root_module_name_survives_csv(tmp_path):
+    lin = nn.Linear(2, 2)
+    with netviz.watch(lin) as mon:
+        lin(torch.ones(1, 2)).sum().backward()
+        mon.step()
+    back = netviz.load(mon.save(tmp_path / "r.csv"))
+    assert set(back.module) == {""}
+
+
+def test_csv_is_text_and_loading_never_unpickles(tmp_path, records):
+    path = records.save(tmp_path / "r.csv")
+    head = path.read_text().splitlines()[0]
+    assert head == ",".join(COLUMNS)
+
+
+finite = st.floats(-1e3, 1e3, allow_nan=False, width=32)
+special = st.sampled_from([float("nan"), float("inf"), float("-inf"), 0.0])
+
+
+@given(st.lists(st.one_of(finite, special), min_size=1, max_size=40), st.integers(1, 4))
+def test_moments_match_direct_computation_and_merge_over_parts(values, parts):
+    x = torch.tensor(values, dtype=torch.float32)
+    got = dict(zip(("mean", "std", "min", "max", "abs_mean", "zero_frac", "nonfinite_frac", "numel"),
+                   finalize_moments(tensor_moments(x).numpy()[None])[0]))
+    xd = x.double()
+    fin = xd[torch.isfinite(xd)]
+    assert got["numel"] == len(values)
+    assert got["zero_frac"] == pytest.approx((xd == 0).double().mean().item())
+    assert got["nonfinite_frac"] == pytest.approx((~torch.isfinite(xd)).double().mean().item())
+    if fin.numel():
+        assert got["mean"] == pytest.approx(fin.mean().item(), rel=1e-5, abs=1e-4)
+        assert got["std"] == pytest.approx(fin.std(correction=0).item(), rel=1e-4, abs=1e-3)
+        assert got["min"] == fin.min().item() and got["max"] == fin.max().item()
+        assert got["abs_mean"] == pytest.approx(fin.abs().mean().item(), rel=1e-5, abs=1e-4)
+    else:
+        assert np.isnan([got["mean"], got["std"], got["min"], got["max"], got["abs_mean"]]).all()
+    # merging the moments of chunks equals the moments of the whole
+    chunks = [c for c in torch.tensor_split(x, parts) if c.numel()]
+    merged = merge_moments(np.stack([tensor_moments(c).numpy()[None] for c in chunks]))
+    whole = finalize_moments(tensor_moments(x).numpy()[None])
+    np.testing.assert_allclose(finalize_moments(merged), whole, rtol=1e-4, atol=1e-3)
+
+
+def test_moment_layout_is_documented():
+    assert MOMENT_FIELDS == ("numel", "nonfinite", "mean", "var", "min", "max", "l1", "zeros")
