@@ -22,12 +22,16 @@ def test_model_must_be_a_module():
 
 
 def test_unknown_probe_lists_known_ones():
-    with pytest.raises(ValueError, match=r"unknown probe 'grad_nrom'; known probes: .*activation_stats.*grad_norm"):
+    with pytest.raises(
+        ValueError, match=r"unknown probe 'grad_nrom'; known probes: .*activation_stats.*grad_norm"
+    ):
         netviz.watch(net(), probes=["grad_nrom"])
 
 
 def test_probe_entries_must_be_names_or_probes():
-    with pytest.raises(TypeError, match=r"`probes` entries must be names \(str\) or Probe objects, got int"):
+    with pytest.raises(
+        TypeError, match=r"`probes` entries must be names \(str\) or Probe objects, got int"
+    ):
         netviz.watch(net(), probes=["grad_norm", 3])
     with pytest.raises(ValueError, match=r"`probes` is empty"):
         netviz.watch(net(), probes=[])
@@ -44,7 +48,9 @@ def test_every_must_be_positive_int(every):
 def test_selection_matching_nothing_names_close_modules():
     with pytest.raises(ValueError, match=r"match no module name; close names: '2.0'"):
         netviz.watch(net(), modules="2.1")
-    with pytest.raises(ValueError, match=r"selects no module of type Conv2d; the model has types: Linear, ReLU"):
+    with pytest.raises(
+        ValueError, match=r"selects no module of type Conv2d; the model has types: Linear, ReLU"
+    ):
         netviz.watch(net(), modules=nn.Conv2d)
     with pytest.raises(ValueError, match=r"predicate .* selected no module"):
         netviz.watch(net(), modules=lambda n, m: False)
@@ -60,7 +66,9 @@ def test_selection_of_wrong_kind():
 
 
 def test_optimizer_type_checked():
-    with pytest.raises(TypeError, match=r"`optimizer` must be a torch.optim.Optimizer or None, got list"):
+    with pytest.raises(
+        TypeError, match=r"`optimizer` must be a torch.optim.Optimizer or None, got list"
+    ):
         netviz.watch(net(), optimizer=[])
 
 
@@ -76,7 +84,9 @@ def test_save_and_load_errors(tmp_path):
     with netviz.watch(m) as mon:
         m(torch.ones(1, 2))
         mon.step()
-    with pytest.raises(ValueError, match=r"cannot tell the file format .* use one of .parquet, .pq, .csv"):
+    with pytest.raises(
+        ValueError, match=r"cannot tell the file format .* use one of .parquet, .pq, .csv"
+    ):
         mon.save(tmp_path / "run.json")
     with pytest.raises(FileNotFoundError, match=r"no record file"):
         netviz.load(tmp_path / "missing.csv")

@@ -30,7 +30,9 @@ def ref_activation(x: torch.Tensor) -> dict[str, float]:
     }
 
 
-def rows(df: pd.DataFrame, probe: str, module: str, step: int = 0, call: int = 0) -> dict[str, float]:
+def rows(
+    df: pd.DataFrame, probe: str, module: str, step: int = 0, call: int = 0
+) -> dict[str, float]:
     sel = df[(df.probe == probe) & (df.module == module) & (df.step == step) & (df.call == call)]
     return dict(zip(sel.stat, sel.value))
 
@@ -84,7 +86,9 @@ def test_linear_inplace_relu_records_pre_activation():
     # grad_norm of each Linear against torch's own norm of its gradients
     for name in ("0", "2"):
         m = net.get_submodule(name)
-        want = torch.sqrt(m.weight.grad.double().square().sum() + m.bias.grad.double().square().sum())
+        want = torch.sqrt(
+            m.weight.grad.double().square().sum() + m.bias.grad.double().square().sum()
+        )
         assert rows(df, "grad_norm", name)["l2"] == pytest.approx(want.item(), rel=1e-6)
     # ReLU has no parameters: no gradient rows
     assert rows(df, "grad_norm", "1") == {}
@@ -150,7 +154,7 @@ def test_lstm_output_and_gradients():
     lstm = nn.LSTM(4, 5, num_layers=2, batch_first=True)
     x = torch.randn(3, 7, 4)
     with netviz.watch(lstm, probes=["activation_stats", "grad_norm", "grad_stats"]) as mon:
-        out, (h, c) = lstm(x)
+        out, _ = lstm(x)
         out.sum().backward()
         mon.step()
     df = mon.to_pandas()
@@ -169,7 +173,9 @@ def test_lstm_output_and_gradients():
 
 def test_transformer_encoder_training_mode():
     torch.manual_seed(4)
-    layer = nn.TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=16, dropout=0.0, batch_first=True)
+    layer = nn.TransformerEncoderLayer(
+        d_model=8, nhead=2, dim_feedforward=16, dropout=0.0, batch_first=True
+    )
     enc = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
     x = torch.randn(2, 5, 8)
     rec = Recorder(enc)
@@ -183,11 +189,16 @@ def test_transformer_encoder_training_mode():
     # MultiheadAttention owns in_proj_weight directly; out_proj is never called
     # as a module, but its parameters have gradients and must be reported.
     attn = enc.layers[0].self_attn
-    want = torch.sqrt(attn.in_proj_weight.grad.double().square().sum() + attn.in_proj_bias.grad.double().square().sum())
+    want = torch.sqrt(
+        attn.in_proj_weight.grad.double().square().sum()
+        + attn.in_proj_bias.grad.double().square().sum()
+    )
     assert rows(df, "grad_norm", "layers.0.self_attn")["l2"] == pytest.approx(want.item(), rel=1e-6)
     op = attn.out_proj
     want = torch.sqrt(op.weight.grad.double().square().sum() + op.bias.grad.double().square().sum())
-    assert rows(df, "grad_norm", "layers.0.self_attn.out_proj")["l2"] == pytest.approx(want.item(), rel=1e-6)
+    assert rows(df, "grad_norm", "layers.0.self_attn.out_proj")["l2"] == pytest.approx(
+        want.item(), rel=1e-6
+    )
     assert rows(df, "activation_stats", "layers.0.self_attn.out_proj") == {}
 
 
@@ -299,7 +310,9 @@ def test_weight_stats_update_ratio_against_manual_copy():
             after.append(torch.cat([p.detach().double().flatten() for p in net[0].parameters()]))
     df = mon.to_pandas()
     assert sorted(df.step.unique()) == [0, 2, 4]
-    assert rows(df, "weight_stats", "0", step=0) == {"l2": pytest.approx(after[0].norm().item(), rel=1e-6)}
+    assert rows(df, "weight_stats", "0", step=0) == {
+        "l2": pytest.approx(after[0].norm().item(), rel=1e-6)
+    }
     for step, prev in ((2, 0), (4, 2)):
         got = rows(df, "weight_stats", "0", step=step)
         want = (after[step] - after[prev]).norm() / after[prev].norm()
@@ -338,7 +351,9 @@ def test_every_n_records_only_those_steps_and_optimizer_closes_steps():
 
 def test_glob_type_and_predicate_selection():
     net = nn.Sequential(
-        nn.Sequential(nn.Linear(2, 3), nn.ReLU()), nn.Sequential(nn.Linear(3, 3), nn.ReLU()), nn.Linear(3, 1)
+        nn.Sequential(nn.Linear(2, 3), nn.ReLU()),
+        nn.Sequential(nn.Linear(3, 3), nn.ReLU()),
+        nn.Linear(3, 1),
     )
     x = torch.randn(2, 2)
 
@@ -364,7 +379,9 @@ def test_watch_does_not_change_outputs_or_gradients():
     out_ref.sum().backward()
     grads_ref = [p.grad.clone() for p in net.parameters()]
     net.zero_grad(set_to_none=True)
-    with netviz.watch(net, probes=["activation_stats", "grad_norm", "grad_stats", "weight_stats"]) as mon:
+    with netviz.watch(
+        net, probes=["activation_stats", "grad_norm", "grad_stats", "weight_stats"]
+    ) as mon:
         out = net(x)
         out.sum().backward()
         mon.step()

@@ -22,7 +22,16 @@ __all__ = ["SDPA_PARAMS", "SdpaPatch", "sdpa_weights"]
 _BUILTIN = torch._C._nn.scaled_dot_product_attention
 
 #: Positional parameter names of ``scaled_dot_product_attention``.
-SDPA_PARAMS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+SDPA_PARAMS = (
+    "query",
+    "key",
+    "value",
+    "attn_mask",
+    "dropout_p",
+    "is_causal",
+    "scale",
+    "enable_gqa",
+)
 
 
 def sdpa_weights(

@@ -24,7 +24,8 @@ Three sources are covered while a capture is active:
   :func:`record_attention`; it is a no-op when no capture is active.
 
 Probabilities are returned as ``(batch, heads, query_len, key_len)`` (unbatched
-inputs get ``batch = 1``), detached, before dropout, on the device they were
+``MultiheadAttention`` inputs get ``batch = 1``; SDPA inputs ``(N, L, E)`` give
+``heads = 1``, and ``(N, h1, h2, L, E)`` flatten ``h1 * h2`` heads), detached, before dropout, on the device they were
 computed on. Rows whose every key is masked are NaN. Keys of the result are
 qualified module names (root ``""``), with ``#i`` appended when one module
 attends several times in the pass (``"layers.0.self_attn#1"``), as in
@@ -149,6 +150,9 @@ class AttentionCapture:
     enabled
         ``() -> bool``; when it returns false, attentions are not recomputed
         (the probe passes "is this step recorded").
+    keep
+        ``(name) -> bool``, used instead of ``modules`` to choose which
+        attentions (by the name of their module) are kept.
 
     Attributes
     ----------
@@ -172,6 +176,7 @@ class AttentionCapture:
         modules: ModuleSelector = None,
         on_record: Callable[[str, torch.Tensor], None] | None = None,
         enabled: Callable[[], bool] | None = None,
+        keep: Callable[[str], bool] | None = None,
     ):
         if not isinstance(model, nn.Module):
             raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
@@ -182,6 +187,9 @@ class AttentionCapture:
             self._prefixes: tuple[str, ...] | None = None
         else:
             self._prefixes = tuple(n for n, _ in select_modules(self._model, modules))
+        if keep is not None and modules is not None:
+            raise ValueError("pass either `modules` or `keep`, not both")
+        self._keep = keep
         self._on_record = on_record
         self._enabled = enabled
         self._pairs: list[tuple[str, torch.Tensor]] = []
@@ -262,6 +270,8 @@ class AttentionCapture:
     def _wanted(self, name: str) -> bool:
         if self._enabled is not None and not self._enabled():
             return False
+        if self._keep is not None:
+            return bool(self._keep(name))
         if self._prefixes is None:
             return True
         return any(p == "" or name == p or name.startswith(p + ".") for p in self._prefixes)
@@ -308,6 +318,10 @@ class AttentionCapture:
                 scale=a["scale"],
                 enable_gqa=bool(a["enable_gqa"]),
             )
+        if probs.dim() == 3:  # (N, L, S): a batch of single-head attentions
+            probs = probs[:, None]
+        elif probs.dim() > 4:  # (N, *heads, L, S): heads flattened
+            probs = probs.reshape(probs.shape[0], -1, *probs.shape[-2:])
         self._add(name, probs)
 
     def record(self, module_or_name: nn.Module | str | None, probs: torch.Tensor) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["conv_filters"]
+__all__ = ["conv_filters", "conv_weight"]
 
 
 def conv_filters(module: nn.Module | torch.Tensor) -> torch.Tensor:
@@ -50,6 +50,17 @@ def conv_filters(module: nn.Module | torch.Tensor) -> torch.Tensor:
     >>> conv_filters(nn.Conv1d(2, 4, 7)).shape
     torch.Size([4, 2, 7])
     """
+    w = conv_weight(module)
+    if w.dim() == 4 and w.shape[1] == 3:
+        w = w.permute(0, 2, 3, 1)
+    return w.clone()
+
+
+def conv_weight(module: nn.Module | torch.Tensor) -> torch.Tensor:
+    """The raw weights ``(C_out, C_in / groups, *kernel)`` of a convolution, detached.
+
+    Like :func:`conv_filters` without the RGB rearrangement (a view, not a copy).
+    """
     if isinstance(module, torch.Tensor):
         weight, transposed, groups = module, False, 1
         where = "the tensor"
@@ -77,6 +88,4 @@ def conv_filters(module: nn.Module | torch.Tensor) -> torch.Tensor:
         if groups != 1:
             raise ValueError(f"{where} with groups={groups}: only groups=1 is supported")
         w = w.transpose(0, 1)
-    if w.dim() == 4 and w.shape[1] == 3:
-        w = w.permute(0, 2, 3, 1)
-    return w.clone()
+    return w

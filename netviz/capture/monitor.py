@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from netviz.capture.distributed import StepGather, make_gather
 from netviz.capture.probe import Probe, ProbeContext
 from netviz.capture.probes import BUILTIN_PROBES
 from netviz.capture.selection import ModuleSelector, select_modules
@@ -65,7 +66,13 @@ class _Entry:
     __slots__ = ("call", "module", "probe", "raw", "sharded")
 
     def __init__(self, probe: int, module: str, call: int, raw: torch.Tensor, sharded: bool):
-        self.probe, self.module, self.call, self.raw, self.sharded = probe, module, call, raw, sharded
+        self.probe, self.module, self.call, self.raw, self.sharded = (
+            probe,
+            module,
+            call,
+            raw,
+            sharded,
+        )
 
 
 class _PendingStep:
@@ -138,6 +145,7 @@ class Monitor:
         self._attached = False
         self._contexts = [ProbeContext(self, p) for p in self._probes]
         self._model_name = type(model).__name__
+        self._model_ref = weakref.ref(model)  # for probes that need the whole model
         # Removes the hooks if the monitor is garbage-collected while attached.
         self._finalizer = weakref.finalize(self, _remove_all, self._handles)
         try:
@@ -193,7 +201,9 @@ class Monitor:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        self.detach()
+        # In a distributed run a flush is a collective: after an exception the
+        # other ranks may never join it, so the open step is dropped.
+        self.detach(flush=exc_type is None or not isinstance(self._gather, StepGather))
 
     # ----------------------------------------------------------------- capture
     def _selected_modules(self) -> list[tuple[str, nn.Module]]:
@@ -216,7 +226,9 @@ class Monitor:
         self._entries.append(_Entry(self._probes.index(probe), module, call, raw, sharded))
 
     def _snapshot(self, probe: Probe, module: str, call: int, tensor: torch.Tensor) -> None:
-        self._snapshots_open.append((self._probes.index(probe), module, call, tensor.detach().clone()))
+        self._snapshots_open.append(
+            (self._probes.index(probe), module, call, tensor.detach().clone())
+        )
 
     def _track_handle(self, handle: Any) -> None:
         self._handles.append(handle)
@@ -254,8 +266,14 @@ class Monitor:
         if self._gather is not None:
             # Every rank takes part in the collective, even with nothing to send.
             buffer = self._pack(entries)
-            gathered = self._gather(buffer)
-            host, event = _to_host(gathered)
+            if isinstance(self._gather, StepGather):
+                layout = [(e.probe, e.module, e.call, e.sharded) for e in entries]
+                gathered = self._gather.gather_step(buffer, self._step, layout)
+                if not self._gather.keeps_records:  # only rank 0 of the group stores
+                    entries, gathered = [], gathered[:, :0]
+            else:
+                gathered = self._gather(buffer)
+            host, event = _to_host(gathered) if entries else (None, None)
         elif entries:
             host, event = _to_host(self._pack(entries))
         else:
@@ -300,28 +318,43 @@ class Monitor:
         for e in pending.entries:
             by_probe.setdefault(e.probe, []).append((e, offset))
             offset += len(self._probes[e.probe].raw_fields)
+        per_rank = getattr(self._gather, "per_rank", False)
+        ranks: list[int] = []
         for pi, items in by_probe.items():
             probe = self._probes[pi]
             width = len(probe.raw_fields)
             idx = np.array([o for _, o in items])[:, None] + np.arange(width)[None, :]
             raw = flat[:, idx]  # (ranks, n, width)
-            if raw.shape[0] > 1:
+            if per_rank:  # each rank's own statistics, finalized separately
+                parts = list(enumerate(raw))
+            elif raw.shape[0] > 1:
                 sharded = np.array([e.sharded for e, _ in items], dtype=bool)
-                merged = probe.merge(raw, sharded)
+                parts = [(-1, probe.merge(raw, sharded))]
             else:
-                merged = raw[0]
-            final = np.asarray(probe.finalize(merged), dtype=np.float64).reshape(len(items), -1)
-            for j, (entry, _) in enumerate(items):
-                for k, stat in enumerate(probe.stats):
-                    v = final[j, k]
-                    if np.isnan(v) and stat in probe.optional_stats:
-                        continue
-                    modules.append(entry.module)
-                    calls.append(entry.call)
-                    probes.append(probe.name)
-                    stats.append(stat)
-                    values.append(v)
-        self._records.append(pending.step, modules, calls, probes, stats, np.asarray(values))
+                parts = [(-1, raw[0])]
+            for rank, merged in parts:
+                final = np.asarray(probe.finalize(merged), dtype=np.float64)
+                final = final.reshape(len(items), -1)
+                for j, (entry, _) in enumerate(items):
+                    for k, stat in enumerate(probe.stats):
+                        v = final[j, k]
+                        if np.isnan(v) and stat in probe.optional_stats:
+                            continue
+                        modules.append(entry.module)
+                        calls.append(entry.call)
+                        probes.append(probe.name)
+                        stats.append(stat)
+                        values.append(v)
+                        ranks.append(rank)
+        self._records.append(
+            pending.step,
+            modules,
+            calls,
+            probes,
+            stats,
+            np.asarray(values),
+            ranks=ranks if per_rank else None,
+        )
 
     # ----------------------------------------------------------------- results
     def to_pandas(self) -> pd.DataFrame:
@@ -333,8 +366,15 @@ class Monitor:
         self._materialize()
         return self._records.to_pandas()
 
-    def save(self, path: str | os.PathLike) -> os.PathLike:
-        """Write the records to ``path``: Parquet (``.parquet``) or CSV (``.csv``)."""
+    def save(self, path: str | os.PathLike) -> os.PathLike | None:
+        """Write the records to ``path``: Parquet (``.parquet``) or CSV (``.csv``).
+
+        In a distributed run only rank 0 of the monitor's group keeps records
+        (unless ``watch(..., all_ranks=True)``): on the other ranks this
+        writes nothing and returns ``None``.
+        """
+        if isinstance(self._gather, StepGather) and not self._gather.keeps_records:
+            return None
         return save_frame(self.to_pandas(), path)
 
     def snapshots(self) -> dict[int, dict[tuple[str, str, int], torch.Tensor]]:
@@ -366,6 +406,11 @@ def watch(
     modules: ModuleSelector = None,
     every: int = 1,
     optimizer: torch.optim.Optimizer | None = None,
+    *,
+    distributed: bool | str | None = "auto",
+    per_rank: bool = False,
+    process_group: Any = None,
+    all_ranks: bool = False,
 ) -> Monitor:
     """Attach probes to ``model`` and return a :class:`Monitor`.
 
@@ -387,6 +432,24 @@ def watch(
         attribute check per hook.
     optimizer
         If given, the step closes automatically after each ``optimizer.step()``.
+    distributed
+        ``"auto"`` (default; also ``None``): when ``torch.distributed`` is
+        initialised with more than one rank, every rank must call ``watch``
+        with the same arguments; each recorded step is gathered with one
+        collective and rank 0 keeps the statistics of the global batch and of
+        the full (synchronised, unsharded) gradients. ``True`` requires an
+        initialised process group; ``False`` records each rank's local
+        statistics without communicating. See ``docs/distributed.md``.
+    per_rank
+        Distributed runs only: keep every rank's own statistics (an extra
+        ``rank`` column) instead of merging them.
+    process_group
+        Distributed runs only: the group to gather over (default: a gloo
+        group created for the monitor over all ranks).
+    all_ranks
+        Distributed runs only: keep the records on every rank (for example
+        to take the same decision everywhere); by default only rank 0 keeps
+        them and :meth:`Monitor.save` writes nothing on the other ranks.
 
     Returns
     -------
@@ -432,10 +495,20 @@ def watch(
     ...         net(torch.randn(16, 4)).pow(2).mean().backward()
     ...         opt.step()
     >>> df = mon.to_pandas()
-    >>> sorted(df.probe.unique()), sorted(df.step.unique())
+    >>> sorted(df.probe.unique()), sorted(df.step.unique().tolist())
     (['activation_stats', 'grad_norm'], [0, 1, 2])
     """
-    return _watch(model, probes, modules, every, optimizer)
+    return _watch(
+        model,
+        probes,
+        modules,
+        every,
+        optimizer,
+        distributed=distributed,
+        per_rank=per_rank,
+        process_group=process_group,
+        all_ranks=all_ranks,
+    )
 
 
 def _watch(
@@ -445,9 +518,15 @@ def _watch(
     every: int,
     optimizer: torch.optim.Optimizer | None,
     gather: Gather | None = None,
+    distributed: bool | str | None = False,
+    per_rank: bool = False,
+    process_group: Any = None,
+    all_ranks: bool = False,
 ) -> Monitor:
     if not isinstance(model, nn.Module):
-        raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}: {model!r:.60}")
+        raise TypeError(
+            f"`model` must be a torch.nn.Module, got {type(model).__name__}: {model!r:.60}"
+        )
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ValueError(f"`every` must be an int >= 1, got {every!r}")
     if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
@@ -456,4 +535,6 @@ def _watch(
         )
     resolved = resolve_probes(probes)
     selected = select_modules(model, modules)
+    if gather is None:
+        gather = make_gather(model, distributed, per_rank, process_group, all_ranks)
     return Monitor(model, resolved, selected, every, optimizer, gather)

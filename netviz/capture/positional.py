@@ -119,7 +119,9 @@ def sinusoidal_encoding(
     return pe.to(dtype)
 
 
-_NAME_PATTERN = re.compile(r"(^|[._])(pos|position|positions|positional|pe|wpe|pos_?embed\w*)([._]|$)")
+_NAME_PATTERN = re.compile(
+    r"(^|[._])(pos|position|positions|positional|pe|wpe|pos_?embed\w*)([._]|$)"
+)
 
 
 def _looks_positional(name: str) -> bool:

@@ -109,6 +109,12 @@ class ProbeContext:
         return self._monitor._selected_modules()
 
     @property
+    def model(self) -> nn.Module | None:
+        """The watched model (held weakly; ``None`` once garbage-collected)."""
+        ref = getattr(self._monitor, "_model_ref", None)
+        return ref() if ref is not None else None
+
+    @property
     def step(self) -> int:
         """Index of the step currently open."""
         return self._monitor.step_index

@@ -18,7 +18,7 @@ from torch import nn
 
 __all__ = ["ModuleSelector", "named_modules", "select_modules"]
 
-ModuleSelector = Union[
+ModuleSelector = Union[  # noqa: UP007 (a runtime alias, readable in help())
     None,
     str,
     Iterable[str],
@@ -91,7 +91,9 @@ def select_modules(model: nn.Module, modules: ModuleSelector = None) -> list[tup
     ):
         types = modules if isinstance(modules, tuple) else (modules,)
         if not all(issubclass(t, nn.Module) for t in types):
-            raise TypeError(f"`modules` types must be nn.Module subclasses, got {_describe(modules)}")
+            raise TypeError(
+                f"`modules` types must be nn.Module subclasses, got {_describe(modules)}"
+            )
         chosen = [(n, m) for n, m in named if isinstance(m, types)]
         what = "of type " + ", ".join(t.__name__ for t in types)
         close = sorted({type(m).__name__ for _, m in named})[:6]
@@ -123,7 +125,12 @@ def select_modules(model: nn.Module, modules: ModuleSelector = None) -> list[tup
             f"tuple of types, or a predicate (name, module) -> bool; got {_describe(modules)}"
         )
     names = [n for n, _ in named if n]
-    chosen = [(n, m) for n, m in named if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+    # The root module is named "" and is only matched by the pattern "" itself.
+    chosen = [
+        (n, m)
+        for n, m in named
+        if any(fnmatch.fnmatchcase(n, p) if n else p == "" for p in patterns)
+    ]
     if not chosen:
         close: list[str] = []
         for p in patterns:

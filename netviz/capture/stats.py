@@ -7,22 +7,9 @@ The host later turns many such vectors at once into reported statistics with
 :func:`finalize_moments`, and merges vectors of several ranks with
 :func:`merge_moments` (Chan et al.'s parallel variance update).
 
-Raw moment layout (:data:`MOMENT_FIELDS`):
-
-========== ====================================================================
-numel      number of elements
-nonfinite  number of NaN or +-Inf elements
-mean       mean of the finite elements
-var        population variance of the finite elements
-min, max   extremes of the finite elements
-l1         sum of absolute values of the finite elements
-zeros      number of elements exactly 0
-========== ====================================================================
-
-Non-finite elements are replaced by the finite mean before the fused
-``var_mean``/``aminmax`` kernels run, which leaves the mean, the variance, the
-minimum and the maximum of the finite elements unchanged; no second pass is
-needed and nothing is masked out on the host.
+The raw layout is :data:`MOMENT_FIELDS` (see :func:`tensor_moments`). It is
+additive across parts of a tensor (counts, sums, extremes), so that the
+distributed mode can merge the moments of several ranks exactly.
 """
 
 from __future__ import annotations
@@ -38,7 +25,17 @@ __all__ = [
     "tensor_moments",
 ]
 
-MOMENT_FIELDS: tuple[str, ...] = ("numel", "nonfinite", "mean", "var", "min", "max", "l1", "zeros")
+MOMENT_FIELDS: tuple[str, ...] = (
+    "numel",
+    "nonfinite",
+    "sum",
+    "centre",
+    "dev",
+    "min",
+    "max",
+    "l1",
+    "nonzero",
+)
 _F = {name: i for i, name in enumerate(MOMENT_FIELDS)}
 
 #: Statistics reported by activation-type probes, in order.
@@ -52,6 +49,8 @@ ACTIVATION_STATS: tuple[str, ...] = (
     "nonfinite_frac",
     "numel",
 )
+
+_INF = float("inf")
 
 
 def buffer_dtype(device: torch.device) -> torch.dtype:
@@ -72,67 +71,80 @@ def _as_float(x: torch.Tensor) -> torch.Tensor:
 def tensor_moments(x: torch.Tensor) -> torch.Tensor:
     """Raw moments of ``x`` as a 1-D device tensor laid out as :data:`MOMENT_FIELDS`.
 
-    Runs entirely on ``x``'s device and never synchronises with the host.
+    Runs entirely on ``x``'s device and never synchronises with the host. Only
+    cheap, vectorised element-wise passes and reductions are used (``isfinite``,
+    comparisons producing ``bool`` and Welford's ``var_mean`` are several times
+    slower on CPU): non-finite elements are zeroed with ``nan_to_num`` and
+    counted as ``nan_to_num(x * 0, 1)``, zeros are counted as
+    ``ceil(min(|x|, 1))``, and the spread is measured around the finite mean
+    ``c`` in a second pass (no cancellation).
+
+    Fields: ``numel``; ``nonfinite`` count; ``sum`` of finite elements;
+    ``centre`` c; ``dev`` = sqrt(sum over finite elements of (x - c)^2);
+    ``min``/``max`` of finite elements (+-inf
+    when none); ``l1`` = sum of |finite elements|; ``nonzero`` count of finite
+    non-zero elements.
 
     >>> m = tensor_moments(torch.tensor([1.0, -2.0, 0.0, float("nan")]))
     >>> dict(zip(MOMENT_FIELDS, m.tolist()))["nonfinite"]
     1.0
     """
     x = _as_float(x.detach())
-    if x.numel() == 0:
-        nan = float("nan")
-        return torch.tensor([0.0, 0.0, nan, nan, nan, nan, 0.0, 0.0], dtype=buffer_dtype(x.device), device=x.device)
-    finite = torch.isfinite(x)
-    n_finite = finite.sum()
-    # mean of the finite elements, written into the non-finite positions so
-    # that one fused var_mean/aminmax pass gives finite-only results.
-    finite_sum = torch.where(finite, x, 0).sum()
-    finite_mean = finite_sum / n_finite.clamp(min=1)
-    filled = torch.where(finite, x, finite_mean.to(x.dtype))
-    var_all, mean_all = torch.var_mean(filled, correction=0)
-    lo, hi = torch.aminmax(filled)
-    l1 = torch.linalg.vector_norm(filled, ord=1)
-    nonzero = torch.count_nonzero(x)
     numel = x.numel()
     dt = buffer_dtype(x.device)
+    if numel == 0:
+        return torch.tensor(
+            [0.0, 0.0, 0.0, 0.0, 0.0, _INF, -_INF, 0.0, 0.0], dtype=dt, device=x.device
+        )
+    # Two scratch tensors of x's size, reused through out=/in-place ops: on CPU
+    # large fresh allocations (page faults) cost more than the arithmetic.
+    a = torch.nan_to_num(x, 0.0, 0.0, 0.0)  # finite values, 0 elsewhere
+    total = a.sum()
+    b = torch.abs(a)
+    l1 = b.sum()
+    nonzero = b.clamp_(max=1.0).ceil_().sum()
+    torch.mul(x, 0, out=b)  # NaN where x is NaN/Inf, 0 elsewhere ...
+    b.nan_to_num_(1.0, 1.0, 1.0)  # ... now 1 there
+    nonfinite = b.sum()
+    centre = total / (numel - nonfinite).clamp(min=1)
+    # deviations from the centre; non-finite positions (a = 0) are reset to 0
+    dev = torch.linalg.vector_norm(a.sub_(centre).addcmul_(b, centre))
+    lo = torch.nan_to_num(x, _INF, _INF, _INF, out=a).amin()
+    hi = torch.nan_to_num(x, -_INF, -_INF, -_INF, out=b).amax()
     return torch.stack(
-        [
-            torch.full((), numel, dtype=dt, device=x.device),
-            (numel - n_finite).to(dt),
-            mean_all.to(dt),
-            var_all.to(dt),
-            lo.to(dt),
-            hi.to(dt),
-            l1.to(dt),
-            (numel - nonzero).to(dt),
-        ]
-    )
+        [total.new_full((), numel), nonfinite, total, centre, dev, lo, hi, l1, nonzero]
+    ).to(dt)
+
+
+def _finite_moments(raw: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(numel, nonfinite, n_finite, mean, var) of the finite elements, from raw moments."""
+    numel = raw[..., _F["numel"]]
+    k = raw[..., _F["nonfinite"]]
+    n_f = numel - k
+    c = raw[..., _F["centre"]]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = raw[..., _F["sum"]] / n_f
+        # dev^2 = sum over finite elements of (x - c)^2, c close to their mean
+        var = np.maximum(raw[..., _F["dev"]] ** 2 / n_f - (mean - c) ** 2, 0.0)
+    return numel, k, n_f, mean, var
 
 
 def finalize_moments(raw: np.ndarray) -> np.ndarray:
-    """Raw moments ``(n, 8)`` -> activation statistics ``(n, 8)`` (:data:`ACTIVATION_STATS`).
+    """Raw moments ``(n, 9)`` -> activation statistics ``(n, 8)`` (:data:`ACTIVATION_STATS`).
 
     ``mean``, ``std`` (population), ``min``, ``max`` and ``abs_mean`` are over
     finite elements only and NaN when no element is finite.
     """
     raw = np.asarray(raw, dtype=np.float64).reshape(-1, len(MOMENT_FIELDS))
-    numel = raw[:, _F["numel"]]
-    k = raw[:, _F["nonfinite"]]
-    n_f = numel - k
-    mean = raw[:, _F["mean"]]
+    numel, k, n_f, mean, var = _finite_moments(raw)
     with np.errstate(invalid="ignore", divide="ignore"):
-        # var_mean ran over all numel elements, k of which hold the finite
-        # mean and contribute no deviation: rescale to the finite count.
-        var = np.where(k > 0, raw[:, _F["var"]] * numel / n_f, raw[:, _F["var"]])
-        std = np.sqrt(np.maximum(var, 0.0))
-        abs_mean = (raw[:, _F["l1"]] - k * np.abs(mean)) / n_f
-        zero_frac = raw[:, _F["zeros"]] / numel
+        abs_mean = raw[:, _F["l1"]] / n_f
+        zero_frac = (n_f - raw[:, _F["nonzero"]]) / numel
         nonfinite_frac = k / numel
-    none_finite = n_f <= 0
     out = np.stack(
         [
             mean,
-            std,
+            np.sqrt(var),
             raw[:, _F["min"]],
             raw[:, _F["max"]],
             abs_mean,
@@ -142,51 +154,40 @@ def finalize_moments(raw: np.ndarray) -> np.ndarray:
         ],
         axis=1,
     )
-    out[none_finite, :5] = np.nan
+    out[n_f <= 0, :5] = np.nan
     return out
 
 
 def merge_moments(raw: np.ndarray) -> np.ndarray:
-    """Merge raw moments of several parts ``(parts, n, 8)`` into ``(n, 8)``.
+    """Merge raw moments of several parts ``(parts, n, 9)`` into ``(n, 9)``.
 
-    The result equals :func:`tensor_moments` of the concatenated parts (up to
-    rounding): counts add, means and variances combine with Chan et al.'s
-    parallel update, extremes take min/max over parts with finite elements.
+    The result describes the concatenated parts (up to rounding): counts and
+    sums add, the spread combines with Chan et al.'s parallel update around
+    the merged centre, extremes take min/max.
     """
     raw = np.asarray(raw, dtype=np.float64)
-    numel = raw[..., _F["numel"]]
-    k = raw[..., _F["nonfinite"]]
-    n_f = numel - k
+    numel, k, n_f, mean, var = _finite_moments(raw)
     has = n_f > 0
-    mean = np.where(has, raw[..., _F["mean"]], 0.0)
-    # variance over finite elements of each part (see finalize_moments)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        var_f = np.where(k > 0, raw[..., _F["var"]] * numel / n_f, raw[..., _F["var"]])
-    var_f = np.where(has, var_f, 0.0)
-    l1_f = np.where(has, raw[..., _F["l1"]] - k * np.abs(mean), 0.0)
     tot_n = numel.sum(axis=0)
     tot_k = k.sum(axis=0)
     tot_f = n_f.sum(axis=0)
+    total = raw[..., _F["sum"]].sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        g_mean = (n_f * mean).sum(axis=0) / tot_f
-        m2 = (n_f * var_f).sum(axis=0) + (n_f * (mean - g_mean) ** 2).sum(axis=0)
-        g_var = m2 / tot_f
-    lo = np.where(has, raw[..., _F["min"]], np.inf).min(axis=0)
-    hi = np.where(has, raw[..., _F["max"]], -np.inf).max(axis=0)
+        g_mean = total / tot_f
+        m2 = np.where(has, n_f * var + n_f * (np.where(has, mean, 0.0) - g_mean) ** 2, 0.0).sum(
+            axis=0
+        )
+        centre = np.where(tot_f > 0, g_mean, 0.0)
+    # In the raw layout the spread is measured around the centre (here the mean).
+    dev2 = m2
     out = np.empty(raw.shape[1:], dtype=np.float64)
     out[:, _F["numel"]] = tot_n
     out[:, _F["nonfinite"]] = tot_k
-    out[:, _F["mean"]] = g_mean
-    # store the finite-only variance so that no rescaling is needed:
-    # finalize_moments rescales var by numel / n_f when nonfinite > 0, so
-    # pre-divide by that factor here.
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out[:, _F["var"]] = np.where(tot_k > 0, g_var * tot_f / tot_n, g_var)
-        # l1 is stored "as if" non-finite entries held the mean (see tensor_moments)
-        out[:, _F["l1"]] = l1_f.sum(axis=0) + tot_k * np.abs(g_mean)
-    out[:, _F["min"]] = lo
-    out[:, _F["max"]] = hi
-    out[:, _F["zeros"]] = raw[..., _F["zeros"]].sum(axis=0)
-    none = tot_f <= 0
-    out[none, _F["mean"] : _F["l1"] + 1] = np.nan
+    out[:, _F["sum"]] = total
+    out[:, _F["centre"]] = centre
+    out[:, _F["dev"]] = np.sqrt(np.maximum(dev2, 0.0))
+    out[:, _F["min"]] = raw[..., _F["min"]].min(axis=0)
+    out[:, _F["max"]] = raw[..., _F["max"]].max(axis=0)
+    out[:, _F["l1"]] = raw[..., _F["l1"]].sum(axis=0)
+    out[:, _F["nonzero"]] = raw[..., _F["nonzero"]].sum(axis=0)
     return out

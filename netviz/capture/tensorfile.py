@@ -23,7 +23,9 @@ _SUFFIXES = (".pt", ".pth", ".npz")
 def _suffix(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in _SUFFIXES:
-        raise ValueError(f"unsupported file type {suffix or '(none)'!r} for {str(path)!r}; use .pt or .npz")
+        raise ValueError(
+            f"unsupported file type {suffix or '(none)'!r} for {str(path)!r}; use .pt or .npz"
+        )
     return suffix
 
 
@@ -51,7 +53,9 @@ def save_tensors(tensors: Mapping[str, torch.Tensor], path: str | os.PathLike) -
     path = Path(path)
     suffix = _suffix(path)
     if not isinstance(tensors, Mapping):
-        raise TypeError(f"`tensors` must be a mapping of str to Tensor, got {type(tensors).__name__}")
+        raise TypeError(
+            f"`tensors` must be a mapping of str to Tensor, got {type(tensors).__name__}"
+        )
     clean: dict[str, torch.Tensor] = {}
     for key, value in tensors.items():
         if not isinstance(key, str) or not isinstance(value, torch.Tensor):

@@ -49,7 +49,7 @@ def setup(seed: int = SEED) -> None:
     plt.rcParams.update(RC)
     plt.rcParams["axes.prop_cycle"] = cycler(color=list(PALETTE))
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 (scripts may use the legacy global RNG)
     torch.manual_seed(seed)
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)

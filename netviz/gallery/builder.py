@@ -42,7 +42,18 @@ import matplotlib.pyplot as plt
 script, out, stem, fmt = sys.argv[1:5]
 sys.argv = [script]
 sys.path.insert(0, os.path.dirname(script))
-runpy.run_path(script, run_name="__main__")
+try:
+    runpy.run_path(script, run_name="__main__")
+except SystemExit as exc:
+    if exc.code not in (None, 0):
+        raise
+except BaseException as exc:
+    import traceback
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename != script:
+        tb = tb.tb_next  # drop the runner's and runpy's frames
+    traceback.print_exception(type(exc), exc, tb or exc.__traceback__)
+    sys.exit(1)
 from netviz.plot._style import savefig
 nums = plt.get_fignums()
 if not nums:

@@ -14,7 +14,9 @@ from netviz.layermath._conv import (
 )
 from netviz.layermath._pool import adaptive_pool_windows, avg_pool_output_size, pool_output_size
 from netviz.layermath.matrix import conv_matrix, conv_transpose_matrix
+from netviz.layermath.params import macs, param_count
 from netviz.layermath.receptive import ReceptiveField, ReceptiveFields, receptive_field
+from netviz.layermath.shapes import output_shape, supported_types
 
 __all__ = [
     "ReceptiveField",
@@ -26,7 +28,11 @@ __all__ = [
     "conv_padding",
     "conv_transpose_matrix",
     "conv_transpose_output_size",
+    "macs",
+    "output_shape",
+    "param_count",
     "pool_output_size",
     "receptive_field",
+    "supported_types",
     "unfold_blocks",
 ]

@@ -106,6 +106,11 @@ def avg_pool_output_size(size, kernel_size, stride=None, padding=0, ceil_mode=Fa
     kernel_size // 2``) as :func:`pool_output_size`. ``count_include_pad`` and
     ``divisor_override`` change values, not sizes.
 
+    With three spatial dimensions (``AvgPool3d``) PyTorch also requires the
+    *unpadded* input to be at least as large as the kernel in every dimension
+    ("input image smaller than kernel size"); this function applies that rule
+    when given 3-tuples.
+
     Examples
     --------
     >>> avg_pool_output_size(7, 2, ceil_mode=True)
@@ -113,7 +118,16 @@ def avg_pool_output_size(size, kernel_size, stride=None, padding=0, ceil_mode=Fa
     >>> avg_pool_output_size((6, 5), (3, 2), stride=(3, 2))
     (2, 2)
     """
-    return pool_output_size(size, kernel_size, stride, padding, 1, ceil_mode)
+    out = pool_output_size(size, kernel_size, stride, padding, 1, ceil_mode)
+    ndim, _, v = broadcast(size=size, kernel_size=kernel_size)
+    if ndim == 3:
+        for i, k in zip(v["size"], v["kernel_size"]):
+            if i < k:
+                raise ValueError(
+                    f"`kernel_size`={k} is larger than the input size {i}: AvgPool3d refuses "
+                    "inputs smaller than the kernel, whatever the padding"
+                )
+    return out
 
 
 def adaptive_pool_windows(size, output_size):

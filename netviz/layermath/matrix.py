@@ -80,7 +80,9 @@ def _build(weight, in_spatial, out_spatial, stride, pad_left, dilation, groups, 
     if transpose:
         row, col, n_rows, n_cols = col, row, n_cols, n_rows
     if sparse:
-        return torch.sparse_coo_tensor(torch.stack([row, col]), values, (n_rows, n_cols)).coalesce()
+        indices = torch.stack([row, col])
+        shape = (n_rows, n_cols)
+        return torch.sparse_coo_tensor(indices, values, shape, check_invariants=True).coalesce()
     dense = torch.zeros(n_rows, n_cols, dtype=weight.dtype, device=dev)
     dense.index_put_((row, col), values, accumulate=True)
     return dense

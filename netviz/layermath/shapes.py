@@ -13,8 +13,8 @@ from collections.abc import Callable
 
 from torch import nn
 
-from netviz.layermath._conv import conv_output_size, conv_transpose_output_size
-from netviz.layermath._pool import adaptive_pool_windows, pool_output_size
+from netviz.layermath._conv import conv_output_size, conv_padding, conv_transpose_output_size
+from netviz.layermath._pool import adaptive_pool_windows, avg_pool_output_size, pool_output_size
 from netviz.layermath._validate import as_int
 from netviz.layermath.receptive import POINTWISE_TYPES
 
@@ -76,7 +76,28 @@ def _ndim(module) -> int:
 
 def _conv(m, shape):
     lead, _, sp = _spatial_split(m, shape, _ndim(m), m.in_channels)
-    out = conv_output_size(sp, m.kernel_size, m.stride, m.padding, m.dilation)
+    if m.padding_mode == "zeros":
+        out = conv_output_size(sp, m.kernel_size, m.stride, m.padding, m.dilation)
+        return (*lead, m.out_channels, *out)
+    # Other modes run F.pad(mode) and then an unpadded conv. F.pad allows negative
+    # padding (it crops); reflect needs pad < size and circular pad <= size per side.
+    if isinstance(m.padding, str):
+        pads = conv_padding(m.kernel_size, m.padding, m.dilation, m.stride)
+    else:
+        pads = tuple((p, p) for p in m.padding)
+    padded = []
+    for n, (pl, pr) in zip(sp, pads):
+        big = max(pl, pr)
+        if (m.padding_mode == "reflect" and big >= n) or (m.padding_mode == "circular" and big > n):
+            limit = "smaller than" if m.padding_mode == "reflect" else "at most"
+            raise ValueError(
+                f"`padding` {big} with padding_mode={m.padding_mode!r} must be {limit} "
+                f"the input size {n}"
+            )
+        if n + pl + pr < 1:
+            raise ValueError(f"negative `padding` {pl} crops the input of size {n} to nothing")
+        padded.append(n + pl + pr)
+    out = conv_output_size(tuple(padded), m.kernel_size, m.stride, 0, m.dilation)
     return (*lead, m.out_channels, *out)
 
 
@@ -105,8 +126,8 @@ def _maxpool(m, shape):
 def _avgpool(m, shape):
     nd = _ndim(m)
     lead, c, sp = _spatial_split(m, shape, nd)
-    out = pool_output_size(
-        sp, _tup(m.kernel_size, nd), _tup(m.stride, nd), _tup(m.padding, nd), (1,) * nd, m.ceil_mode
+    out = avg_pool_output_size(
+        sp, _tup(m.kernel_size, nd), _tup(m.stride, nd), _tup(m.padding, nd), m.ceil_mode
     )
     return (*lead, c, *out)
 

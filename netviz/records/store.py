@@ -18,6 +18,10 @@ __all__ = ["COLUMNS", "RecordStore", "empty_frame", "validate_frame"]
 #: Columns of every record table, in order.
 COLUMNS: tuple[str, ...] = ("step", "module", "call", "probe", "stat", "value")
 
+#: Columns a record table may add after :data:`COLUMNS` (``rank``: per-rank
+#: records of a distributed run, ``watch(per_rank=True)``).
+OPTIONAL_COLUMNS: tuple[str, ...] = ("rank",)
+
 # Text columns use pandas' default string dtype (``str``: pyarrow-backed
 # strings on pandas >= 3, object on pandas 2), whatever the source.
 _DTYPES = {
@@ -27,6 +31,7 @@ _DTYPES = {
     "probe": str,
     "stat": str,
     "value": "float64",
+    "rank": "int64",
 }
 
 
@@ -51,9 +56,10 @@ def validate_frame(df: pd.DataFrame, *, source: str = "records") -> pd.DataFrame
             f"{source} is not a netviz record table: missing column(s) {missing}; "
             f"expected columns {list(COLUMNS)}"
         )
-    out = df.loc[:, list(COLUMNS)].copy()
+    columns = [*COLUMNS, *(c for c in OPTIONAL_COLUMNS if c in df.columns)]
+    out = df.loc[:, columns].copy()
     try:
-        for c in COLUMNS:
+        for c in columns:
             out[c] = out[c].astype(_DTYPES[c])
     except (TypeError, ValueError) as err:
         raise ValueError(f"{source}: column {c!r} has values of the wrong type ({err})") from err
@@ -65,6 +71,7 @@ class _StepBlock:
     step: int
     keys: np.ndarray  # (n, 4) int32 indices: module, call, probe, stat
     values: np.ndarray  # (n,) float64
+    ranks: np.ndarray | None = None  # (n,) int64, per-rank records only
 
 
 @dataclass
@@ -90,8 +97,9 @@ class RecordStore:
         probes: list[str],
         stats: list[str],
         values: np.ndarray,
+        ranks: list[int] | None = None,
     ) -> None:
-        """Add the rows of one step (all lists of equal length)."""
+        """Add the rows of one step (all lists of equal length; ``ranks`` optional)."""
         n = len(values)
         if not n:
             return
@@ -100,7 +108,8 @@ class RecordStore:
         keys[:, 1] = calls
         keys[:, 2] = [self._intern(p) for p in probes]
         keys[:, 3] = [self._intern(s) for s in stats]
-        self._blocks.append(_StepBlock(step, keys, np.asarray(values, dtype=np.float64)))
+        rank_col = None if ranks is None else np.asarray(ranks, dtype=np.int64)
+        self._blocks.append(_StepBlock(step, keys, np.asarray(values, dtype=np.float64), rank_col))
 
     def __len__(self) -> int:
         return sum(len(b.values) for b in self._blocks)
@@ -115,10 +124,12 @@ class RecordStore:
         if not self._blocks:
             return empty_frame()
         keys = np.concatenate([b.keys for b in self._blocks])
-        steps = np.concatenate([np.full(len(b.values), b.step, dtype=np.int64) for b in self._blocks])
+        steps = np.concatenate(
+            [np.full(len(b.values), b.step, dtype=np.int64) for b in self._blocks]
+        )
         values = np.concatenate([b.values for b in self._blocks])
         strings = np.asarray(self._strings, dtype=object)
-        return pd.DataFrame(
+        frame = pd.DataFrame(
             {
                 "step": steps,
                 "module": pd.Series(strings[keys[:, 0]]).astype(str),
@@ -128,3 +139,11 @@ class RecordStore:
                 "value": values,
             }
         )
+        if any(b.ranks is not None for b in self._blocks):
+            frame["rank"] = np.concatenate(
+                [
+                    b.ranks if b.ranks is not None else np.full(len(b.values), -1, dtype=np.int64)
+                    for b in self._blocks
+                ]
+            )
+        return frame

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from netviz.capture.probes.activation import ActivationStats
 from netviz.capture.probes.gradients import GradNorm, GradStats
+from netviz.capture.probes.snapshots import AttentionSnapshots, FeatureMapSnapshots
 from netviz.capture.probes.timestep import TimestepGrad
 from netviz.capture.probes.weights import WeightStats
 
 __all__ = [
     "BUILTIN_PROBES",
     "ActivationStats",
+    "AttentionSnapshots",
+    "FeatureMapSnapshots",
     "GradNorm",
     "GradStats",
     "TimestepGrad",
@@ -22,5 +25,14 @@ __all__ = [
 
 #: Probe classes known by name to ``watch(probes=...)``.
 BUILTIN_PROBES = {
-    cls.name: cls for cls in (ActivationStats, GradNorm, GradStats, TimestepGrad, WeightStats)
+    cls.name: cls
+    for cls in (
+        ActivationStats,
+        AttentionSnapshots,
+        FeatureMapSnapshots,
+        GradNorm,
+        GradStats,
+        TimestepGrad,
+        WeightStats,
+    )
 }

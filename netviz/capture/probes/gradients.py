@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
 
 from netviz.capture.probe import Probe, ProbeContext
-from netviz.capture.stats import MOMENT_FIELDS, _F, buffer_dtype, merge_moments, tensor_moments
+from netviz.capture.stats import MOMENT_FIELDS, buffer_dtype, merge_moments, tensor_moments
 
 __all__ = ["GradNorm", "GradStats", "local_tensor", "module_grads", "stacked_norms"]
 
@@ -107,10 +106,14 @@ class GradStats(Probe):
     def finalize(self, raw: np.ndarray) -> np.ndarray:
         from netviz.capture.stats import finalize_moments
 
-        act = finalize_moments(raw[:, : len(MOMENT_FIELDS)])  # mean std min max abs_mean zf nff numel
+        act = finalize_moments(
+            raw[:, : len(MOMENT_FIELDS)]
+        )  # mean std min max abs_mean zf nff numel
         abs_max = np.maximum(np.abs(act[:, 2]), np.abs(act[:, 3]))
         l2 = np.sqrt(raw[:, -1])
-        return np.stack([act[:, 0], act[:, 1], act[:, 4], abs_max, l2, act[:, 5], act[:, 6]], axis=1)
+        return np.stack(
+            [act[:, 0], act[:, 1], act[:, 4], abs_max, l2, act[:, 5], act[:, 6]], axis=1
+        )
 
     def merge(self, raw: np.ndarray, sharded: np.ndarray) -> np.ndarray:
         moments = merge_moments(raw[..., : len(MOMENT_FIELDS)])
@@ -118,6 +121,3 @@ class GradStats(Probe):
         moments = np.where(sharded[:, None], moments, first)
         sq = np.where(sharded, raw[..., -1].sum(axis=0), raw[0, :, -1])
         return np.concatenate([moments, sq[:, None]], axis=1)
-
-
-_ = _F  # layout indices are re-exported for probes defined elsewhere

@@ -1,0 +1,337 @@
+"""One function per kind of finding; each reads record rows and returns findings.
+
+Per-step checks (:func:`check_nonfinite`, :func:`check_gradient_flow`,
+:func:`check_timesteps`, :func:`check_units`) take the rows of one recorded
+step; :func:`check_update_ratio` reads all steps; :func:`merge_steps` folds the
+per-step findings of a long run into one finding per kind and module.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from netviz.analysis.findings import KINDS, SEVERITIES, Finding, Thresholds
+
+__all__ = [
+    "check_gradient_flow",
+    "check_nonfinite",
+    "check_timesteps",
+    "check_units",
+    "check_update_ratio",
+    "gradient_series",
+    "merge_steps",
+    "sort_findings",
+]
+
+_DEPTH_FIX_VANISH = (
+    "Usual remedies: ReLU-family activations instead of sigmoid/tanh (sigma'(x) <= 1/4, so "
+    "every sigmoid layer multiplies the gradient by at most 1/4 times its weights), He "
+    "initialisation (var(w) = 2/fan_in), residual (skip) connections, batch or layer normalisation."
+)
+_DEPTH_FIX_EXPLODE = (
+    "Usual remedies: a smaller learning rate, gradient clipping "
+    "(torch.nn.utils.clip_grad_norm_), a smaller initialisation (Xavier/He instead of larger "
+    "weights), batch or layer normalisation, residual connections."
+)
+_TIME_FIX_VANISH = (
+    "For a vanilla RNN this is what a recurrent matrix W_hh with largest singular value below 1 "
+    "does: the gradient is multiplied by W_hh^T diag(tanh') at every step back. Usual remedies: "
+    "an LSTM or GRU, orthogonal initialisation of W_hh, shorter sequences."
+)
+_TIME_FIX_EXPLODE = (
+    "For a vanilla RNN this is what a recurrent matrix W_hh with largest singular value above 1 "
+    "does. Usual remedies: gradient clipping (torch.nn.utils.clip_grad_norm_), orthogonal "
+    "initialisation of W_hh with gain 1, an LSTM or GRU, truncated backpropagation through time."
+)
+
+
+def _orders(ratio: float) -> float:
+    return abs(math.log10(ratio)) if ratio > 0 else math.inf
+
+
+def gradient_series(
+    step: pd.DataFrame, order: Sequence[str], layers: Sequence[str] | None = None
+) -> list[tuple[str, float]]:
+    """Per-layer gradient magnitude of one step, input side first.
+
+    The RMS of the gradient entries, :math:`\\sqrt{\\mathrm{mean}^2 + \\mathrm{std}^2}`
+    from ``grad_stats`` (independent of the layer's size), else the ``grad_norm``
+    L2 norm. ``layers`` restricts the series to those modules.
+    """
+    gs = step[step.probe == "grad_stats"]
+    if len(gs):
+        table = gs.pivot_table(index="module", columns="stat", values="value", aggfunc="first")
+        values = np.sqrt(table["mean"] ** 2 + table["std"] ** 2)
+    else:
+        gn = step[(step.probe == "grad_norm") & (step.stat == "l2")]
+        values = gn.groupby("module").value.first()
+    keep = set(layers) if layers is not None else None
+    return [
+        (m, float(values[m]))
+        for m in order
+        if m in values.index and (keep is None or m in keep) and np.isfinite(values[m])
+    ]
+
+
+def check_nonfinite(step: pd.DataFrame, order: Sequence[str]) -> list[Finding]:
+    """The first module whose output, else whose gradient, became NaN/Inf."""
+    act = step[(step.probe == "activation_stats") & (step.stat == "nonfinite_frac")]
+    bad = act[act.value > 0]  # rows are in execution order (see analysis.order)
+    if len(bad):
+        first = bad.iloc[0]
+        later = bad.module.nunique() - 1
+        msg = (
+            f"The output of `{first.module}` is the first in execution order to contain NaN or Inf: "
+            f"{first.value:.1%} of its elements are non-finite"
+            + (f" (call {int(first.call)})" if first.call else "")
+            + (
+                f"; {later} module(s) after it only inherit them."
+                if later
+                else ", and nothing before it is."
+            )
+            + " Look at what it computes: log or sqrt of values <= 0, division by zero, exp "
+            "overflow, or weights already blown up by too large a learning rate; "
+            "torch.autograd.detect_anomaly() names the exact operation."
+        )
+        ev = {
+            "nonfinite_frac": float(first.value),
+            "call": float(first.call),
+            "downstream": float(later),
+        }
+        return [Finding("nonfinite", str(first.module), "error", msg, ev)]
+    gs = step[(step.probe == "grad_stats") & (step.stat == "nonfinite_frac") & (step.value > 0)]
+    gn = step[(step.probe == "grad_norm") & (step.stat == "l2") & ~np.isfinite(step.value)]
+    mods = set(gs.module) | set(gn.module)
+    if not mods:
+        return []
+    rank = {m: i for i, m in enumerate(order)}
+    # backward runs output -> input: the origin is the latest module in execution order
+    origin = max(mods, key=lambda m: rank.get(m, -1))
+    frac = gs[gs.module == origin].value
+    ev = {
+        "nonfinite_frac": float(frac.iloc[0]) if len(frac) else float("nan"),
+        "modules": float(len(mods)),
+    }
+    msg = (
+        f"The forward pass is finite, but the gradient of the parameters of `{origin}` is NaN or Inf "
+        f"(the first such module on the way back from the loss; {len(mods)} module(s) affected). "
+        "Typical causes: a derivative that is infinite where the value is finite (sqrt or pow at 0, "
+        "log near 0), an overflowing loss, or exploding gradients. torch.autograd.detect_anomaly() "
+        "names the operation; clip gradients or lower the learning rate."
+    )
+    return [Finding("nonfinite", origin, "error", msg, ev)]
+
+
+def _flow_finding(
+    series: Sequence[tuple[str, float]],
+    th: Thresholds,
+    *,
+    through_time: bool,
+    module: str | None = None,
+    extra: dict[str, float] | None = None,
+) -> Finding | None:
+    if len(series) < 2:
+        return None
+    (first, v_in), (last, v_out) = series[0], series[-1]
+    if not v_out > 0 or not np.isfinite(v_in):
+        return None
+    ratio = v_in / v_out
+    if th.vanishing_ratio <= ratio <= th.exploding_ratio:
+        return None
+    vanish = ratio < th.vanishing_ratio
+    kind = "vanishing_gradients" if vanish else "exploding_gradients"
+    bad = ratio < th.vanishing_ratio**2 if vanish else ratio > th.exploding_ratio**2
+    severity = "error" if bad else "warning"
+    ev = {
+        "ratio": ratio,
+        "orders_of_magnitude": _orders(ratio),
+        "input_side": v_in,
+        "output_side": v_out,
+    }
+    ev.update(extra or {})
+    verb = "shrinks" if vanish else "grows"
+    if through_time:
+        sigma = ev.get("sigma_max_w_hh")
+        sig = (
+            f" The largest singular value of its W_hh is {sigma:.2f}." if sigma is not None else ""
+        )
+        msg = (
+            f"Through time in `{module}`: ||dL/dh_t|| {verb} from {v_out:.2g} at the last step "
+            f"(t = {len(series) - 1}) to {v_in:.2g} at t = 0, a ratio of {ratio:.1e} "
+            f"({_orders(ratio):.1f} orders of magnitude over {len(series)} steps)."
+            + (
+                " Early inputs hardly influence learning."
+                if vanish
+                else " Training becomes unstable."
+            )
+            + sig
+            + " "
+            + (_TIME_FIX_VANISH if vanish else _TIME_FIX_EXPLODE)
+        )
+        return Finding(kind, str(module), severity, msg, ev)
+    if v_in == 0:
+        zero = [m for m, v in series if v == 0]
+        msg = (
+            f"No gradient at all reaches `{first}`: the gradients of {len(zero)} of {len(series)} "
+            f"layers are exactly zero (up to `{zero[-1]}`), while `{last}` (output side) gets an "
+            f"RMS of {v_out:.2g}. Something blocks the backward pass: dead ReLUs, a .detach() or "
+            "torch.no_grad() inside forward, or weights that are all zero."
+        )
+        ev["zero_layers"] = float(len(zero))
+        return Finding(kind, first, "error", msg, ev)
+    logs = np.log10([max(v, 1e-300) for _, v in series])
+    steps = np.diff(logs)
+    j = int(np.argmin(steps) if vanish else np.argmax(steps)) if len(steps) else 0
+    ev["steepest_factor"] = float(10 ** abs(steps[j])) if len(steps) else 1.0
+    msg = (
+        f"The gradient {verb} towards the input: its RMS is {v_in:.2g} in `{first}` (input side) "
+        f"and {v_out:.2g} in `{last}` (output side), a ratio of {ratio:.1e} "
+        f"({_orders(ratio):.1f} orders of magnitude over {len(series)} layers); the largest "
+        f"single {'drop' if vanish else 'rise'} is between `{series[j][0]}` and "
+        f"`{series[j + 1][0]}` (a factor {ev['steepest_factor']:.2g})."
+        + (
+            " The layers near the input barely learn. "
+            if vanish
+            else " The layers near the input take huge steps. "
+        )
+        + (_DEPTH_FIX_VANISH if vanish else _DEPTH_FIX_EXPLODE)
+    )
+    return Finding(kind, first, severity, msg, ev)
+
+
+def check_gradient_flow(series: Sequence[tuple[str, float]], th: Thresholds) -> list[Finding]:
+    """Vanishing or exploding gradients through depth.
+
+    Compares the gradient RMS of the input-most layer with that of the
+    output-most one (see :func:`gradient_series`):
+
+    .. math:: r = \\mathrm{rms}(g_{\\mathrm{first}}) / \\mathrm{rms}(g_{\\mathrm{last}})
+
+    Examples
+    --------
+    >>> f = check_gradient_flow([("0", 1e-6), ("2", 1e-3), ("4", 1.0)], Thresholds())
+    >>> f[0].kind, f[0].module, f[0].severity, f[0].evidence["ratio"]
+    ('vanishing_gradients', '0', 'warning', 1e-06)
+    """
+    found = _flow_finding(series, th, through_time=False)
+    return [found] if found else []
+
+
+def check_timesteps(
+    step: pd.DataFrame, th: Thresholds, extra: dict[str, dict[str, float]] | None = None
+) -> list[Finding]:
+    """Vanishing or exploding gradients through time, from ``timestep_grad`` rows.
+
+    Compares :math:`\\lVert \\partial L/\\partial h_0\\rVert` with
+    :math:`\\lVert \\partial L/\\partial h_{T-1}\\rVert` of each recurrent module.
+    """
+    rows = step[(step.probe == "timestep_grad") & (step.stat == "l2")]
+    out = []
+    for module, grp in rows.groupby("module", sort=False):
+        grp = grp.sort_values("call")
+        series = [(str(int(t)), float(v)) for t, v in zip(grp.call, grp.value)]
+        found = _flow_finding(
+            series, th, through_time=True, module=str(module), extra=(extra or {}).get(module)
+        )
+        if found:
+            out.append(found)
+    return out
+
+
+def check_units(step: pd.DataFrame, th: Thresholds) -> list[Finding]:
+    """Dead ReLU units and saturated sigmoid/tanh outputs, from ``unit_activity`` rows."""
+    rows = step[step.probe == "unit_activity"]
+    out = []
+    for module, grp in rows.groupby("module", sort=False):
+        stats = grp.groupby("stat").value.mean()
+        dead = stats.get("dead_frac", np.nan)
+        if np.isfinite(dead) and dead >= th.dead_frac:
+            sev = "error" if dead >= 1.0 else "warning"
+            msg = (
+                f"{dead:.0%} of the units of `{module}` are dead: they output zero for (nearly) "
+                "every input of the batch, so they pass no gradient and stop learning. Usual "
+                "causes: a large negative bias, a learning rate so high that it pushed the "
+                "pre-activations below zero, a poor initialisation. Remedies: He initialisation "
+                "(var(w) = 2/fan_in), a smaller learning rate, LeakyReLU/ELU/GELU, normalisation "
+                "before the ReLU."
+            )
+            out.append(Finding("dead_units", str(module), sev, msg, {"dead_frac": float(dead)}))
+        sat = stats.get("saturated_frac", np.nan)
+        if np.isfinite(sat) and sat >= th.saturated_frac:
+            sev = "error" if sat >= 0.95 else "warning"
+            msg = (
+                f"{sat:.0%} of the outputs of `{module}` lie within 0.01 of the bounds of the "
+                "nonlinearity, where its derivative is almost zero (sigma' = sigma(1 - sigma), "
+                "tanh' = 1 - tanh^2), so hardly any gradient passes. Usual causes: weights too "
+                "large for the fan-in, unnormalised inputs. Remedies: Xavier/Glorot "
+                "initialisation (var(w) = 1/fan_in), normalised inputs, batch or layer "
+                "normalisation, or a ReLU-family activation."
+            )
+            out.append(Finding("saturation", str(module), sev, msg, {"saturated_frac": float(sat)}))
+    return out
+
+
+def check_update_ratio(records: pd.DataFrame, th: Thresholds) -> list[Finding]:
+    """Median update/weight ratio per layer over the recorded steps (``weight_stats``)."""
+    rows = records[(records.probe == "weight_stats") & (records.stat == "update_ratio")]
+    rows = rows[np.isfinite(rows.value)]
+    out = []
+    for module, grp in rows.groupby("module", sort=False):
+        med = float(grp.value.median())
+        if th.update_low <= med <= th.update_high:
+            continue
+        low = med < th.update_low
+        msg = (
+            f"The median update/weight ratio ||dw||/||w|| of `{module}` is {med:.1e} over "
+            f"{len(grp)} step(s); the rule of thumb is about 1e-3. "
+            + (
+                "The layer hardly moves: raise the learning rate, or check whether its gradient vanishes."
+                if low
+                else "Each step changes the weights a lot: lower the learning rate; training may diverge."
+            )
+        )
+        ev = {"median_update_ratio": med, "steps": float(len(grp))}
+        out.append(Finding("update_ratio", str(module), "warning", msg, ev))
+    return out
+
+
+_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+
+
+def merge_steps(per_step: Sequence[tuple[int, list[Finding]]], n_steps: int) -> list[Finding]:
+    """One finding per ``(kind, module)``: the worst step's, with how often it was seen."""
+    groups: dict[tuple[str, str], list[tuple[int, Finding]]] = {}
+    for step, findings in per_step:
+        for f in findings:
+            groups.setdefault((f.kind, f.module), []).append((step, f))
+    out = []
+    for items in groups.values():
+        step, worst = max(items, key=lambda sf: (_RANK[sf[1].severity], sf[0]))
+        if n_steps <= 1:
+            out.append(worst)
+            continue
+        steps = [s for s, _ in items]
+        ev = dict(worst.evidence)
+        ev.update(
+            steps_seen=float(len(steps)), first_step=float(min(steps)), last_step=float(max(steps))
+        )
+        when = (
+            f" Seen in {len(steps)} of {n_steps} recorded steps (first at step {min(steps)}, "
+            f"last at step {max(steps)}); the numbers above are from step {step}."
+        )
+        out.append(Finding(worst.kind, worst.module, worst.severity, worst.message + when, ev))
+    return out
+
+
+def sort_findings(findings: list[Finding], order: Sequence[str]) -> list[Finding]:
+    """Most severe first, then by kind (:data:`KINDS` order), then in network order."""
+    kinds = list(KINDS)
+    rank = {m: i for i, m in enumerate(order)}
+    return sorted(
+        findings,
+        key=lambda f: (-_RANK[f.severity], kinds.index(f.kind), rank.get(f.module, len(rank))),
+    )
