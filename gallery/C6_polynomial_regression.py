@@ -28,7 +28,7 @@ from netviz.gallery import setup
 setup()
 
 n_points, noise_std = 10, 0.3
-gen = torch.Generator().manual_seed(0)
+gen = torch.Generator().manual_seed(8)
 x_train = torch.linspace(0, 1, n_points, dtype=torch.float64)
 t_train = torch.sin(2 * math.pi * x_train) + noise_std * torch.randn(
     n_points, generator=gen, dtype=torch.float64

@@ -1,20 +1,56 @@
 """netviz: see inside PyTorch networks.
 
-Capture (:func:`watch`, probes) -> records (:func:`load`, tidy DataFrames)
--> analysis -> plotting (:mod:`netviz.plot`); layer math stands alone
-(:mod:`netviz.layermath`).
+Capture (:func:`watch`, probes, :func:`capture_attention`, ...) -> records
+(:func:`load`, tidy DataFrames) -> analysis (:func:`diagnose`) -> plotting
+(:mod:`netviz.plot`); layer math stands alone (:mod:`netviz.layermath`,
+:func:`summary`); the ``netviz`` command line sits on top.
+
+The core (``watch``, records) is imported eagerly; the rest of the public
+API is listed here and imported on first use, so that ``import netviz`` stays
+light and never imports matplotlib.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from netviz.capture import Monitor, Probe, ProbeContext, watch
 from netviz.records import load
 
 __version__ = "0.1.0.dev0"
 
-__all__ = [
-    "Monitor",
-    "Probe",
-    "ProbeContext",
-    "__version__",
-    "load",
-    "watch",
-]
+# public name -> (module, attribute); attribute None means the module itself
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "Finding": ("netviz.analysis", "Finding"),
+    "Report": ("netviz.analysis", "Report"),
+    "Thresholds": ("netviz.analysis", "Thresholds"),
+    "capture_activations": ("netviz.capture.activations", "capture_activations"),
+    "capture_attention": ("netviz.capture.attention", "capture_attention"),
+    "capture_positional_encoding": ("netviz.capture.positional", "capture_positional_encoding"),
+    "conv_filters": ("netviz.capture.filters", "conv_filters"),
+    "diagnose": ("netviz.analysis", "diagnose"),
+    "layermath": ("netviz.layermath", None),
+    "load_tensors": ("netviz.capture.tensorfile", "load_tensors"),
+    "plot": ("netviz.plot", None),
+    "record_attention": ("netviz.capture.attention", "record_attention"),
+    "save_tensors": ("netviz.capture.tensorfile", "save_tensors"),
+    "sinusoidal_encoding": ("netviz.capture.positional", "sinusoidal_encoding"),
+    "summary": ("netviz.summary", "summary"),
+}
+
+__all__ = sorted(["Monitor", "Probe", "ProbeContext", "__version__", "load", "watch", *_LAZY])
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'netviz' has no attribute {name!r}")
+    module = importlib.import_module(target[0])
+    value = module if target[1] is None else getattr(module, target[1])
+    globals()[name] = value  # cache: later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

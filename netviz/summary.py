@@ -9,6 +9,7 @@ with the measurement is flagged in the ``check`` column, never hidden.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -175,14 +176,14 @@ class Summary:
                 return "-"
             if isinstance(v, tuple):
                 return "(" + ", ".join(map(str, v)) + ")" if len(v) != 1 else f"({v[0]},)"
-            if isinstance(v, int):
-                return f"{v:,}"
+            if isinstance(v, numbers.Integral):
+                return f"{int(v):,}"
             return str(v)
 
         header = ["Layer", "Type", "Input", "Output", "Predicted", "Check", "Params", "MACs", "RF"]
         lines = []
         for r in self._frame.itertuples(index=False):
-            name = "  " * r.depth + (r.module if r.depth else "(model)")
+            name = "  " * r.depth + (r.module or "(model)")
             if r.call:
                 name += f" [call {r.call}]"
             out = fmt(r.output_shape)
@@ -312,7 +313,7 @@ def summary(
         row = _Row(
             module=name,
             type=type(module).__name__,
-            depth=0 if name == "" else name.count(".") + 1,
+            depth=len(stack),  # call nesting, so rows indent under the call that made them
             call=calls.get(key, 0),
             obj=module,
             input_shapes=[tuple(t.shape) for t in _tensors((args, kwargs))],
@@ -320,7 +321,6 @@ def summary(
         calls[key] = row.call + 1
         rows.append(row)
         stack.append(row)
-        chain["pending_input"] = args[0] if args else None
 
     def hook(module, args, kwargs, output):
         row = stack.pop()

@@ -31,7 +31,10 @@ qualified module names (root ``""``), with ``#i`` appended when one module
 attends several times in the pass (``"layers.0.self_attn#1"``), as in
 :func:`~netviz.capture.activations.call_keys`.
 
-Nothing stays hooked or patched afterwards, also after an exception. The
+Nothing stays hooked or patched afterwards, also after an exception. A call
+whose attention cannot be recomputed (e.g. a ``MultiheadAttention`` subclass
+with another ``forward`` signature) is left out with a ``RuntimeWarning``; the
+model's own forward is never disturbed. The
 transformer fast path (a fused kernel that skips the submodules) is turned off
 during the capture when the model holds a ``TransformerEncoder(Layer)``, and
 PyTorch's setting is restored afterwards; with it off, the model's outputs are
@@ -43,6 +46,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import inspect
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -131,6 +135,15 @@ def mha_weights(
             is_causal=is_causal,
         )
     return as_4d(weights)
+
+
+def _skip_warning(name: str, exc: Exception) -> None:
+    warnings.warn(
+        f"netviz could not recompute the attention of module {name!r} "
+        f"({type(exc).__name__}: {exc}); it is left out of the capture",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 class AttentionCapture:
@@ -287,18 +300,22 @@ class AttentionCapture:
         name = self._names[module]
         if not self._wanted(name):
             return
-        bound = _MHA_SIGNATURE.bind(module, *args, **kwargs)
-        bound.apply_defaults()
-        a = bound.arguments
-        probs = mha_weights(
-            module,
-            a["query"],
-            a["key"],
-            a["value"],
-            key_padding_mask=a["key_padding_mask"],
-            attn_mask=a["attn_mask"],
-            is_causal=a["is_causal"],
-        )
+        try:
+            bound = _MHA_SIGNATURE.bind(module, *args, **kwargs)
+            bound.apply_defaults()
+            a = bound.arguments
+            probs = mha_weights(
+                module,
+                a["query"],
+                a["key"],
+                a["value"],
+                key_padding_mask=a["key_padding_mask"],
+                attn_mask=a["attn_mask"],
+                is_causal=a["is_causal"],
+            )
+        except Exception as exc:  # never break the model's own forward
+            _skip_warning(name, exc)
+            return
         self._add(name, probs)
 
     def _on_sdpa(self, args: tuple, kwargs: dict) -> None:
@@ -308,16 +325,20 @@ class AttentionCapture:
         name = self._names.get(module, "")
         if not self._wanted(name):
             return
-        a = bind_sdpa(args, kwargs)
-        with torch.no_grad():
-            probs = sdpa_weights(
-                a["query"],
-                a["key"],
-                attn_mask=a["attn_mask"],
-                is_causal=bool(a["is_causal"]),
-                scale=a["scale"],
-                enable_gqa=bool(a["enable_gqa"]),
-            )
+        try:
+            a = bind_sdpa(args, kwargs)
+            with torch.no_grad():
+                probs = sdpa_weights(
+                    a["query"],
+                    a["key"],
+                    attn_mask=a["attn_mask"],
+                    is_causal=bool(a["is_causal"]),
+                    scale=a["scale"],
+                    enable_gqa=bool(a["enable_gqa"]),
+                )
+        except Exception as exc:  # never break the model's own forward
+            _skip_warning(name, exc)
+            return
         if probs.dim() == 3:  # (N, L, S): a batch of single-head attentions
             probs = probs[:, None]
         elif probs.dim() > 4:  # (N, *heads, L, S): heads flattened

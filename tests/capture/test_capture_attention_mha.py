@@ -190,3 +190,15 @@ def test_grad_still_flows_in_train_mode():
         model(x, x, x)[0].sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
     assert not cap.weights["att"].requires_grad
+
+
+def test_unrecomputable_call_warns_and_model_still_runs():
+    class OddMHA(nn.MultiheadAttention):
+        def forward(self, x, *, scale=1.0):  # another signature than nn.MultiheadAttention
+            return super().forward(x, x, x, need_weights=False)
+
+    m = OddMHA(12, 3, batch_first=True).double()
+    x = _x(1, 3, 12)
+    with pytest.warns(RuntimeWarning, match="could not recompute the attention of module ''"):
+        att = capture_attention(m, x, scale=2.0)
+    assert att == {}

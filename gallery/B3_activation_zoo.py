@@ -1,0 +1,95 @@
+"""
+B3 · The activation zoo and its derivatives
+===========================================
+
+*Lecture topic:* Nonlinearity functions, which one to choose? (notes 000, 001, 002)
+
+Sigmoid, tanh, ReLU, leaky ReLU, ELU, GELU and softplus from ``torch.nn``,
+with their derivatives from autograd. Saturating functions (sigmoid, tanh)
+have derivatives that vanish for large :math:`|z|`; the sigmoid's never exceeds
+1/4. On the right, the same deep, narrow network (5 hidden layers of 4 units)
+trained on XOR with each activation: the saturating ones stay stuck on the
+plateau at the chance loss :math:`\ln 2` far longer than the ReLU family.
+"""
+
+# %%
+# The activations and their derivatives (autograd).
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from torch import nn
+
+from netviz.gallery import pick, setup
+from netviz.plot._style import PALETTE
+
+setup()
+
+activations = {
+    "sigmoid": nn.Sigmoid(),
+    "tanh": nn.Tanh(),
+    "ReLU": nn.ReLU(),
+    "leaky ReLU": nn.LeakyReLU(0.1),
+    "ELU": nn.ELU(),
+    "GELU": nn.GELU(),
+    "softplus": nn.Softplus(),
+}
+z = torch.linspace(-4, 4, 801, dtype=torch.float64, requires_grad=True)
+values, derivatives = {}, {}
+for name, act in activations.items():
+    out = act(z)
+    (d,) = torch.autograd.grad(out.sum(), z)
+    values[name], derivatives[name] = out.detach().numpy(), d.numpy()
+
+# %%
+# XOR with a deep narrow net per activation: full-batch SGD from the same seed.
+xor_x = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+xor_y = torch.tensor([0.0, 1.0, 1.0, 0.0])
+n_steps = pick(1500, 600)
+loss_curves, final_loss = {}, {}
+for name, act in activations.items():
+    torch.manual_seed(0)
+    layers, width = [], 4
+    for i in range(5):
+        layers += [nn.Linear(2 if i == 0 else width, width), act]
+    net = nn.Sequential(*layers, nn.Linear(width, 1))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    curve = []
+    for _ in range(n_steps):
+        opt.zero_grad()
+        loss = nn.functional.binary_cross_entropy_with_logits(net(xor_x).squeeze(1), xor_y)
+        loss.backward()
+        opt.step()
+        curve.append(loss.item())
+    loss_curves[name], final_loss[name] = np.array(curve), curve[-1]
+
+fig, axes = plt.subplots(1, 3, figsize=(12.8, 4.8))
+zz = z.detach().numpy()
+colours = dict(zip(activations, PALETTE))
+for name in activations:
+    axes[0].plot(zz, values[name], color=colours[name], lw=1.8, label=name)
+    axes[1].plot(zz, derivatives[name], color=colours[name], lw=1.8, label=name)
+    axes[2].plot(np.arange(1, n_steps + 1), loss_curves[name], color=colours[name], lw=1.5, label=name)
+axes[0].set(xlabel="$z$", ylabel="$f(z)$", ylim=(-1.5, 4), title="Activation functions")
+axes[0].legend(fontsize=8, loc="upper left")
+axes[1].set(xlabel="$z$", ylabel="$f'(z)$", ylim=(-0.2, 1.2), title="Derivatives (autograd)")
+axes[2].axhline(math.log(2), color="0.5", ls=":", lw=1)
+axes[2].text(n_steps, math.log(2), r"chance: $\ln 2$", ha="right", va="bottom", fontsize=9)
+axes[2].set(xlabel="SGD step", ylabel="training loss", yscale="log",
+            title="XOR, 5 hidden layers of 4 units")
+fig.suptitle("B3 · The activation zoo and its derivatives")
+fig.tight_layout()
+
+# %%
+# Known derivative values: sigma'(0) = 1/4, tanh'(0) = 1, ReLU' = 1 for z > 0,
+# leaky ReLU' = 0.1 for z < 0, ELU'(z) = e^z for z < 0, softplus' = sigma.
+i0 = int(np.argmin(np.abs(zz)))
+assert zz[i0] == 0.0
+assert abs(derivatives["sigmoid"][i0] - 0.25) < 1e-12
+assert abs(derivatives["tanh"][i0] - 1.0) < 1e-12
+assert (derivatives["ReLU"][zz > 0] == 1).all() and (derivatives["ReLU"][zz < 0] == 0).all()
+assert np.allclose(derivatives["leaky ReLU"][zz < 0], 0.1)
+assert np.allclose(derivatives["ELU"][zz < 0], np.exp(zz[zz < 0]))
+assert np.allclose(derivatives["softplus"], 1 / (1 + np.exp(-zz)))
+assert derivatives["sigmoid"].max() <= 0.25
