@@ -39,7 +39,32 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "summary": ("netviz.summary", "summary"),
 }
 
-__all__ = sorted(["Monitor", "Probe", "ProbeContext", "__version__", "load", "watch", *_LAZY])
+__all__ = [
+    "Finding",
+    "Monitor",
+    "Probe",
+    "ProbeContext",
+    "Report",
+    "Thresholds",
+    "__version__",
+    "capture_activations",
+    "capture_attention",
+    "capture_positional_encoding",
+    "conv_filters",
+    "diagnose",
+    "layermath",
+    "load",
+    "load_tensors",
+    "plot",
+    "record_attention",
+    "save_tensors",
+    "sinusoidal_encoding",
+    "summary",
+    "watch",
+]
+
+
+assert sorted(_LAZY) == sorted(set(__all__) - set(globals()))  # keep the two lists in step
 
 
 def __getattr__(name: str) -> Any:

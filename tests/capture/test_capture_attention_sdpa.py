@@ -182,7 +182,9 @@ class Custom(nn.Module):
         return self.inner(out)
 
 
-@pytest.mark.parametrize(("mode", "key"), [("module", "c"), ("name", "my.attention"), ("none", "c")])
+@pytest.mark.parametrize(
+    ("mode", "key"), [("module", "c"), ("name", "my.attention"), ("none", "c")]
+)
 def test_record_attention_extension_point(mode, key):
     model = nn.Sequential()
     model.add_module("c", Custom(mode))

@@ -127,9 +127,7 @@ def test_decoder_self_and_cross_attention():
     seen, handles = _record_inputs(dec)
     try:
         with torch.no_grad():
-            att = capture_attention(
-                dec, tgt, memory, tgt_mask=causal, memory_key_padding_mask=mkpm
-            )
+            att = capture_attention(dec, tgt, memory, tgt_mask=causal, memory_key_padding_mask=mkpm)
     finally:
         for h in handles:
             h.remove()

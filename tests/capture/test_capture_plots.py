@@ -59,13 +59,19 @@ def test_filters_into_given_axes_and_1d_3d():
     assert _data(axes.flat[0]).shape == (2, 5)
     conv3 = nn.Conv3d(1, 2, 3)
     axes = nvp.filters(conv3)
-    np.testing.assert_allclose(_data(axes.flat[1]), conv3.weight[1, 0, 1].detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        _data(axes.flat[1]), conv3.weight[1, 0, 1].detach().numpy(), rtol=1e-6
+    )
     with pytest.raises(ValueError, match="3 to 5 dims"):
         nvp.filters(torch.zeros(2, 2))
 
 
 def test_feature_maps_rows_labels_and_data(tmp_path):
-    acts = {"conv": torch.rand(2, 3, 5, 5), "relu": torch.randn(2, 10, 4, 4), "fc": torch.rand(2, 7)}
+    acts = {
+        "conv": torch.rand(2, 3, 5, 5),
+        "relu": torch.randn(2, 10, 4, 4),
+        "fc": torch.rand(2, 7),
+    }
     axes = nvp.feature_maps(acts, item=1, max_channels=4)
     assert axes.shape == (3, 4)
     assert axes[0, 0].get_ylabel() == "conv\n(3, 5, 5)"

@@ -94,7 +94,9 @@ def test_sdpa_module_called_twice_per_step():
 
 def test_feature_map_snapshots():
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(1, 20, 3), nn.ReLU(inplace=True), nn.Flatten(), nn.Linear(20 * 16, 2))
+    net = nn.Sequential(
+        nn.Conv2d(1, 20, 3), nn.ReLU(inplace=True), nn.Flatten(), nn.Linear(20 * 16, 2)
+    )
     x = torch.randn(4, 1, 6, 6)
     with netviz.watch(net, probes=["feature_maps"]) as mon:
         net(x)
