@@ -96,18 +96,18 @@ def main() -> None:
 
     # diagnose runs one forward/backward on each rank's part of a batch and
     # gathers like watch: every rank must call it.
-    report = diagnose(
-        wrapped, x_all[rank * 256 : (rank + 1) * 256], y_all[rank * 256 : (rank + 1) * 256]
-    )
+    part = slice(rank * 256, (rank + 1) * 256)
+    report = diagnose(wrapped, x_all[part], y_all[part])
     if rank == 0:
         last = df[df.step == df.step.max()]
         grads = last[last.probe == "grad_norm"].set_index("module")["value"]
         acts = last[last.probe == "activation_stats"].pivot(
             index="module", columns="stat", values="value"
         )
+        table = acts[["mean", "std", "zero_frac", "numel"]].join(grads.rename("grad_l2"))
         print(f"\nstep {df.step.max()}, global batch of {GLOBAL_BATCH}:")
-        print(acts[["mean", "std", "zero_frac", "numel"]].join(grads.rename("grad_l2")).to_string())
-        print("\ndiagnose (global batch of", 256 * world, "digits):")
+        print(table.to_string(na_rep=""))
+        print(f"\ndiagnose (global batch of {256 * world} digits):")
         print(report)
         print("\ndiagnose of the recorded run:")
         print(diagnose(df))

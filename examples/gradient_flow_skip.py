@@ -1,7 +1,7 @@
 """Gradient per layer of the 7-layer sigmoid network, without and with skip connections.
 
 Trains both networks of ``examples/sigmoid7.py`` on two circles for a few
-hundred plain SGD steps while ``netviz.watch`` records each layer's gradient norm,
+hundred Adam steps while ``netviz.watch`` records each layer's gradient norm,
 then draws the distribution over the steps per layer side by side (the
 lecture's "gradient distribution with respect to layers").
 
@@ -30,11 +30,11 @@ STEPS = 300
 
 
 def train(skip: bool, steps: int = STEPS):
-    """Records of ``grad_norm`` over ``steps`` full-batch SGD steps (learning rate 0.5)."""
+    """Records of ``grad_norm`` over ``steps`` full-batch Adam steps (learning rate 0.01)."""
     torch.manual_seed(0)
     model = SevenLayer(skip=skip)
     x, y = circles()
-    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
     with netviz.watch(model, probes=["grad_norm"], optimizer=opt) as mon:
         for _ in range(steps):
             opt.zero_grad()

@@ -47,20 +47,44 @@ for w1, w2, b in example_lines:
 fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12.8, 5.4))
 for label, marker, colour in [(0, "o", PALETTE[0]), (1, "s", PALETTE[1])]:
     pts = xor_x[xor_y == label]
-    ax0.scatter(pts[:, 0], pts[:, 1], s=220, marker=marker, color=colour, zorder=3,
-                edgecolor="black", label=f"class {label}")
+    ax0.scatter(
+        pts[:, 0],
+        pts[:, 1],
+        s=220,
+        marker=marker,
+        color=colour,
+        zorder=3,
+        edgecolor="black",
+        label=f"class {label}",
+    )
 xs = np.linspace(-0.5, 1.5, 2)
 for (w1, w2, b), acc, ls in zip(example_lines, example_accuracy, ["-", "--", ":"]):
-    ax0.plot(xs, -(w1 * xs + b) / w2, ls, color=PALETTE[7], lw=2,
-             label=f"${w1:+g}x_1 {w2:+g}x_2 {b:+g} = 0$: {acc:.0%} correct")
-ax0.set(xlim=(-0.5, 1.5), ylim=(-0.5, 1.5), xlabel="$x_1$", ylabel="$x_2$", aspect="equal",
-        title="XOR: no line separates the classes")
+    ax0.plot(
+        xs,
+        -(w1 * xs + b) / w2,
+        ls,
+        color=PALETTE[7],
+        lw=2,
+        label=f"${w1:+g}x_1 {w2:+g}x_2 {b:+g} = 0$: {acc:.0%} correct",
+    )
+ax0.set(
+    xlim=(-0.5, 1.5),
+    ylim=(-0.5, 1.5),
+    xlabel="$x_1$",
+    ylabel="$x_2$",
+    aspect="equal",
+    title="XOR: no line separates the classes",
+)
 ax0.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
 
 ax1.plot(np.degrees(angles.numpy()), best_per_angle, color=PALETTE[0], lw=2)
 ax1.axhline(1.0, color=PALETTE[3], ls="--", lw=1.5, label="needed: 100 %")
-ax1.set(xlabel=r"line orientation $\theta$ (degrees)", ylabel="best accuracy over offsets",
-        ylim=(0.4, 1.05), title="Best any line can do, per orientation")
+ax1.set(
+    xlabel=r"line orientation $\theta$ (degrees)",
+    ylabel="best accuracy over offsets",
+    ylim=(0.4, 1.05),
+    title="Best any line can do, per orientation",
+)
 ax1.set_xticks(range(0, 361, 45))
 ax1.legend(loc="lower right")
 fig.suptitle("A1 · XOR is not linearly separable")

@@ -60,29 +60,56 @@ xs = np.array([-0.5, 1.5])
 def scatter(ax, pts, labels, annotate=None):
     for label, (marker, colour) in markers.items():
         sel = labels == label
-        ax.scatter(pts[sel, 0], pts[sel, 1], s=200, marker=marker, color=colour, zorder=3,
-                   edgecolor="black", label=f"class {int(label)}")
+        ax.scatter(
+            pts[sel, 0],
+            pts[sel, 1],
+            s=200,
+            marker=marker,
+            color=colour,
+            zorder=3,
+            edgecolor="black",
+            label=f"class {int(label)}",
+        )
     if annotate is not None:
         for p, text in zip(pts, annotate):
-            ax.annotate(text, (float(p[0]), float(p[1])), xytext=(10, -16),
-                        textcoords="offset points", fontsize=9)
+            ax.annotate(
+                text,
+                (float(p[0]), float(p[1])),
+                xytext=(10, -16),
+                textcoords="offset points",
+                fontsize=9,
+            )
 
 
 ax = axes[0]
 scatter(ax, xor_x.numpy(), xor_y.numpy())
 ax.plot(xs, 0.5 - xs, color=PALETTE[2], lw=2, label="$h_1$: $x_1 + x_2 = 0.5$")
 ax.plot(xs, 1.5 - xs, color=PALETTE[4], lw=2, ls="--", label="$h_2$: $x_1 + x_2 = 1.5$")
-ax.set(xlim=(-0.5, 1.5), ylim=(-0.5, 1.5), aspect="equal", xlabel="$x_1$", ylabel="$x_2$",
-       title="Input plane: one line per hidden unit")
+ax.set(
+    xlim=(-0.5, 1.5),
+    ylim=(-0.5, 1.5),
+    aspect="equal",
+    xlabel="$x_1$",
+    ylabel="$x_2$",
+    title="Input plane: one line per hidden unit",
+)
 ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=8)
 
 ax = axes[1]
 labels_text = [f"({int(a)},{int(b)})" for a, b in xor_x.tolist()]
-jitter = torch.tensor([[0.0, 0.0], [-0.04, 0.04], [0.04, -0.04], [0.0, 0.0]])  # (0,1) and (1,0) coincide
+jitter = torch.tensor(
+    [[0.0, 0.0], [-0.04, 0.04], [0.04, -0.04], [0.0, 0.0]]
+)  # (0,1) and (1,0) coincide
 scatter(ax, (hidden + jitter).numpy(), xor_y.numpy(), annotate=["x=" + t for t in labels_text])
 ax.plot(xs, 1.5 - xs, color=PALETTE[3], lw=2, label="output: $h_1 + h_2 = 1.5$")
-ax.set(xlim=(-0.5, 1.5), ylim=(-0.5, 1.5), aspect="equal", xlabel="$h_1$", ylabel="$h_2$",
-       title="Hidden plane: now linearly separable")
+ax.set(
+    xlim=(-0.5, 1.5),
+    ylim=(-0.5, 1.5),
+    aspect="equal",
+    xlabel="$h_1$",
+    ylabel="$h_2$",
+    title="Hidden plane: now linearly separable",
+)
 ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=8)
 
 ax = axes[2]
@@ -90,8 +117,14 @@ ax.contourf(gx1, gx2, region, levels=[-0.5, 0.5, 1.5], cmap=CMAP_DIVERGING, alph
 scatter(ax, xor_x.numpy(), xor_y.numpy())
 ax.plot(xs, 0.5 - xs, color=PALETTE[2], lw=1, alpha=0.7)
 ax.plot(xs, 1.5 - xs, color=PALETTE[4], lw=1, ls="--", alpha=0.7)
-ax.set(xlim=(-0.5, 1.5), ylim=(-0.5, 1.5), aspect="equal", xlabel="$x_1$", ylabel="$x_2$",
-       title="Output $y$: class 1 in the band")
+ax.set(
+    xlim=(-0.5, 1.5),
+    ylim=(-0.5, 1.5),
+    aspect="equal",
+    xlabel="$x_1$",
+    ylabel="$x_2$",
+    title="Output $y$: class 1 in the band",
+)
 fig.suptitle("A2 · XOR solved by two hidden threshold units")
 fig.tight_layout()
 

@@ -51,7 +51,9 @@ def train_perceptron(x: torch.Tensor, t: torch.Tensor, epochs: int, lr: float):
 
 weight_history, errors_per_epoch = {}, {}
 for name, t in targets.items():
-    weight_history[name], errors_per_epoch[name] = train_perceptron(inputs, t, n_epochs, learning_rate)
+    weight_history[name], errors_per_epoch[name] = train_perceptron(
+        inputs, t, n_epochs, learning_rate
+    )
 final_weights = {name: h[-1] for name, h in weight_history.items()}
 final_predictions = {
     name: ((inputs @ w[:2] + w[2]) > 0).float() for name, w in final_weights.items()
@@ -76,16 +78,34 @@ for col, (name, t) in enumerate(targets.items()):
             ax.axvline(-b / w1, color=PALETTE[2], alpha=shade, lw=1.2)
     for label, marker, colour in [(0.0, "o", PALETTE[0]), (1.0, "s", PALETTE[1])]:
         pts = inputs[t == label]
-        ax.scatter(pts[:, 0], pts[:, 1], s=160, marker=marker, color=colour, edgecolor="black",
-                   zorder=3, label=f"target {int(label)}")
+        ax.scatter(
+            pts[:, 0],
+            pts[:, 1],
+            s=160,
+            marker=marker,
+            color=colour,
+            edgecolor="black",
+            zorder=3,
+            label=f"target {int(label)}",
+        )
     status = "converged" if converged[name] else "never converges"
-    ax.set(xlim=(-0.5, 1.5), ylim=(-0.5, 1.5), aspect="equal", xlabel="$x_1$", ylabel="$x_2$",
-           title=f"{name}: {len(keep)} updates, {status}")
+    ax.set(
+        xlim=(-0.5, 1.5),
+        ylim=(-0.5, 1.5),
+        aspect="equal",
+        xlabel="$x_1$",
+        ylabel="$x_2$",
+        title=f"{name}: {len(keep)} updates, {status}",
+    )
     if col == 0:
         ax.legend(loc="upper left", fontsize=8)
     ax = axes[1, col]
-    ax.bar(np.arange(1, n_epochs + 1), errors_per_epoch[name], color=PALETTE[3 if name == "XOR" else 0])
-    ax.set(xlabel="epoch", ylabel="errors in epoch", ylim=(0, 4.2), xticks=range(1, n_epochs + 1, 2))
+    ax.bar(
+        np.arange(1, n_epochs + 1), errors_per_epoch[name], color=PALETTE[3 if name == "XOR" else 0]
+    )
+    ax.set(
+        xlabel="epoch", ylabel="errors in epoch", ylim=(0, 4.2), xticks=range(1, n_epochs + 1, 2)
+    )
 fig.suptitle("A3 · The perceptron algorithm on AND, OR and XOR")
 fig.tight_layout()
 

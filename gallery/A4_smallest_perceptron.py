@@ -48,7 +48,9 @@ final_loss = float(0.5 * ((y - w_final * x) ** 2).mean())
 # The fit, the loss curve and the path of w on the loss parabola.
 fig, axes = plt.subplots(1, 3, figsize=(12.8, 4.6))
 ax = axes[0]
-ax.scatter(x.squeeze(), y.squeeze(), s=80, color=PALETTE[0], edgecolor="black", zorder=3, label="data")
+ax.scatter(
+    x.squeeze(), y.squeeze(), s=80, color=PALETTE[0], edgecolor="black", zorder=3, label="data"
+)
 xs = np.linspace(0, 11, 2)
 ax.plot(xs, w_final * xs, color=PALETTE[1], lw=2, label=f"$\\hat y = {w_final:.4f}\\,x$")
 ax.set(xlabel="$x$", ylabel="$y$", title="Data and fitted line")
@@ -67,8 +69,13 @@ ax.plot(ws, ls, color=PALETTE[7], lw=1.5, label="$L(w)$")
 path_w = np.array(w_history[:12])
 path_l = [0.5 * float(((y - w * x) ** 2).mean()) for w in path_w]
 ax.plot(path_w, path_l, "o-", color=PALETTE[1], ms=5, lw=1, label="gradient descent")
-ax.axvline(w_closed_form, color=PALETTE[2], ls="--", lw=1.5,
-           label=f"$w^* = \\sum xy / \\sum x^2 = {w_closed_form:.4f}$")
+ax.axvline(
+    w_closed_form,
+    color=PALETTE[2],
+    ls="--",
+    lw=1.5,
+    label=f"$w^* = \\sum xy / \\sum x^2 = {w_closed_form:.4f}$",
+)
 ax.set(xlabel="$w$", ylabel="loss", title=f"Path of $w$ (learning rate {learning_rate})")
 ax.legend(fontsize=8)
 fig.suptitle("A4 · The world's smallest perceptron")

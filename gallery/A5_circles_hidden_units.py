@@ -70,8 +70,14 @@ for ax, h in zip(axes, hidden_sizes):
             ax.plot(g, -(w1 * g + bj) / w2, color="0.3", lw=1, ls="--")
         else:
             ax.plot(-(w2 * g + bj) / w1, g, color="0.3", lw=1, ls="--")
-    ax.set(xlim=(-1.5, 1.5), ylim=(-1.5, 1.5), aspect="equal", xlabel="$x_1$", ylabel="$x_2$",
-           title=f"{h} hidden units: accuracy {accuracy[h]:.0%}")
+    ax.set(
+        xlim=(-1.5, 1.5),
+        ylim=(-1.5, 1.5),
+        aspect="equal",
+        xlabel="$x_1$",
+        ylabel="$x_2$",
+        title=f"{h} hidden units: accuracy {accuracy[h]:.0%}",
+    )
 fig.suptitle("A5 · Classifying circles with 2, 3 and 10 hidden units")
 fig.tight_layout()
 

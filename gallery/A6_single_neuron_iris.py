@@ -35,9 +35,14 @@ y = torch.tensor(labels)
 # %%
 # One neuron, trained with L-BFGS to the minimum of the mean cross-entropy.
 neuron = nn.Linear(2, 1).double()
-optimizer = torch.optim.LBFGS(neuron.parameters(), lr=1.0, max_iter=pick(200, 200),
-                              tolerance_grad=1e-12, tolerance_change=1e-15,
-                              line_search_fn="strong_wolfe")
+optimizer = torch.optim.LBFGS(
+    neuron.parameters(),
+    lr=1.0,
+    max_iter=pick(200, 200),
+    tolerance_grad=1e-12,
+    tolerance_change=1e-15,
+    line_search_fn="strong_wolfe",
+)
 loss_curve = []
 
 
@@ -70,16 +75,34 @@ ax0.contour(G1, G2, P, levels=[0.5], colors="black", linewidths=2)
 fig.colorbar(cf, ax=ax0, label=r"$\hat y = \sigma(w \cdot x + b)$ = P(virginica)")
 rng = np.random.default_rng(0)
 jitter = rng.uniform(-0.03, 0.03, size=features.shape)  # Iris values repeat; jitter to see them
-for label, name, marker, colour in [(0, "versicolor", "o", PALETTE[0]), (1, "virginica", "s", PALETTE[1])]:
+for label, name, marker, colour in [
+    (0, "versicolor", "o", PALETTE[0]),
+    (1, "virginica", "s", PALETTE[1]),
+]:
     sel = labels == label
-    ax0.scatter(features[sel, 0] + jitter[sel, 0], features[sel, 1] + jitter[sel, 1], s=30,
-                marker=marker, color=colour, edgecolor="black", linewidth=0.5, label=name)
-ax0.set(xlabel="petal length (cm)", ylabel="petal width (cm)",
-        title=f"Decision line (accuracy {accuracy:.0%})")
+    ax0.scatter(
+        features[sel, 0] + jitter[sel, 0],
+        features[sel, 1] + jitter[sel, 1],
+        s=30,
+        marker=marker,
+        color=colour,
+        edgecolor="black",
+        linewidth=0.5,
+        label=name,
+    )
+ax0.set(
+    xlabel="petal length (cm)",
+    ylabel="petal width (cm)",
+    title=f"Decision line (accuracy {accuracy:.0%})",
+)
 ax0.legend(loc="upper left")
 ax1.plot(np.arange(1, len(loss_curve) + 1), loss_curve, color=PALETTE[0], lw=2)
-ax1.set(xlabel="L-BFGS function evaluation", ylabel="mean cross-entropy", xscale="log",
-        title="Training loss")
+ax1.set(
+    xlabel="L-BFGS function evaluation",
+    ylabel="mean cross-entropy",
+    xscale="log",
+    title="Training loss",
+)
 fig.suptitle("A6 · A single neuron on two Iris features")
 fig.tight_layout()
 

@@ -83,9 +83,7 @@ grad_table = {
     name: r.pivot_table(index="step", columns="module", values="value")[layer_order]
     for name, r in early_records.items()
 }
-grad_ratio = {
-    name: float((t["hidden.0"] / t["out"]).median()) for name, t in grad_table.items()
-}
+grad_ratio = {name: float((t["hidden.0"] / t["out"]).median()) for name, t in grad_table.items()}
 
 # %%
 # Decision boundaries, and the distribution over training steps of each
@@ -105,11 +103,21 @@ for k, name in enumerate(models):
     for label, colour in [(0, PALETTE[0]), (1, PALETTE[1])]:
         sel = y_np == label
         ax.scatter(x_np[sel, 0], x_np[sel, 1], s=6, color=colour)
-    ax.set(xlim=(-1.5, 1.5), ylim=(-1.5, 1.5), aspect="equal", xlabel="$x_1$", ylabel="$x_2$",
-           title=f"{name}: accuracy {accuracy[name]:.0%}")
+    ax.set(
+        xlim=(-1.5, 1.5),
+        ylim=(-1.5, 1.5),
+        aspect="equal",
+        xlabel="$x_1$",
+        ylabel="$x_2$",
+        title=f"{name}: accuracy {accuracy[name]:.0%}",
+    )
 ax = fig.add_subplot(gs[0, 2])
-netviz.plot.gradient_flow(early_records["plain"], ax=ax, label="plain",
-                          compare={"skip connections": early_records["skip connections"]})
+netviz.plot.gradient_flow(
+    early_records["plain"],
+    ax=ax,
+    label="plain",
+    compare={"skip connections": early_records["skip connections"]},
+)
 ax.set_title(f"gradient norm per layer, first {early} steps")
 fig.suptitle("B1 · Vanishing gradients in a deep MLP, and skip connections")
 fig.tight_layout()

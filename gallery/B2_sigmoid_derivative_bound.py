@@ -24,11 +24,11 @@ from netviz.plot._style import PALETTE
 
 setup()
 
-z = torch.linspace(-8, 8, 1601, dtype=torch.float64, requires_grad=True)
+z = (torch.arange(-800, 801, dtype=torch.float64) / 100).requires_grad_()  # exact 0 in the grid
 sigma = torch.sigmoid(z)
 (sigma_prime,) = torch.autograd.grad(sigma.sum(), z)
 sigma_prime_max = float(sigma_prime.max())
-argmax_z = float(z[sigma_prime.argmax()])
+argmax_z = float(z.detach()[sigma_prime.argmax()])
 
 # %%
 # The gradient of the chain sigma(w3 sigma(w2 sigma(w1 x))) with respect to x,
@@ -53,7 +53,7 @@ for n in depths:
     (gd,) = torch.autograd.grad(h.sum(), xd)
     max_grad_per_depth.append(float(gd.max()))
 max_grad_per_depth = np.array(max_grad_per_depth)
-depth_bound = 0.25 ** depths
+depth_bound = 0.25**depths
 
 fig, axes = plt.subplots(1, 3, figsize=(12.8, 4.6))
 ax = axes[0]
@@ -68,15 +68,24 @@ ax = axes[1]
 xx = x.detach().numpy()
 ax.plot(xx, chain_grad.numpy(), color=PALETTE[2], lw=2, label=r"$df/dx$ (autograd)")
 ax.axhline(chain_bound, color=PALETTE[7], ls="--", lw=1, label=r"bound $|w_1 w_2 w_3| / 4^3$")
-ax.set(xlabel="$x$", ylim=(0, chain_bound * 1.25),
-       title=r"$f(x) = \sigma(w_3\sigma(w_2\sigma(w_1 x)))$, $w = 1$")
+ax.set(
+    xlabel="$x$",
+    ylim=(0, chain_bound * 1.25),
+    title=r"$f(x) = \sigma(w_3\sigma(w_2\sigma(w_1 x)))$, $w = 1$",
+)
 ax.legend(loc="upper right", fontsize=8)
 
 ax = axes[2]
-ax.semilogy(depths, max_grad_per_depth, "o-", color=PALETTE[0], lw=2, label="largest gradient (autograd)")
+ax.semilogy(
+    depths, max_grad_per_depth, "o-", color=PALETTE[0], lw=2, label="largest gradient (autograd)"
+)
 ax.semilogy(depths, depth_bound, "--", color=PALETTE[7], lw=1.5, label=r"$(1/4)^n$")
-ax.set(xlabel="number of stacked sigmoids $n$", ylabel="max $|dh_n / dx|$",
-       title="The bound shrinks geometrically with depth", xticks=depths)
+ax.set(
+    xlabel="number of stacked sigmoids $n$",
+    ylabel="max $|dh_n / dx|$",
+    title="The bound shrinks geometrically with depth",
+    xticks=depths,
+)
 ax.legend(fontsize=8)
 fig.suptitle("B2 · The sigmoid's derivative is at most 1/4")
 fig.tight_layout()

@@ -71,7 +71,9 @@ for name in order:
         y = max(y, max(label_y.values()) + 0.14)
     label_y[name] = y
 for name, lr in learning_rates.items():
-    ax.semilogy(eval_steps, loss_curves[name], color=colors[name], lw=2, label=f"{name} (η = {lr:g})")
+    ax.semilogy(
+        eval_steps, loss_curves[name], color=colors[name], lw=2, label=f"{name} (η = {lr:g})"
+    )
     ax.annotate(
         f"{name} learning rate",
         (eval_steps[-1] + steps * 0.01, 10 ** label_y[name]),

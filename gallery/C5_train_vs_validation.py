@@ -53,7 +53,11 @@ def big_mlp(p_drop: float = 0.0) -> nn.Module:
 # name -> (model factory, weight decay λ2, learning rate)
 configs = {
     "underfitting": (lambda: nn.Linear(64, 10), 0.1, 1e-2),
-    "just right": (lambda: nn.Sequential(nn.Linear(64, 16), nn.Tanh(), nn.Linear(16, 10)), 0.01, 1e-2),
+    "just right": (
+        lambda: nn.Sequential(nn.Linear(64, 16), nn.Tanh(), nn.Linear(16, 10)),
+        0.01,
+        1e-2,
+    ),
     "overfitting": (big_mlp, 0.0, 3e-3),
     "+ weight decay": (big_mlp, 0.02, 3e-3),
     "+ dropout": (lambda: big_mlp(0.5), 0.0, 3e-3),

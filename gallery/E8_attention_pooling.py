@@ -35,7 +35,9 @@ def make_batch(n: int, generator: torch.Generator):
     """Inputs (n, seq_len, n_features), labels (n,), flagged positions (n,)."""
     background = torch.randint(0, n_classes, (n, 1), generator=generator)
     noise_tokens = torch.randint(0, n_classes, (n, seq_len), generator=generator)
-    tokens = torch.where(torch.rand(n, seq_len, generator=generator) < 0.7, background, noise_tokens)
+    tokens = torch.where(
+        torch.rand(n, seq_len, generator=generator) < 0.7, background, noise_tokens
+    )
     position = torch.randint(0, seq_len, (n,), generator=generator)
     label = torch.randint(0, n_classes, (n,), generator=generator)
     rows = torch.arange(n)
@@ -109,7 +111,9 @@ for ax, alpha, title in (
     ax.set_title(title)
     ax.set_xlabel("time step t")
     ax.set_xticks(range(0, seq_len, 2))
-    ax.set_yticks(range(n_show), [f"seq {i}, class {c}" for i, c in enumerate(y_test[:n_show].tolist())])
+    ax.set_yticks(
+        range(n_show), [f"seq {i}, class {c}" for i, c in enumerate(y_test[:n_show].tolist())]
+    )
     ax.tick_params(axis="y", labelsize=9)
 fig.colorbar(im, ax=axes, label="attention weight $\\alpha_t$", shrink=0.9)
 fig.suptitle("E8 · Attention pooling: where the classifier looks ($s = \\sum_t \\alpha_t h_t$)")

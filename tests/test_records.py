@@ -103,3 +103,23 @@ def test_moment_layout_is_documented():
         "l1",
         "nonzero",
     )
+
+
+@given(
+    st.lists(st.one_of(finite, special), min_size=1, max_size=60),
+    st.integers(1, 16),
+)
+def test_chunked_moments_with_scratch_equal_whole_tensor_moments(values, chunk):
+    from netviz.capture.stats import Scratch
+
+    x = torch.tensor(values, dtype=torch.float32).reshape(-1, 1)
+    whole = finalize_moments(tensor_moments(x).numpy()[None])
+    chunked = finalize_moments(tensor_moments(x, Scratch(chunk=chunk)).numpy()[None])
+    np.testing.assert_allclose(chunked, whole, rtol=1e-4, atol=1e-3)
+
+
+def test_scratch_rejects_bad_chunk():
+    from netviz.capture.stats import Scratch
+
+    with pytest.raises(ValueError, match="`chunk` must be >= 1"):
+        Scratch(chunk=0)

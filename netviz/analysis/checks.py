@@ -64,7 +64,8 @@ def gradient_series(
     """
     gs = step[step.probe == "grad_stats"]
     if len(gs):
-        table = gs.pivot_table(index="module", columns="stat", values="value", aggfunc="first")
+        # groupby/unstack keeps NaN statistics (pivot_table would drop them)
+        table = gs.groupby(["module", "stat"], sort=False).value.first().unstack()
         values = np.sqrt(table["mean"] ** 2 + table["std"] ** 2)
     else:
         gn = step[(step.probe == "grad_norm") & (step.stat == "l2")]

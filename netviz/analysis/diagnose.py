@@ -75,6 +75,8 @@ def default_loss(output: Any, target: Any) -> tuple[torch.Tensor, str]:
     try:
         if not target.is_floating_point() and not target.is_complex():
             return F.cross_entropy(out, target), "cross_entropy (integer target)"
+        if target.shape != out.shape:  # mse_loss would broadcast silently
+            raise ValueError("for mse_loss, output and target must have the same shape")
         return F.mse_loss(out, target), "mse_loss (floating target)"
     except (RuntimeError, ValueError) as err:
         raise ValueError(

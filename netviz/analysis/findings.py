@@ -184,12 +184,17 @@ class Report:
         return gradient_flow(self.records, ax=ax, **kwargs)
 
     def __repr__(self) -> str:
-        counts = {s: sum(f.severity == s for f in self.findings) for s in SEVERITIES}
-        return (
-            f"<netviz.Report: {len(self.findings)} finding(s) "
-            f"({counts['error']} error, {counts['warning']} warning, {counts['info']} info), "
-            f"{self.summary.get('steps', '?')} step(s)>"
-        )
+        n = len(self.findings)
+        counts = [
+            f"{k} {sev}" + ("s" if k > 1 else "")
+            for sev in ("error", "warning", "info")
+            if (k := sum(f.severity == sev for f in self.findings))
+        ]
+        steps = self.summary.get("steps", "?")
+        unit = "recorded step" if self.summary.get("source") == "records" else "batch"
+        unit = unit if steps == 1 else {"recorded step": "recorded steps", "batch": "batches"}[unit]
+        detail = f" ({', '.join(counts)})" if counts else ""
+        return f"<netviz.Report: {n} finding{'' if n == 1 else 's'}{detail}, {steps} {unit}>"
 
     def __str__(self) -> str:
         s = self.summary

@@ -219,6 +219,7 @@ class AttentionCapture:
             raise RuntimeError("this AttentionCapture is already attached")
         stack = contextlib.ExitStack()
         self._exit = stack
+        self._pairs = []
         try:
             stack.callback(self._remove_handles)
             stack.enter_context(fastpath_bypassed(self._model))
@@ -297,8 +298,8 @@ class AttentionCapture:
             self._pairs.append((name, probs))
 
     def _mha_hook(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
-        name = self._names[module]
-        if not self._wanted(name):
+        name = self._names.get(module)
+        if name is None or not self._wanted(name):  # e.g. a DataParallel replica
             return
         try:
             bound = _MHA_SIGNATURE.bind(module, *args, **kwargs)

@@ -313,5 +313,13 @@ def make_gather(
         # waits no longer than the default group would (its timeout, if known).
         timeout = timeout or _default_timeout()
         kwargs = {"timeout": timeout} if timeout is not None else {}
-        process_group = dist.new_group(backend="gloo", **kwargs)
+        try:
+            process_group = dist.new_group(backend="gloo", **kwargs)
+        except Exception as err:
+            raise DistributedRecordError(
+                f"netviz.watch on rank {dist.get_rank()} could not create its process group "
+                f"({type(err).__name__}: {str(err)[:300]}). Every rank must call "
+                "netviz.watch(...) (it creates a gloo group over all ranks); to record on "
+                "some ranks only, pass distributed=False."
+            ) from err
     return StepGather(process_group, per_rank=per_rank, all_ranks=all_ranks)

@@ -14,11 +14,14 @@ distributed mode can merge the moments of several ranks exactly.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import torch
 
 __all__ = [
     "MOMENT_FIELDS",
+    "Scratch",
     "buffer_dtype",
     "finalize_moments",
     "merge_moments",
@@ -68,40 +71,84 @@ def _as_float(x: torch.Tensor) -> torch.Tensor:
     return x.float()
 
 
-def tensor_moments(x: torch.Tensor) -> torch.Tensor:
+class Scratch:
+    """Reusable work buffers for :func:`tensor_moments` on CPU.
+
+    On CPU, every fresh allocation of a large temporary is paid in page faults,
+    which cost more than the arithmetic of a statistic; a monitor therefore
+    gives its probes one ``Scratch``, whose two buffers (``chunk`` elements
+    each, per thread and dtype) are reused by every hook and every step.
+    Tensors larger than ``chunk`` are reduced chunk by chunk, which also keeps
+    the passes in cache. CUDA needs none of this: its caching allocator reuses
+    blocks, and tensors are reduced whole.
+    """
+
+    def __init__(self, chunk: int = 1 << 18):
+        if chunk < 1:
+            raise ValueError(f"`chunk` must be >= 1, got {chunk}")
+        self.chunk = chunk
+        self._buffers: dict[tuple[int, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def get(self, n: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two CPU buffers of ``n <= chunk`` elements."""
+        key = (threading.get_ident(), dtype)
+        bufs = self._buffers.get(key)
+        if bufs is None or bufs[0].numel() < n:
+            size = max(n, min(self.chunk, 1 << 12))
+            bufs = (torch.empty(size, dtype=dtype), torch.empty(size, dtype=dtype))
+            self._buffers[key] = bufs
+        return bufs[0][:n], bufs[1][:n]
+
+
+def tensor_moments(x: torch.Tensor, scratch: Scratch | None = None) -> torch.Tensor:
     """Raw moments of ``x`` as a 1-D device tensor laid out as :data:`MOMENT_FIELDS`.
 
     Runs entirely on ``x``'s device and never synchronises with the host. Only
     cheap, vectorised element-wise passes and reductions are used (``isfinite``,
-    comparisons producing ``bool`` and Welford's ``var_mean`` are several times
+    comparisons producing ``bool`` and Welford's ``var_mean`` are many times
     slower on CPU): non-finite elements are zeroed with ``nan_to_num`` and
     counted as ``nan_to_num(x * 0, 1)``, zeros are counted as
     ``ceil(min(|x|, 1))``, and the spread is measured around the finite mean
-    ``c`` in a second pass (no cancellation).
+    ``c`` in a second pass (no cancellation). With a :class:`Scratch` (CPU)
+    the temporaries live in reused buffers and large tensors are reduced in
+    chunks whose moments are merged on the device.
 
     Fields: ``numel``; ``nonfinite`` count; ``sum`` of finite elements;
     ``centre`` c; ``dev`` = sqrt(sum over finite elements of (x - c)^2);
-    ``min``/``max`` of finite elements (+-inf
-    when none); ``l1`` = sum of |finite elements|; ``nonzero`` count of finite
-    non-zero elements.
+    ``min``/``max`` of finite elements (+-inf when none); ``l1`` = sum of
+    |finite elements|; ``nonzero`` count of finite non-zero elements.
 
     >>> m = tensor_moments(torch.tensor([1.0, -2.0, 0.0, float("nan")]))
     >>> dict(zip(MOMENT_FIELDS, m.tolist()))["nonfinite"]
     1.0
     """
     x = _as_float(x.detach())
-    numel = x.numel()
     dt = buffer_dtype(x.device)
-    if numel == 0:
+    if x.numel() == 0:
         return torch.tensor(
             [0.0, 0.0, 0.0, 0.0, 0.0, _INF, -_INF, 0.0, 0.0], dtype=dt, device=x.device
         )
-    # Two scratch tensors of x's size, reused through out=/in-place ops: on CPU
-    # large fresh allocations (page faults) cost more than the arithmetic.
-    a = torch.nan_to_num(x, 0.0, 0.0, 0.0)  # finite values, 0 elsewhere
+    if scratch is None or x.device.type != "cpu":
+        return _chunk_moments(x, torch.empty_like(x), torch.empty_like(x), dt)
+    flat = x.reshape(-1)
+    if flat.numel() <= scratch.chunk:
+        return _chunk_moments(flat, *scratch.get(flat.numel(), flat.dtype), dt)
+    parts = [
+        _chunk_moments(c, *scratch.get(c.numel(), c.dtype), dt) for c in flat.split(scratch.chunk)
+    ]
+    return _merge_parts(torch.stack(parts))
+
+
+def _chunk_moments(
+    x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, dt: torch.dtype
+) -> torch.Tensor:
+    """Raw moments of ``x`` using ``a`` and ``b`` (same shape as ``x``) as scratch."""
+    numel = x.numel()
+    a = a.view(x.shape) if a.shape != x.shape else a
+    b = b.view(x.shape) if b.shape != x.shape else b
+    torch.nan_to_num(x, 0.0, 0.0, 0.0, out=a)  # finite values, 0 elsewhere
     total = a.sum()
-    b = torch.abs(a)
-    l1 = b.sum()
+    l1 = torch.abs(a, out=b).sum()
     nonzero = b.clamp_(max=1.0).ceil_().sum()
     torch.mul(x, 0, out=b)  # NaN where x is NaN/Inf, 0 elsewhere ...
     b.nan_to_num_(1.0, 1.0, 1.0)  # ... now 1 there
@@ -114,6 +161,30 @@ def tensor_moments(x: torch.Tensor) -> torch.Tensor:
     return torch.stack(
         [total.new_full((), numel), nonfinite, total, centre, dev, lo, hi, l1, nonzero]
     ).to(dt)
+
+
+def _merge_parts(p: torch.Tensor) -> torch.Tensor:
+    """Device-side merge of raw moments ``(parts, 9)`` of chunks of one tensor."""
+    n_f = p[:, 0] - p[:, 1]
+    total = p[:, 2].sum()
+    n_all = n_f.sum()
+    centre = total / n_all.clamp(min=1)
+    # Chan et al.: spread within chunks plus spread of chunk means (each chunk's
+    # centre is its finite mean; chunks without finite values have n_f = 0).
+    m2 = (p[:, 4] ** 2).sum() + (n_f * (p[:, 3] - centre) ** 2).sum()
+    return torch.stack(
+        [
+            p[:, 0].sum(),
+            p[:, 1].sum(),
+            total,
+            centre,
+            m2.sqrt(),
+            p[:, 5].amin(),
+            p[:, 6].amax(),
+            p[:, 7].sum(),
+            p[:, 8].sum(),
+        ]
+    )
 
 
 def _finite_moments(raw: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -84,7 +84,7 @@ def _build(weight, in_spatial, out_spatial, stride, pad_left, dilation, groups, 
         shape = (n_rows, n_cols)
         return torch.sparse_coo_tensor(indices, values, shape, check_invariants=True).coalesce()
     dense = torch.zeros(n_rows, n_cols, dtype=weight.dtype, device=dev)
-    dense.index_put_((row, col), values, accumulate=True)
+    dense[row, col] = values  # (row, col) pairs are unique: one kernel tap per cell pair
     return dense
 
 

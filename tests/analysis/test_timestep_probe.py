@@ -69,7 +69,7 @@ def test_batch_first_matches_time_major():
     runs = []
     for mod, inp in ((m, x), (mb, x.transpose(0, 1))):
         with netviz.watch(mod, probes="timestep_grad") as mon:
-            out, h_n = mod(inp)
+            out, _ = mod(inp)
             # weight steps differently so that a time/batch mix-up would show
             w = torch.arange(1.0, 6.0).reshape(5, 1, 1)
             w = w if not mod.batch_first else w.transpose(0, 1)
@@ -83,7 +83,7 @@ def test_bidirectional_against_cells():
     m = nn.RNN(3, 4, bidirectional=True)
     x = torch.randn(5, 2, 3)
     with netviz.watch(m, probes="timestep_grad") as mon:
-        out, h_n = m(x)
+        out, _ = m(x)
         (out**2).sum().backward()
     got = _recorded(mon)
     # reference: two RNNCells with the same weights, hidden states retained

@@ -202,3 +202,20 @@ def test_unrecomputable_call_warns_and_model_still_runs():
     with pytest.warns(RuntimeWarning, match="could not recompute the attention of module ''"):
         att = capture_attention(m, x, scale=2.0)
     assert att == {}
+
+
+def test_capture_object_reattach_and_argument_checks():
+    mha = _mha(batch_first=True)
+    x = _x(1, 2, 12)
+    cap = AttentionCapture(mha)
+    with cap:
+        mha(x, x, x)
+    with pytest.raises(RuntimeError, match="already attached"):
+        with cap:
+            cap.attach()
+    with cap:
+        mha(x, x, x)
+        mha(x, x, x)
+    assert list(cap.weights) == ["#0", "#1"]  # a fresh capture each time it is entered
+    with pytest.raises(ValueError, match="either `modules` or `keep`"):
+        AttentionCapture(mha, modules="*", keep=lambda name: True)

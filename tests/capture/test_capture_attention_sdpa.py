@@ -211,5 +211,5 @@ def test_record_attention_rejects_bad_input():
 
 
 def test_capture_attention_rejects_non_module():
-    with pytest.raises(TypeError, match="torch.nn.Module"):
+    with pytest.raises(TypeError, match=r"torch\.nn\.Module"):
         capture_attention(lambda x: x, torch.randn(2))

@@ -157,7 +157,7 @@ def test_errors():
         capture_positional_encoding(Learned(), name="nope")
     with pytest.raises(ValueError, match="exceeds the 12 positions"):
         capture_positional_encoding(Learned(), length=13)
-    with pytest.raises(TypeError, match="nn.Module"):
+    with pytest.raises(TypeError, match=r"nn\.Module"):
         capture_positional_encoding(torch.zeros(3, 3))
 
     class ThreeD(nn.Module):

@@ -126,3 +126,14 @@ def test_errors():
         snapshot_tensors({})
     with pytest.raises(ValueError, match="steps with snapshots"):
         snapshot_tensors({0: {("attention", "a", 0): torch.zeros(1)}}, step=3)
+
+
+def test_exception_inside_watch_leaves_nothing_behind():
+    enc = _encoder().eval()
+    with pytest.raises(KeyError), netviz.watch(enc, probes=["attention", "feature_maps"]):
+        with torch.no_grad():
+            enc(torch.randn(1, 3, 8))
+        raise KeyError("user error")
+    assert hook_counts(enc) == 0
+    assert F.scaled_dot_product_attention is BUILTIN
+    assert torch.backends.mha.get_fastpath_enabled()

@@ -286,6 +286,25 @@ def scenario_diagnose(rank, out, result):
         report.records.to_csv(out / "diagnose.csv", index=False)
 
 
+def scenario_watch_on_one_rank(rank, out, result):
+    """watch on rank 0 only, default group: creating the monitor's group fails clearly."""
+    import torch
+
+    from netviz.capture.distributed import DistributedRecordError, make_gather
+
+    if rank != 0:
+        return
+    start = time.perf_counter()
+    try:
+        # what watch(model) does, with a short timeout instead of the default group's 30 s
+        make_gather(torch.nn.Linear(2, 2), "auto", False, None, timeout=timedelta(seconds=2))
+        info = {"raised": None}
+    except DistributedRecordError as err:
+        info = {"raised": type(err).__name__, "message": str(err)}
+    info["seconds"] = time.perf_counter() - start
+    result["watch_on_one_rank"] = info
+
+
 SCENARIOS = [
     scenario_ddp,
     scenario_per_rank,
@@ -294,7 +313,8 @@ SCENARIOS = [
     scenario_fsdp2,
     scenario_fsdp1,
     scenario_diagnose,
-    scenario_one_rank,  # last: leaves its own group broken
+    scenario_one_rank,  # leaves its own group broken
+    scenario_watch_on_one_rank,  # last: only rank 0 counts one more process group
 ]
 
 

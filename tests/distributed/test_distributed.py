@@ -308,6 +308,15 @@ def test_monitor_on_one_rank_times_out_with_clear_error(job):
     assert info["seconds"] < 20  # the group's 2 s timeout, not a hang
 
 
+def test_watch_on_one_rank_fails_clearly_when_creating_its_group(job):
+    _, (r0, _) = job
+    info = r0["watch_on_one_rank"]
+    assert info["raised"] == "DistributedRecordError"
+    assert "could not create its process group" in info["message"]
+    assert "Every rank must call" in info["message"]
+    assert info["seconds"] < 30  # bounded by the 2 s timeout (gloo waits up to twice)
+
+
 def test_fsdp1_is_refused_clearly(job):
     _, results = job
     for res in results:

@@ -13,6 +13,7 @@ from netviz.capture.probe import Probe, ProbeContext
 from netviz.capture.stats import (
     ACTIVATION_STATS,
     MOMENT_FIELDS,
+    Scratch,
     finalize_moments,
     merge_moments,
     tensor_moments,
@@ -50,13 +51,17 @@ class ActivationStats(Probe):
     stats = ACTIVATION_STATS
     needs_forward = True
 
+    def __init__(self) -> None:
+        # Reused work buffers (CPU), not per-step state: see Scratch.
+        self._scratch = Scratch()
+
     def on_forward(
         self, ctx: ProbeContext, name: str, module: nn.Module, args: tuple, output: Any
     ) -> None:
         x = first_tensor(output)
         if x is None:
             return
-        ctx.emit(name, tensor_moments(x), call=ctx.call_index(name), sharded=True)
+        ctx.emit(name, tensor_moments(x, self._scratch), call=ctx.call_index(name), sharded=True)
 
     def finalize(self, raw: np.ndarray) -> np.ndarray:
         return finalize_moments(raw)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from netviz.capture.probe import Probe, ProbeContext
-from netviz.capture.stats import MOMENT_FIELDS, buffer_dtype, merge_moments, tensor_moments
+from netviz.capture.stats import MOMENT_FIELDS, Scratch, buffer_dtype, merge_moments, tensor_moments
 
 __all__ = ["GradNorm", "GradStats", "local_tensor", "module_grads", "stacked_norms"]
 
@@ -93,14 +93,17 @@ class GradStats(Probe):
     raw_fields = (*MOMENT_FIELDS, "sum_sq")
     stats = ("mean", "std", "abs_mean", "abs_max", "l2", "zero_frac", "nonfinite_frac")
 
+    def __init__(self) -> None:
+        self._scratch = Scratch()
+
     def on_step_end(self, ctx: ProbeContext) -> None:
         found = module_grads(ctx)
         sums = _sum_sq_norms([g for _, g, _ in found])
         for (name, grads, sharded), sq in zip(found, sums):
             if len(grads) == 1:
-                moments = tensor_moments(grads[0])
+                moments = tensor_moments(grads[0], self._scratch)
             else:
-                moments = tensor_moments(torch.cat([g.reshape(-1) for g in grads]))
+                moments = tensor_moments(torch.cat([g.reshape(-1) for g in grads]), self._scratch)
             ctx.emit(name, torch.cat([moments, sq.reshape(1)]), sharded=sharded)
 
     def finalize(self, raw: np.ndarray) -> np.ndarray:
