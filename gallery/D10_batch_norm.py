@@ -5,7 +5,7 @@ D10 · Batch norm: activations and training curves
 *Lecture topic:* Batch norm, "with and without batchnorm" (notes 000)
 
 A scaled-down version of the lecture's ResNet-18/CIFAR-10 experiment: the same
-deep MLP (8 hidden layers of 64 ReLU units) on the 8x8 scikit-learn digits,
+deep MLP (6 hidden layers of 64 ReLU units) on the 8x8 scikit-learn digits,
 with and without :class:`torch.nn.BatchNorm1d` before each ReLU, same
 initialisation, same SGD steps. ``netviz.watch`` records every ReLU's output
 statistics at every step. Without batch norm the activations shrink layer
@@ -31,7 +31,7 @@ setup()
 digits = load_digits()
 inputs = torch.tensor(digits.data, dtype=torch.float32) / 16.0
 targets = torch.tensor(digits.target)
-depth, width = 8, 64
+depth, width = 6, 64
 train_steps = pick(150, 30)
 batch_size = 128
 
@@ -85,19 +85,22 @@ first, last = 0, train_steps - 1
 plain_std_first, plain_std_last = layer_std(plain_records, first), layer_std(plain_records, last)
 bn_std_first, bn_std_last = layer_std(bn_records, first), layer_std(bn_records, last)
 
-# Activations of a fixed batch after training, for the distribution plot.
+# Pre-activations of a fixed batch after training, for the distribution plot.
 plain.eval()
 with_bn.eval()
 with torch.no_grad():
-    plain_acts = netviz.capture_activations(plain, inputs[:512], modules=nn.ReLU)
-    bn_acts = netviz.capture_activations(with_bn, inputs[:512], modules=nn.ReLU)
+    # The input of each ReLU: the Linear output, or the BatchNorm1d output.
+    plain_pre = netviz.capture_activations(plain, inputs[:512], modules=nn.Linear)
+    bn_pre = netviz.capture_activations(with_bn, inputs[:512], modules=nn.BatchNorm1d)
     plain_accuracy = (plain(inputs).argmax(1) == targets).float().mean().item()
     bn_accuracy = (with_bn(inputs).argmax(1) == targets).float().mean().item()
+plain_acts = {f"layer {i + 1}": t for i, t in enumerate(list(plain_pre.values())[:depth])}
+bn_acts = {f"layer {i + 1}": t for i, t in enumerate(bn_pre.values())}
 
 # %%
 # Top: training loss, and each ReLU's output std from netviz's records at the
 # first and last step. Bottom: the distribution of each layer's activations
-# after training (``netviz.plot.activation_distributions``).
+# pre-activations after training (``netviz.plot.activation_distributions``).
 fig = plt.figure(figsize=(12.8, 7.2), layout="constrained")
 top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.15])
 ax_loss, ax_std = top.subplots(1, 2)
@@ -123,10 +126,10 @@ ax_std.set_title("activation scale per layer")
 ax_std.legend(ncols=2, fontsize=9)
 
 ax_plain, ax_bn = bottom.subplots(1, 2, sharex=True)
-netviz.plot.activation_distributions(plain_acts, ax=ax_plain, range=(0.0, 3.0))
-netviz.plot.activation_distributions(bn_acts, ax=ax_bn, range=(0.0, 3.0))
-ax_plain.set_title("ReLU outputs after training, no batch norm")
-ax_bn.set_title("ReLU outputs after training, with batch norm")
+netviz.plot.activation_distributions(plain_acts, ax=ax_plain, range=(-4.0, 4.0))
+netviz.plot.activation_distributions(bn_acts, ax=ax_bn, range=(-4.0, 4.0))
+ax_plain.set_title("ReLU inputs after training: Linear outputs (no BN)")
+ax_bn.set_title("ReLU inputs after training: BatchNorm1d outputs")
 fig.suptitle("D10 · Batch norm: same MLP, same steps, with and without BatchNorm1d")
 
 # %%

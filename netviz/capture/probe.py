@@ -16,6 +16,7 @@ detaching never leaves a probe half-way through.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -100,8 +101,17 @@ class ProbeContext:
     """
 
     def __init__(self, monitor: Monitor, probe: Probe):
-        self._monitor = monitor
+        # A weak reference: the monitor owns its contexts, and no cycle keeps a
+        # dropped monitor (and its hooks) alive until the garbage collector runs.
+        self._monitor_ref = weakref.ref(monitor)
         self.probe = probe
+
+    @property
+    def _monitor(self) -> Monitor:
+        monitor = self._monitor_ref()
+        if monitor is None:
+            raise RuntimeError("the monitor of this probe context no longer exists")
+        return monitor
 
     @property
     def modules(self) -> Sequence[tuple[str, nn.Module]]:

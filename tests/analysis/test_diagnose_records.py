@@ -98,7 +98,7 @@ def test_first_nonfinite_step_is_named():
 
 def test_records_mode_rejects_model_arguments_and_bad_tables():
     records = _train(_mlp(), lr=0.05, steps=2)
-    with pytest.raises(TypeError, match="`model` must be a torch.nn.Module"):
+    with pytest.raises(TypeError, match=r"`model` must be a torch\.nn\.Module"):
         diagnose(records, torch.randn(2, 8))
     with pytest.raises(ValueError, match="missing column"):
         diagnose(pd.DataFrame({"step": [0]}))
