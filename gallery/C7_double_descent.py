@@ -73,7 +73,7 @@ for a in (ax, ax_norm):
     a.axvline(n_train, color="0.4", ls="--", lw=1)
 ax.annotate(
     f"interpolation threshold\np = n = {n_train}",
-    (n_train * 1.08, median_test.max() * 0.9),
+    (n_train * 1.5, median_test.max() * 0.5),
     va="top",
     color="0.3",
 )

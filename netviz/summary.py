@@ -56,7 +56,7 @@ def _tensors(obj) -> list[torch.Tensor]:
 
 
 def _as_inputs(input_size, dtypes, device) -> list[torch.Tensor]:
-    """Example tensors from shapes (or the given tensors, moved to ``device``)."""
+    """Example tensors made from shapes on ``device``; given tensors are used as they are."""
     if isinstance(input_size, torch.Tensor):
         return [input_size]
     if not isinstance(input_size, Sequence) or isinstance(input_size, str) or not input_size:

@@ -143,10 +143,6 @@ class StepGather:
         """Whether this rank stores the records (rank 0 of the group, or all with ``all_ranks``)."""
         return self.all_ranks or self.rank == 0
 
-    def __call__(self, buffer: torch.Tensor) -> torch.Tensor:
-        """Plain ``gather(buffer) -> (ranks, len)`` without layout checks."""
-        return self.gather_step(buffer, step=0, layout=())
-
     def gather_step(
         self, buffer: torch.Tensor, step: int, layout: Sequence[tuple[Any, ...]]
     ) -> torch.Tensor:

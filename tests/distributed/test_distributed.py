@@ -34,6 +34,8 @@ from netviz.capture.distributed import (
 
 pytestmark = [
     pytest.mark.distributed,
+    pytest.mark.slow,
+    pytest.mark.xdist_group("distributed"),  # one job per run under --dist loadgroup
     pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()), reason="needs gloo"),
 ]
 

@@ -235,6 +235,13 @@ def test_tensors_and_multiple_inputs():
     assert summary(nn.Linear(3, 2), torch.ones(3)).to_pandas()["output_shape"][0] == (2,)
 
 
+def test_generated_inputs_leave_the_global_rng_alone():
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    summary(nn.Linear(3, 2), (4, 3))
+    assert torch.equal(torch.get_rng_state(), state)
+
+
 def test_receptive_field_stops_at_a_branch():
     class Residual(nn.Module):
         def __init__(self):
