@@ -22,7 +22,6 @@ from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 import netviz
-from netviz.analysis import diagnose
 
 GLOBAL_BATCH = 128
 
@@ -97,7 +96,7 @@ def main() -> None:
     # diagnose runs one forward/backward on each rank's part of a batch and
     # gathers like watch: every rank must call it.
     part = slice(rank * 256, (rank + 1) * 256)
-    report = diagnose(wrapped, x_all[part], y_all[part])
+    report = netviz.diagnose(wrapped, x_all[part], y_all[part])
     if rank == 0:
         last = df[df.step == df.step.max()]
         grads = last[last.probe == "grad_norm"].set_index("module")["value"]
@@ -110,7 +109,7 @@ def main() -> None:
         print(f"\ndiagnose (global batch of {256 * world} digits):")
         print(report)
         print("\ndiagnose of the recorded run:")
-        print(diagnose(df))
+        print(netviz.diagnose(df))
     dist.destroy_process_group()
 
 

@@ -1,4 +1,4 @@
-"""
+r"""
 A1 · XOR is not linearly separable
 ==================================
 

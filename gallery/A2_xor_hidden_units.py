@@ -1,4 +1,4 @@
-"""
+r"""
 A2 · XOR solved by two hidden threshold units
 =============================================
 

@@ -1,4 +1,4 @@
-"""
+r"""
 A3 · The perceptron algorithm on AND, OR and XOR
 ================================================
 

@@ -1,4 +1,4 @@
-"""
+r"""
 A4 · The world's smallest perceptron
 ====================================
 

@@ -1,4 +1,4 @@
-"""
+r"""
 A5 · Classifying circles with 2, 3 and 10 hidden units
 ======================================================
 

@@ -1,4 +1,4 @@
-"""
+r"""
 A6 · A single neuron on two Iris features
 =========================================
 

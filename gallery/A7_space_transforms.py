@@ -1,4 +1,4 @@
-"""
+r"""
 A7 · Networks as space transforms
 =================================
 

@@ -1,4 +1,4 @@
-"""
+r"""
 B1 · Vanishing gradients in a deep MLP, and skip connections
 ============================================================
 

@@ -1,4 +1,4 @@
-"""
+r"""
 B2 · The sigmoid's derivative is at most 1/4
 ============================================
 

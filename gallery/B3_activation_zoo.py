@@ -1,4 +1,4 @@
-"""
+r"""
 B3 · The activation zoo and its derivatives
 ===========================================
 

@@ -1,4 +1,4 @@
-"""
+r"""
 B4 · Initialisation and the activations per layer
 =================================================
 
@@ -19,7 +19,6 @@ zeroes half of its input); He's factor 2 exactly compensates, so that
 # %%
 # The networks and the three initialisations.
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 from torch import nn
 
@@ -78,8 +77,10 @@ for r, act_name in enumerate(nonlinearities):
         netviz.plot.activation_distributions(histograms[act_name, init_name], ax=ax, bins=50)
         std = activation_std[act_name, init_name]
         what = " (values > 0)" if act_name == "ReLU" else ""
-        ax.set_title(f"{act_name}{what}, {init_name}\nstd: layer 1 {std[0]:.2g}, layer 10 {std[-1]:.2g}",
-                     fontsize=10)
+        ax.set_title(
+            f"{act_name}{what}, {init_name}\nstd: layer 1 {std[0]:.2g}, layer 10 {std[-1]:.2g}",
+            fontsize=10,
+        )
         ax.tick_params(axis="y", labelsize=8)
         if c:
             ax.set_yticklabels([])

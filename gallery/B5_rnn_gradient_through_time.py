@@ -1,4 +1,4 @@
-"""
+r"""
 B5 · RNN gradients through time
 ===============================
 
@@ -66,8 +66,9 @@ for name, net in nets.items():
 # The norms on a log scale, with the s^(T-1-t) prediction for the RNNs.
 fig, ax = plt.subplots(figsize=(9.6, 5.4))
 first, *rest = nets
-netviz.plot.timestep_gradients(records[first], ax=ax, label=first,
-                               compare={k: records[k] for k in rest})
+netviz.plot.timestep_gradients(
+    records[first], ax=ax, label=first, compare={k: records[k] for k in rest}
+)
 t = np.arange(seq_len)
 for name, s in [(first, 0.8), (rest[0], 1.2)]:
     ax.plot(t, grad_norms[name][-1] * s ** (seq_len - 1 - t), ls=":", color="0.3", lw=1.5)

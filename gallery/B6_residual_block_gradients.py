@@ -1,4 +1,4 @@
-"""
+r"""
 B6 · Residual blocks keep the gradient alive
 ============================================
 
@@ -76,13 +76,19 @@ first_to_last = {name: float(m[0] / m[-1]) for name, m in median_norm.items()}
 # %%
 # Per block: the distribution over batches of the gradient norm.
 fig, ax = plt.subplots(figsize=(12.8, 5.4))
-netviz.plot.gradient_flow(records["plain"], ax=ax, label="plain",
-                          compare={"residual (identity shortcut)": records["residual"]})
+netviz.plot.gradient_flow(
+    records["plain"],
+    ax=ax,
+    label="plain",
+    compare={"residual (identity shortcut)": records["residual"]},
+)
 ax.set_xticks(np.arange(n_blocks), [str(i + 1) for i in range(n_blocks)], rotation=0)
 ax.set_xlabel("block (input → output)")
 ax.set_ylabel("gradient norm of the block's first layer")
-ax.set_title(f"first / last block: plain {first_to_last['plain']:.1e}, "
-             f"residual {first_to_last['residual']:.2g}")
+ax.set_title(
+    f"first / last block: plain {first_to_last['plain']:.1e}, "
+    f"residual {first_to_last['residual']:.2g}"
+)
 fig.suptitle("B6 · Residual blocks keep the gradient alive")
 fig.tight_layout()
 

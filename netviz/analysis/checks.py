@@ -47,6 +47,16 @@ _TIME_FIX_EXPLODE = (
     "does. Usual remedies: gradient clipping (torch.nn.utils.clip_grad_norm_), orthogonal "
     "initialisation of W_hh with gain 1, an LSTM or GRU, truncated backpropagation through time."
 )
+_GATED_FIX_VANISH = (
+    "In an LSTM or GRU the gates decide how far a gradient travels: it survives long spans only "
+    "while the forget gate stays near 1. Usual remedies: a forget-gate bias of 1 or more at "
+    "initialisation (the bias_ih/bias_hh slice of the forget gate), shorter sequences, or "
+    "attention over the early steps."
+)
+_GATED_FIX_EXPLODE = (
+    "Usual remedies: gradient clipping (torch.nn.utils.clip_grad_norm_), a smaller learning rate, "
+    "truncated backpropagation through time."
+)
 
 
 def _orders(ratio: float) -> float:
@@ -171,7 +181,11 @@ def _flow_finding(
             )
             + sig
             + " "
-            + (_TIME_FIX_VANISH if vanish else _TIME_FIX_EXPLODE)
+            + (
+                (_GATED_FIX_VANISH if vanish else _GATED_FIX_EXPLODE)
+                if ev.get("gated")
+                else (_TIME_FIX_VANISH if vanish else _TIME_FIX_EXPLODE)
+            )
         )
         return Finding(kind, str(module), severity, msg, ev)
     if v_in == 0:
@@ -186,7 +200,8 @@ def _flow_finding(
         return Finding(kind, first, "error", msg, ev)
     logs = np.log10([max(v, 1e-300) for _, v in series])
     steps = np.diff(logs)
-    j = int(np.argmin(steps) if vanish else np.argmax(steps)) if len(steps) else 0
+    # going back from the output, a vanishing gradient drops where logs rises input -> output
+    j = int(np.argmax(steps) if vanish else np.argmin(steps)) if len(steps) else 0
     ev["steepest_factor"] = float(10 ** abs(steps[j])) if len(steps) else 1.0
     msg = (
         f"The gradient {verb} towards the input: its RMS is {v_in:.2g} in `{first}` (input side) "
@@ -247,33 +262,57 @@ def check_units(step: pd.DataFrame, th: Thresholds) -> list[Finding]:
     """Dead ReLU units and saturated sigmoid/tanh outputs, from ``unit_activity`` rows."""
     rows = step[step.probe == "unit_activity"]
     out = []
-    for module, grp in rows.groupby("module", sort=False):
-        stats = grp.groupby("stat").value.mean()
+    # a module applied several times (one nn.ReLU shared by every layer) is
+    # judged per call: one dead application must not be averaged away
+    for (module, call), grp in rows.groupby(["module", "call"], sort=False):
+        stats = grp.groupby("stat").value.first()
+        where = f"`{module}`" + (
+            f" (call {int(call)})" if rows.call[rows.module == module].max() else ""
+        )
+        ev_call = {"call": float(call)}
         dead = stats.get("dead_frac", np.nan)
         if np.isfinite(dead) and dead >= th.dead_frac:
             sev = "error" if dead >= 1.0 else "warning"
             msg = (
-                f"{dead:.0%} of the units of `{module}` are dead: they output zero for (nearly) "
+                f"{dead:.0%} of the units of {where} are dead: they output zero for (nearly) "
                 "every input of the batch, so they pass no gradient and stop learning. Usual "
                 "causes: a large negative bias, a learning rate so high that it pushed the "
                 "pre-activations below zero, a poor initialisation. Remedies: He initialisation "
                 "(var(w) = 2/fan_in), a smaller learning rate, LeakyReLU/ELU/GELU, normalisation "
                 "before the ReLU."
             )
-            out.append(Finding("dead_units", str(module), sev, msg, {"dead_frac": float(dead)}))
+            ev = {"dead_frac": float(dead), **ev_call}
+            out.append(Finding("dead_units", str(module), sev, msg, ev))
         sat = stats.get("saturated_frac", np.nan)
         if np.isfinite(sat) and sat >= th.saturated_frac:
             sev = "error" if sat >= 0.95 else "warning"
             msg = (
-                f"{sat:.0%} of the outputs of `{module}` lie within 0.01 of the bounds of the "
+                f"{sat:.0%} of the outputs of {where} lie within 0.01 of the bounds of the "
                 "nonlinearity, where its derivative is almost zero (sigma' = sigma(1 - sigma), "
                 "tanh' = 1 - tanh^2), so hardly any gradient passes. Usual causes: weights too "
                 "large for the fan-in, unnormalised inputs. Remedies: Xavier/Glorot "
                 "initialisation (var(w) = 1/fan_in), normalised inputs, batch or layer "
                 "normalisation, or a ReLU-family activation."
             )
-            out.append(Finding("saturation", str(module), sev, msg, {"saturated_frac": float(sat)}))
-    return out
+            ev = {"saturated_frac": float(sat), **ev_call}
+            out.append(Finding("saturation", str(module), sev, msg, ev))
+    return _worst_per_module(out)
+
+
+def _unit_score(f: Finding) -> tuple[int, float]:
+    frac = f.evidence.get("dead_frac", f.evidence.get("saturated_frac", 0.0))
+    return _RANK[f.severity], frac
+
+
+def _worst_per_module(findings: list[Finding]) -> list[Finding]:
+    """Keep one finding per (kind, module): the most severe, then the largest evidence."""
+    best: dict[tuple[str, str], Finding] = {}
+    for f in findings:
+        key = (f.kind, f.module)
+        old = best.get(key)
+        if old is None or _unit_score(f) > _unit_score(old):
+            best[key] = f
+    return list(best.values())
 
 
 def check_update_ratio(records: pd.DataFrame, th: Thresholds) -> list[Finding]:

@@ -155,19 +155,21 @@ def _preserved(model: nn.Module, train: bool) -> Iterator[None]:
 
 
 def _rnn_evidence(model: nn.Module) -> dict[str, dict[str, float]]:
-    """Largest singular value of the last layer's W_hh of every recurrent module."""
-    out = {}
+    """Per recurrent module: ``gated`` (LSTM/GRU: 1) and, for vanilla RNNs, the
+    largest singular value of the last layer's ``W_hh``."""
+    out: dict[str, dict[str, float]] = {}
     for name, m in unwrap(model).named_modules():
-        if isinstance(m, nn.RNNBase):
-            w = getattr(m, f"weight_hh_l{m.num_layers - 1}")
-        elif isinstance(m, (nn.RNNCell, nn.LSTMCell, nn.GRUCell)):
-            w = m.weight_hh
-        else:
-            continue
-        w = w.detach().float()
         if isinstance(m, (nn.LSTM, nn.LSTMCell, nn.GRU, nn.GRUCell)):
-            continue  # gated cells: the gates, not W_hh alone, set the gradient's fate
-        out[name] = {"sigma_max_w_hh": float(torch.linalg.matrix_norm(w, ord=2))}
+            # the gates, not W_hh alone, decide how far gradients travel
+            out[name] = {"gated": 1.0}
+        elif isinstance(m, (nn.RNN, nn.RNNCell)):
+            w = (
+                m.weight_hh
+                if isinstance(m, nn.RNNCell)
+                else getattr(m, f"weight_hh_l{m.num_layers - 1}")
+            )
+            sigma = torch.linalg.matrix_norm(w.detach().float(), ord=2)
+            out[name] = {"gated": 0.0, "sigma_max_w_hh": float(sigma)}
     return out
 
 

@@ -210,10 +210,8 @@ class Report:
             bits.append(f"{s['mode']} mode")
         lines = [head + (f" ({', '.join(bits)})" if bits else ""), ""]
         if not self.findings:
-            lines.append(
-                "No problems found. "
-                + s.get("healthy", "Gradients, activations and values look healthy.")
-            )
+            text = "No problems found. " + s.get("healthy", "Every value is within the thresholds.")
+            lines.extend(textwrap.wrap(text, width=91))
             return "\n".join(lines)
         counts = []
         for sev in ("error", "warning", "info"):

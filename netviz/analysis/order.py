@@ -55,13 +55,21 @@ def module_order(records: pd.DataFrame) -> list[str]:
     ...     "stat": ["mean", "mean", "l2", "l2"], "value": [1.0, 2.0, 3.0, 4.0]})
     >>> module_order(df)  # "b" ran first although it was registered second
     ['b', 'a']
+    >>> df.loc[4] = [0, "a.out", 0, "grad_norm", "l2", 5.0]  # never called: after "a"
+    >>> module_order(df)
+    ['b', 'a', 'a.out']
     """
-    order: list[str] = []
-    seen: set[str] = set()
     fwd = records[records.probe.isin(FORWARD_PROBES)]
-    for frame in (fwd, records):
-        for m in pd.unique(frame.module):
-            if m not in seen:
-                seen.add(m)
-                order.append(m)
+    order = list(dict.fromkeys(fwd.module))
+    # Modules without forward rows (never called, e.g. an attention out_proj
+    # used through its weight, or no forward probe recorded) go right after
+    # their predecessor in registration order, which the other probes follow.
+    placed = set(order)
+    previous: str | None = None
+    for m in dict.fromkeys(records.module[~records.probe.isin(FORWARD_PROBES)]):
+        if m not in placed:
+            at = order.index(previous) + 1 if previous is not None else 0
+            order.insert(at, m)
+            placed.add(m)
+        previous = m
     return order

@@ -119,7 +119,9 @@ class SdpaPatch:
     every module in ``extra_modules`` whose global names the original
     function (``from torch.nn.functional import scaled_dot_product_attention``).
     :meth:`remove` restores a name only if it still holds this patch's
-    function, so patches removed out of order never undo each other.
+    function, so patches removed out of order never undo each other; a patch
+    removed while another one wraps it turns into a pass-through that the
+    outer one skips when it is removed.
     """
 
     def __init__(self, on_call: Callable[[tuple, dict], None], extra_modules: Iterable[str] = ()):
@@ -153,6 +155,7 @@ class SdpaPatch:
             return out
 
         scaled_dot_product_attention.__wrapped__ = original  # type: ignore[attr-defined]
+        scaled_dot_product_attention._netviz_patch = self  # type: ignore[attr-defined]
         scaled_dot_product_attention.__doc__ = original.__doc__
         return scaled_dot_product_attention
 
@@ -161,5 +164,10 @@ class SdpaPatch:
         self._active = False
         while self._patched:
             mod, attr, original, wrapper = self._patched.pop()
+            # Skip patches already removed out of order: they only pass calls through.
+            while getattr(original, "_netviz_patch", None) is not None and not (
+                original._netviz_patch._active
+            ):
+                original = original.__wrapped__
             if getattr(mod, attr, None) is wrapper:
                 setattr(mod, attr, original)

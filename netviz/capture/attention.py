@@ -18,8 +18,9 @@ Three sources are covered while a capture is active:
   ``key``, ``attn_mask``, ``is_causal``, ``scale`` and ``enable_gqa``
   (:func:`~netviz.capture._sdpa.sdpa_weights`). The result is attributed to
   the innermost module whose forward is running (a module stack kept by
-  forward pre-hooks and hooks during the capture). SDPA calls made inside a
-  ``MultiheadAttention`` are not counted twice.
+  forward pre-hooks and hooks during the capture); SDPA calls made outside
+  the model's forward (another model, plain code) are ignored, and those made
+  inside a ``MultiheadAttention`` are not counted twice.
 - Custom attention code that computes its own softmax calls
   :func:`record_attention`; it is a no-op when no capture is active.
 
@@ -320,10 +321,11 @@ class AttentionCapture:
         self._add(name, probs)
 
     def _on_sdpa(self, args: tuple, kwargs: dict) -> None:
-        if self._stack and isinstance(self._stack[-1], nn.MultiheadAttention):
+        if not self._stack:
+            return  # not called from this model's forward (another model, plain code)
+        if isinstance(self._stack[-1], nn.MultiheadAttention):
             return  # the MultiheadAttention hook records this one
-        module = self._stack[-1] if self._stack else self._model
-        name = self._names.get(module, "")
+        name = self._names.get(self._stack[-1], "")
         if not self._wanted(name):
             return
         try:
@@ -348,23 +350,24 @@ class AttentionCapture:
 
     def record(self, module_or_name: nn.Module | str | None, probs: torch.Tensor) -> None:
         """Record ``probs`` for a module of this model (see :func:`record_attention`)."""
-        if module_or_name is None:
-            module = self._stack[-1] if self._stack else self._model
-            name = self._names.get(module, "")
-        elif isinstance(module_or_name, str):
-            name = module_or_name
-        elif isinstance(module_or_name, nn.Module):
-            found = self._names.get(module_or_name)
-            if found is None:
-                return  # a module of another model: not this capture's business
-            name = found
-        else:
+        if not isinstance(module_or_name, (nn.Module, str, type(None))):
             raise TypeError(
                 "`module_or_name` must be an nn.Module, a str or None, "
                 f"got {type(module_or_name).__name__}"
             )
+        probs = as_4d(probs)
+        if isinstance(module_or_name, nn.Module):
+            name = self._names.get(module_or_name)
+            if name is None:
+                return  # a module of another model: not this capture's business
+        elif not self._stack:
+            return  # not called from this model's forward
+        elif module_or_name is None:
+            name = self._names.get(self._stack[-1], "")
+        else:
+            name = module_or_name
         if self._wanted(name):
-            self._add(name, as_4d(probs).detach().clone())
+            self._add(name, probs.detach().clone())
 
 
 def record_attention(module_or_name: nn.Module | str | None, probs: torch.Tensor) -> None:
@@ -380,7 +383,9 @@ def record_attention(module_or_name: nn.Module | str | None, probs: torch.Tensor
     module_or_name
         The module the attention belongs to (usually ``self``; its qualified
         name becomes the key), a name to use as is, or ``None`` for the
-        innermost module whose forward is running.
+        innermost module whose forward is running. A capture takes a name or
+        ``None`` only while its model's forward is running, and a module only
+        if it belongs to its model.
     probs
         ``(L, S)``, ``(heads, L, S)`` or ``(batch, heads, L, S)``; stored
         detached and cloned (later in-place changes do not affect it).

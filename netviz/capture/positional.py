@@ -152,7 +152,9 @@ def _candidates(model: nn.Module) -> dict[str, torch.Tensor]:
                 found[name] = module.weight
     tensors = list(model.named_parameters()) + list(model.named_buffers())
     for name, tensor in tensors:
-        if id(tensor) in embedding_weights or tensor is None or tensor.dim() < 2:
+        if tensor is None or id(tensor) in embedding_weights or tensor.dim() < 2:
+            continue
+        if not tensor.is_floating_point():  # e.g. BERT's integer ``position_ids`` buffer
             continue
         if _looks_positional(name):
             found[name] = tensor

@@ -48,15 +48,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p_build = sub.add_parser(
         "build", help="run the scripts and write the figures plus an index.html contact sheet"
     )
-    p_build.add_argument("--out", metavar="DIR", default="netviz-gallery", help="output folder (default: ./netviz-gallery)")
-    p_build.add_argument("--only", metavar="ID", nargs="+", help="build only these figure IDs (e.g. A2 D3)")
-    p_build.add_argument("--jobs", "-j", type=_positive_int, default=1, metavar="N", help="scripts run in parallel (default 1)")
-    p_build.add_argument("--format", dest="fmt", choices=FORMATS, default="png", help="figure file format (default png)")
-    p_build.add_argument("--src", metavar="DIR", help=src_help)
-    p_build.add_argument("--fast", action="store_true", help="fast mode: fewer training steps (NETVIZ_GALLERY_FAST=1)")
     p_build.add_argument(
-        "--timeout", type=_positive_float, default=DEFAULT_TIMEOUT, metavar="S",
+        "--out",
+        metavar="DIR",
+        default="netviz-gallery",
+        help="output folder (default: ./netviz-gallery)",
+    )
+    p_build.add_argument(
+        "--only", metavar="ID", nargs="+", help="build only these figure IDs (e.g. A2 D3)"
+    )
+    p_build.add_argument(
+        "--jobs",
+        "-j",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="scripts run in parallel (default 1)",
+    )
+    p_build.add_argument(
+        "--format",
+        dest="fmt",
+        choices=FORMATS,
+        default="png",
+        help="figure file format (default png)",
+    )
+    p_build.add_argument("--src", metavar="DIR", help=src_help)
+    p_build.add_argument(
+        "--fast",
+        action="store_true",
+        help="fast mode: fewer training steps (NETVIZ_GALLERY_FAST=1)",
+    )
+    p_build.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=DEFAULT_TIMEOUT,
+        metavar="S",
         help=f"time limit per script in seconds (default {DEFAULT_TIMEOUT:g})",
+    )
+    p_build.add_argument(
+        "--dpi",
+        type=_positive_float,
+        default=None,
+        metavar="DPI",
+        help="resolution of png figures (default 160: 2048 px wide for a 12.8 in figure)",
     )
     parser.set_defaults(_gallery_parser=parser)
 
@@ -90,18 +124,30 @@ def _build(args: argparse.Namespace) -> int:
     chosen = select(scripts, args.only)
     out = Path(args.out)
     mode = "fast mode, " if args.fast else ""
-    print(f"Building {len(chosen)} figure(s) into {out} ({mode}{args.jobs} job(s), {args.fmt})", flush=True)
+    print(
+        f"Building {len(chosen)} figure(s) into {out} ({mode}{args.jobs} job(s), {args.fmt})",
+        flush=True,
+    )
     width = len(str(len(chosen)))
 
     def progress(res, done, total):
         status = "ok  " if res.ok else "FAIL"
         what = ", ".join(res.files) if res.ok else res.error.splitlines()[-1] if res.error else ""
-        print(f"[{done:>{width}}/{total}] {status} {res.script.id:<4} {res.seconds:6.1f} s  {what}", flush=True)
+        print(
+            f"[{done:>{width}}/{total}] {status} {res.script.id:<4} {res.seconds:6.1f} s  {what}",
+            flush=True,
+        )
 
     start = time.perf_counter()
     results = build(
-        chosen, out, jobs=args.jobs, fmt=args.fmt, fast=True if args.fast else None,
-        timeout=args.timeout, on_done=progress,
+        chosen,
+        out,
+        jobs=args.jobs,
+        fmt=args.fmt,
+        fast=True if args.fast else None,
+        timeout=args.timeout,
+        dpi=args.dpi,
+        on_done=progress,
     )
     index = write_index(out, scripts, results, fmt=args.fmt)
     failed = [r for r in results if not r.ok]

@@ -33,13 +33,13 @@ FORMATS = ("png", "svg", "pdf")
 DEFAULT_TIMEOUT = 300.0
 _MARK = "NETVIZ-GALLERY-FIGURE\t"
 
-#: Code run by ``python -c`` for one script: argv = script, out dir, stem, format.
-RUNNER = f"""
+#: Code run by ``python -c`` for one script: argv = script, out dir, stem, format, dpi ("" = default).
+RUNNER = """
 import os, runpy, sys
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-script, out, stem, fmt = sys.argv[1:5]
+script, out, stem, fmt, dpi = sys.argv[1:6]
 sys.argv = [script]
 sys.path.insert(0, os.path.dirname(script))
 try:
@@ -60,9 +60,9 @@ if not nums:
     raise SystemExit("the script left no matplotlib figure open (the builder saves open figures)")
 for i, num in enumerate(nums):
     path = os.path.join(out, stem + ("" if i == 0 else "_%d" % (i + 1)) + "." + fmt)
-    savefig(plt.figure(num), path)
-    print({_MARK!r} + os.path.basename(path), flush=True)
-"""
+    savefig(plt.figure(num), path, **({"dpi": float(dpi)} if dpi else {}))
+    print(MARK + os.path.basename(path), flush=True)
+""".replace("MARK", repr(_MARK))
 
 
 @dataclass
@@ -119,15 +119,19 @@ def run_script(
     fmt: str = "png",
     fast: bool | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    dpi: float | None = None,
     python: str = sys.executable,
 ) -> FigureResult:
-    """Run one gallery script in a fresh process and save its figures into ``out``."""
+    """Run one gallery script in a fresh process and save its figures into ``out``.
+
+    ``dpi`` overrides the style's ``savefig.dpi`` (160) for raster output.
+    """
     if fmt not in FORMATS:
         raise ValueError(f"`fmt` must be one of {', '.join(FORMATS)}, got {fmt!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _remove_old(out, script.stem, fmt)
-    cmd = [python, "-c", RUNNER, str(script.path), str(out), script.stem, fmt]
+    cmd = [python, "-c", RUNNER, str(script.path), str(out), script.stem, fmt, f"{dpi:g}" if dpi else ""]
     start = time.perf_counter()
     try:
         proc = subprocess.run(
@@ -160,6 +164,7 @@ def build(
     fmt: str = "png",
     fast: bool | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    dpi: float | None = None,
     on_done: Callable[[FigureResult, int, int], None] | None = None,
 ) -> list[FigureResult]:
     """Run ``scripts`` (``jobs`` at a time) into ``out``; results in the order of ``scripts``.
@@ -173,11 +178,13 @@ def build(
         raise ValueError(f"`fmt` must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if timeout <= 0:
         raise ValueError(f"`timeout` must be positive (seconds), got {timeout}")
+    if dpi is not None and dpi <= 0:
+        raise ValueError(f"`dpi` must be positive, got {dpi}")
     Path(out).mkdir(parents=True, exist_ok=True)
     results: dict[int, FigureResult] = {}
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {
-            pool.submit(run_script, s, out, fmt=fmt, fast=fast, timeout=timeout): i
+            pool.submit(run_script, s, out, fmt=fmt, fast=fast, timeout=timeout, dpi=dpi): i
             for i, s in enumerate(scripts)
         }
         for done, fut in enumerate(as_completed(futures), start=1):

@@ -69,7 +69,9 @@ def id_sort_key(script_id: str) -> tuple[str, int]:
     """
     m = re.fullmatch(r"([A-Z])(\d+)", script_id)
     if m is None:
-        raise GalleryError(f"not a gallery figure ID: {script_id!r} (expected a letter and a number, e.g. 'A2')")
+        raise GalleryError(
+            f"not a gallery figure ID: {script_id!r} (expected a letter and a number, e.g. 'A2')"
+        )
     return m.group(1), int(m.group(2))
 
 
@@ -121,7 +123,9 @@ def parse_header(source: str, filename: str = "<script>") -> tuple[str, str, str
             if line.strip():
                 summary_lines.append(line.strip())
     if topic is None:
-        raise GalleryError(f"{filename}: no '*Lecture topic:* <topic> (notes NNN)' line in the docstring")
+        raise GalleryError(
+            f"{filename}: no '*Lecture topic:* <topic> (notes NNN)' line in the docstring"
+        )
     return m.group("id"), m.group("title").strip(), topic, " ".join(summary_lines)
 
 
@@ -130,10 +134,14 @@ def read_script(path: str | os.PathLike) -> Script:
     path = Path(path)
     fm = SCRIPT_RE.match(path.name)
     if fm is None:
-        raise GalleryError(f"{path}: gallery scripts are named '<ID>_<name>.py', e.g. 'A2_xor_hidden_units.py'")
+        raise GalleryError(
+            f"{path}: gallery scripts are named '<ID>_<name>.py', e.g. 'A2_xor_hidden_units.py'"
+        )
     sid, title, topic, summary = parse_header(path.read_text(encoding="utf-8"), str(path))
     if sid != fm.group("id"):
-        raise GalleryError(f"{path}: docstring ID {sid!r} differs from the file name's ID {fm.group('id')!r}")
+        raise GalleryError(
+            f"{path}: docstring ID {sid!r} differs from the file name's ID {fm.group('id')!r}"
+        )
     return Script(sid, fm.group("name"), title, topic, summary, path.resolve())
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from netviz.gallery.builder import FigureResult
 from netviz.gallery.catalog import Script
 
-__all__ = ["SECTIONS", "existing_files", "write_index"]
+__all__ = ["SECTIONS", "existing_files", "plain_text", "write_index"]
 
 #: Catalogue sections (docs/FIGURES): letter -> heading.
 SECTIONS = {
@@ -43,6 +43,17 @@ h1 { font-size: 1.6em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ccc; 
 """
 
 
+def plain_text(rst: str) -> str:
+    """Strip the reStructuredText markup of a docstring summary for the HTML page.
+
+    >>> plain_text("The bowl :math:`L(w) = w^2` with ``torch.optim.SGD``, *exactly*.")
+    'The bowl L(w) = w^2 with torch.optim.SGD, exactly.'
+    """
+    text = re.sub(r":[\w-]+:`([^`]*)`", r"\1", rst)
+    text = re.sub(r"``([^`]*)``", r"\1", text)
+    return re.sub(r"\*([^*\s][^*]*)\*", r"\1", text)
+
+
 def existing_files(out: str | os.PathLike, stem: str, fmt: str) -> list[str]:
     """Names of figure files of ``stem`` already in ``out`` (``stem.fmt``, ``stem_2.fmt``, ...)."""
     out = Path(out)
@@ -61,7 +72,7 @@ def _card(script: Script, files: list[str], error: str | None, fmt: str) -> str:
     e = html.escape
     head = f"<h3>{e(script.id)} \u00b7 {e(script.title)}</h3>"
     topic = f'<p class="topic">Lecture topic: {e(script.topic)}</p>'
-    summary = f'<p class="summary">{e(script.summary)}</p>' if script.summary else ""
+    summary = f'<p class="summary">{e(plain_text(script.summary))}</p>' if script.summary else ""
     if error is not None:
         body = f"<p><b>Build failed.</b></p><pre>{e(error)}</pre>"
         return f'<div class="card failed" id="{e(script.id)}">{head}{topic}{body}{summary}</div>'
@@ -110,7 +121,9 @@ def write_index(
             if section is not None:
                 parts.append("</div>")
             heading = SECTIONS.get(letter, "")
-            parts.append(f"<h2>{letter}. {html.escape(heading)}</h2>" if heading else f"<h2>{letter}</h2>")
+            parts.append(
+                f"<h2>{letter}. {html.escape(heading)}</h2>" if heading else f"<h2>{letter}</h2>"
+            )
             parts.append('<div class="grid">')
             section = letter
         res = by_id.get(s.id)

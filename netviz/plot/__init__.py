@@ -12,14 +12,16 @@ import importlib
 from typing import Any
 
 # name -> submodule that defines it. Submodules import matplotlib on use.
+# A submodule must not share a name with a function exported here: importing
+# it would bind the module over the function in this package's namespace.
 _LAZY = {
     "style": "_style",
     "savefig": "_style",
     "filters": "images",
     "feature_maps": "images",
-    "attention": "attention",
-    "positional_encoding": "attention",
-    "position_similarity": "attention",
+    "attention": "attention_maps",
+    "positional_encoding": "attention_maps",
+    "position_similarity": "attention_maps",
     "gradient_flow": "gradients",
     "activation_distributions": "gradients",
     "stat_over_steps": "gradients",

@@ -8,6 +8,7 @@ record tables (``netviz.watch(...).to_pandas()``), a :class:`netviz.Report`, a
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -185,7 +186,10 @@ def gradient_flow(
         if single:
             sns.pointplot(**common, **hue, dodge=0.3 if hue else False, markersize=6)
         else:
-            sns.boxplot(**common, **hue, showfliers=False, width=0.7)
+            with warnings.catch_warnings():
+                # seaborn 0.13 passes matplotlib's deprecated `vert=`; not ours to fix
+                warnings.filterwarnings("ignore", message=".*vert: bool.*")
+                sns.boxplot(**common, **hue, showfliers=False, width=0.7)
         ax.set_yscale("log")
         ax.set_xlabel("layer (input → output)")
         ax.set_ylabel("|gradient|" if _is_module(next(iter(runs.values()))) else "gradient norm")

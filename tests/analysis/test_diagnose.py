@@ -390,3 +390,42 @@ def test_report_text_table_and_plot():
     ax = report.plot()
     assert ax.get_yscale() == "log"
     assert ax.get_xticklabels()[0].get_text() == "inp"
+
+
+class SharedReLU(nn.Module):
+    """One nn.ReLU applied after both layers; the second application is dead."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(16, 16)
+        self.fc2 = nn.Linear(16, 16)
+        self.act = nn.ReLU()
+        self.head = nn.Linear(16, 2)
+        with torch.no_grad():
+            self.fc2.bias.fill_(-100.0)
+
+    def forward(self, x):
+        return self.head(self.act(self.fc2(self.act(self.fc1(x)))))
+
+
+def test_shared_relu_is_judged_per_call():
+    report = diagnose(SharedReLU(), _x())
+    (f,) = report.by_kind("dead_units")
+    assert (f.module, f.evidence["call"], f.evidence["dead_frac"]) == ("act", 1.0, 1.0)
+    assert "`act` (call 1)" in f.message
+
+
+def test_lstm_through_time_gets_gate_advice():
+    class LSTMHead(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(4, 32, batch_first=True)
+            self.head = nn.Linear(32, 2)
+
+        def forward(self, x):
+            return self.head(self.lstm(x)[0][:, -1])
+
+    report = diagnose(LSTMHead(), torch.randn(16, 30, 4), torch.randint(0, 2, (16,)))
+    (f,) = report.by_kind("vanishing_gradients")
+    assert f.module == "lstm" and f.evidence["gated"] == 1.0
+    assert "forget gate" in f.message and "sigma_max_w_hh" not in f.evidence

@@ -152,7 +152,7 @@ def test_stat_over_steps_needs_probe_when_ambiguous():
 def test_activation_distributions_ridges_and_records():
     acts = {"l1": torch.tanh(torch.randn(2000)), "l2": torch.tanh(5 * torch.randn(2000))}
     ax = activation_distributions(acts, bins=20)
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["l1", "l2"][::-1][::-1]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["l1", "l2"]
     assert len(ax.collections) == 2  # one filled ridge per layer
     # the saturated layer's ridge peaks at the bounds
     lines = ax.get_lines()

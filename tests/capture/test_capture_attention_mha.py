@@ -210,9 +210,8 @@ def test_capture_object_reattach_and_argument_checks():
     cap = AttentionCapture(mha)
     with cap:
         mha(x, x, x)
-    with pytest.raises(RuntimeError, match="already attached"):
-        with cap:
-            cap.attach()
+    with pytest.raises(RuntimeError, match="already attached"), cap:
+        cap.attach()
     with cap:
         mha(x, x, x)
         mha(x, x, x)

@@ -157,8 +157,13 @@ def test_sdpa_patch_removed_after_exception_and_nested_captures():
             inner_model(q, k, v)
         outer_model(q, k, v)
     assert F.scaled_dot_product_attention is BUILTIN
-    # Each capture attributes calls by its own model; the root name is "".
-    assert list(inner.weights) == [""] and list(outer.weights) == ["#0", "#1"]
+    # Each capture records only calls made inside its own model's forward.
+    assert list(inner.weights) == [""] and list(outer.weights) == [""]
+    with AttentionCapture(outer_model) as outer:
+        F.scaled_dot_product_attention(q, k, v)  # plain code, not the model
+        outer_model(q, k, v)
+        outer_model(q, k, v)
+    assert list(outer.weights) == ["#0", "#1"]  # the root module is "", twice
 
 
 class Custom(nn.Module):
@@ -213,3 +218,36 @@ def test_record_attention_rejects_bad_input():
 def test_capture_attention_rejects_non_module():
     with pytest.raises(TypeError, match=r"torch\.nn\.Module"):
         capture_attention(lambda x: x, torch.randn(2))
+
+
+def test_sdpa_patches_removed_out_of_order_restore_the_builtin():
+    from netviz.capture._sdpa import SdpaPatch
+
+    calls: list[str] = []
+    a = SdpaPatch(lambda args, kwargs: calls.append("a"))
+    b = SdpaPatch(lambda args, kwargs: calls.append("b"))
+    q, k, v = _qkv()
+    want = BUILTIN(q, k, v)
+    a.remove()  # first in, first out
+    assert torch.equal(F.scaled_dot_product_attention(q, k, v), want)
+    assert calls == ["b"]  # a passes calls through once removed
+    b.remove()
+    assert F.scaled_dot_product_attention is BUILTIN
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_results_stay_on_the_model_device(device):
+    torch.manual_seed(0)
+    gpt = GPT().to(device)
+    mha = nn.MultiheadAttention(16, 4, batch_first=True).to(device)
+    x = torch.randn(2, 5, 16, device=device)
+    causal = torch.ones(5, 5, dtype=torch.bool, device=device).triu(1)
+    for model, args, kwargs in ((gpt, (x,), {}), (mha, (x, x, x), {"attn_mask": causal})):
+        att = capture_attention(model, *args, **kwargs)
+        for p in att.values():
+            assert p.device.type == device
+            torch.testing.assert_close(p.sum(-1), torch.ones(p.shape[:-1], device=device))
+            assert torch.all(p.triu(1) == 0)

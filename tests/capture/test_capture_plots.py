@@ -148,8 +148,8 @@ def test_positional_encoding_and_similarity():
 def test_plot_attention_name_stays_callable_after_submodule_import():
     import importlib
 
-    importlib.import_module("netviz.plot.attention")
+    importlib.import_module("netviz.plot.attention_maps")
     w = torch.softmax(torch.randn(2, 2), dim=-1)
-    for _ in range(2):  # the package attribute is now the submodule: still callable
+    for _ in range(2):  # importing the submodule must not shadow the function
         axes = nvp.attention(w)
         np.testing.assert_allclose(_data(axes[0, 0]), w.numpy(), rtol=1e-6)

@@ -136,6 +136,24 @@ def test_gpt2_and_parameter_names():
     assert torch.equal(capture_positional_encoding(p), p.position_embeddings[0].detach())
 
 
+def test_bert_like_integer_position_ids_are_not_a_candidate():
+    class Embeddings(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.word_embeddings = nn.Embedding(30, 4)
+            self.position_embeddings = nn.Embedding(16, 4)
+            self.register_buffer("position_ids", torch.arange(16)[None])
+
+    class Bert(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embeddings = Embeddings()
+
+    m = Bert()
+    pe = capture_positional_encoding(m)
+    assert torch.equal(pe, m.embeddings.position_embeddings.weight.detach())
+
+
 def test_ambiguous_lists_candidates_and_name_picks():
     class Both(nn.Module):
         def __init__(self):

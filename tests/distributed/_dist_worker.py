@@ -150,6 +150,23 @@ def scenario_growth(rank, out, result):
         distributed.INITIAL_CAPACITY = 4096
 
 
+def scenario_exception(rank, out, result):
+    """An exception inside ``with watch(...)``: the open step is dropped, no collective."""
+    import torch.distributed as dist
+    from _dist_scenario import local_batch, make_model
+
+    import netviz
+
+    model = make_model()
+    with CollectiveCounter(dist) as counter:
+        try:
+            with netviz.watch(model, probes="activation_stats"):
+                model(local_batch(0, rank)[0])
+                raise KeyError("boom")
+        except KeyError as err:
+            result["exception"] = {"propagated": str(err), "collectives": counter.count}
+
+
 def scenario_mismatch(rank, out, result):
     """Rank 1 runs one extra forward: both ranks must raise the same clear error.
 
@@ -309,6 +326,7 @@ SCENARIOS = [
     scenario_ddp,
     scenario_per_rank,
     scenario_growth,
+    scenario_exception,
     scenario_mismatch,
     scenario_fsdp2,
     scenario_fsdp1,

@@ -319,6 +319,12 @@ def test_watch_on_one_rank_fails_clearly_when_creating_its_group(job):
     assert info["seconds"] < 30  # bounded by the 2 s timeout (gloo waits up to twice)
 
 
+def test_exception_inside_watch_drops_the_open_step_without_communicating(job):
+    _, results = job
+    for res in results:
+        assert res["exception"] == {"propagated": "'boom'", "collectives": 0}
+
+
 def test_fsdp1_is_refused_clearly(job):
     _, results = job
     for res in results:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 ERROR = "error"
@@ -31,3 +32,18 @@ def ours_outcome(fn):
     except ValueError:
         return ERROR
     return out if isinstance(out, tuple) else (out,)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Autouse where imported: one intra-op thread for the tiny tensors of these tests.
+
+    On a shared, loaded machine PyTorch's thread pool made the conv-as-matrix
+    tests ~18x slower (oversubscription). The thread count is restored after
+    each test. (A fixture here rather than in a conftest.py: a second
+    ``conftest`` basename collides with tests/conftest.py under --doctest-modules.)
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from _layermath_oracle import one_thread  # noqa: F401  (autouse fixture)
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _layermath_oracle import ERROR, ours_outcome, torch_outcome
+from _layermath_oracle import ERROR, one_thread, ours_outcome, torch_outcome  # noqa: F401
 from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn

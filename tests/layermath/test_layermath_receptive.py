@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _layermath_oracle import one_thread  # noqa: F401  (autouse fixture)
 from hypothesis import example, given
 from hypothesis import strategies as st
 from torch import nn

@@ -12,7 +12,7 @@ import math
 
 import pytest
 import torch
-from _layermath_oracle import ERROR, ours_outcome, torch_outcome
+from _layermath_oracle import ERROR, one_thread, ours_outcome, torch_outcome  # noqa: F401
 from hypothesis import example, given
 from hypothesis import strategies as st
 from torch import nn

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
+from _layermath_oracle import one_thread  # noqa: F401  (autouse fixture)
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -236,9 +237,10 @@ def test_tensors_and_multiple_inputs():
 
 
 def test_generated_inputs_leave_the_global_rng_alone():
+    model = nn.Linear(3, 2)  # (initialising the weights draws from the global RNG)
     torch.manual_seed(123)
     state = torch.get_rng_state()
-    summary(nn.Linear(3, 2), (4, 3))
+    summary(model, (4, 3))
     assert torch.equal(torch.get_rng_state(), state)
 
 
@@ -269,3 +271,20 @@ def test_receptive_field_stops_at_a_branch():
 def test_bad_arguments(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         summary(nn.Linear(3, 2), **kwargs)
+
+
+def test_train_mode_and_forward_kwargs():
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bn = nn.BatchNorm1d(3)
+
+        def forward(self, x, scale=1.0):
+            return self.bn(x) * scale
+
+    model = Scaled().eval()
+    before = model.bn.running_mean.clone()
+    t = summary(model, (8, 3), mode="train", forward_kwargs={"scale": 2.0}).to_pandas()
+    assert not torch.equal(model.bn.running_mean, before)  # train mode: statistics updated
+    assert not model.training and not model.bn.training  # and the flags restored
+    assert list(t["output_shape"]) == [(8, 3), (8, 3)]

@@ -32,9 +32,10 @@ Which modules
   call. This costs about one extra forward and backward of the last layer on
   recorded steps and never synchronises with the host. Only the module's first
   call in a step is recorded. ``batch_first`` and bidirectional modules are
-  handled (the norm then covers both directions' states at ``t``); inter-layer
-  dropout is not replayed (it does not act on the last layer). Packed
-  sequences raise :class:`ValueError`.
+  handled (the norm then covers both directions' states at ``t``). With
+  inter-layer ``dropout`` in training mode the last layer's input is replayed
+  without dropout, so the values are approximate. Packed sequences raise
+  :class:`ValueError`.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from torch.nn.utils.rnn import PackedSequence
 from netviz.capture.probe import Probe, ProbeContext
 from netviz.capture.stats import buffer_dtype
 
-__all__ = ["TimestepGrad", "last_layer_states"]
+__all__ = ["TimestepGrad", "replay_layer"]
 
 _CELLS = (nn.RNNCell, nn.LSTMCell, nn.GRUCell)
 _FUSED = (nn.RNN, nn.LSTM, nn.GRU)
@@ -82,30 +83,32 @@ def _cell_step(
     return act(gi + gh), None
 
 
-def last_layer_states(
-    module: nn.RNNBase, layer_input: torch.Tensor, hx: Any
+def replay_layer(
+    module: nn.RNNBase, layer: int, layer_input: torch.Tensor, hx: Any
 ) -> tuple[list[list[torch.Tensor]], list[torch.Tensor]]:
-    """Replay the last layer of ``module`` step by step on detached copies.
+    """Replay one layer of ``module`` step by step with detached weights and inputs.
 
     Parameters
     ----------
     module
         An :class:`~torch.nn.RNN`, :class:`~torch.nn.LSTM` or :class:`~torch.nn.GRU`.
+    layer
+        Which layer (0-based).
     layer_input
-        The last layer's input sequence, time-major ``(T, B, features)``, detached.
+        The layer's input sequence, time-major ``(T, B, features)``, detached.
     hx
-        The module's initial state argument (``None``, ``h_0`` or ``(h_0, c_0)``).
+        The module's initial state argument (``None``, ``h_0`` or ``(h_0, c_0)``),
+        batched.
 
     Returns
     -------
     (states, finals)
         ``states[d][t]``: hidden state of direction ``d`` at input position
-        ``t`` (each a tensor that requires grad); ``finals``: the replayed
-        ``h_n`` (and ``c_n``) of the last layer, one per direction, for the
+        ``t`` (each a tensor that requires grad when grad mode is on); ``finals``:
+        the replayed ``h_n`` (and ``c_n``) of the layer, per direction, for the
         gradients that arrive at the module's final-state outputs.
     """
     dirs = 2 if module.bidirectional else 1
-    layer = module.num_layers - 1
     T, B = layer_input.shape[0], layer_input.shape[1]
     out_size = module.proj_size if getattr(module, "proj_size", 0) else module.hidden_size
     states: list[list[torch.Tensor]] = []
@@ -128,7 +131,8 @@ def last_layer_states(
             h0 = hx[idx]
         like = layer_input
         h = (h0.detach() if h0 is not None else like.new_zeros(B, out_size)).clone()
-        h.requires_grad_(True)
+        if torch.is_grad_enabled():
+            h.requires_grad_(True)
         c = None
         if isinstance(module, nn.LSTM):
             c = c0.detach() if c0 is not None else like.new_zeros(B, module.hidden_size)
@@ -228,7 +232,7 @@ class TimestepGrad(Probe):
             if module.num_layers > 1:
                 layer_in = _lower_layers(module, layer_in, hx_b)
         with torch.enable_grad():
-            states, finals = last_layer_states(module, layer_in, hx_b)
+            states, finals = replay_layer(module, module.num_layers - 1, layer_in, hx_b)
             replay_out = torch.cat([torch.stack(s) for s in states], dim=-1)
         T = replay_out.shape[0]
         dirs = len(states)
@@ -282,26 +286,14 @@ class TimestepGrad(Probe):
 
 
 def _lower_layers(module: nn.RNNBase, inp: torch.Tensor, hx: Any) -> torch.Tensor:
-    """Output sequence of layers ``0 .. L-2`` of ``module`` (time-major, no grad)."""
-    lower = type(module)(
-        input_size=module.input_size,
-        hidden_size=module.hidden_size,
-        num_layers=module.num_layers - 1,
-        bias=module.bias,
-        batch_first=False,
-        bidirectional=module.bidirectional,
-        **({"nonlinearity": module.nonlinearity} if isinstance(module, nn.RNN) else {}),
-        **({"proj_size": module.proj_size} if getattr(module, "proj_size", 0) else {}),
-        device=inp.device,
-        dtype=inp.dtype,
-    )
-    state = {k: v for k, v in module.state_dict().items() if f"_l{module.num_layers - 1}" not in k}
-    lower.load_state_dict(state)
-    n = (module.num_layers - 1) * (2 if module.bidirectional else 1)
-    if hx is None:
-        h = None
-    elif isinstance(hx, tuple):
-        h = (hx[0][:n], hx[1][:n])
-    else:
-        h = hx[:n]
-    return lower(inp, h)[0]
+    """Output sequence of layers ``0 .. L-2`` of ``module`` (time-major, call under no_grad).
+
+    Replayed with :func:`replay_layer` rather than a copy of the module, so
+    that nothing is allocated or initialised (no random numbers are drawn).
+    Inter-layer dropout is not applied.
+    """
+    x = inp
+    for layer in range(module.num_layers - 1):
+        states, _ = replay_layer(module, layer, x, hx)
+        x = torch.cat([torch.stack(seq) for seq in states], dim=-1)
+    return x

@@ -9,8 +9,6 @@ capture functions return, or a file saved with ``save_tensors``.
 from __future__ import annotations
 
 import math
-import sys
-import types
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -305,18 +303,3 @@ def position_similarity(
         if colorbar:
             ax.figure.colorbar(image, ax=ax)
     return ax
-
-
-class _CallableModule(types.ModuleType):
-    """Lets ``netviz.plot.attention(...)`` call :func:`attention`.
-
-    Importing this submodule binds the name ``attention`` in :mod:`netviz.plot`
-    to the module, shadowing the lazily exported function of the same name;
-    calling the module calls the function, so both spellings keep working.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> np.ndarray:
-        return attention(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

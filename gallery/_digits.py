@@ -1,0 +1,75 @@
+"""Shared by D9, D12 and D13: a tiny CNN trained on scikit-learn's 8x8 digits.
+
+Not a figure (the builder skips files starting with ``_``). Deterministic:
+fixed split, seeded initialisation and seeded minibatches; a couple of seconds
+on one CPU core.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["DigitsData", "load_digits_data", "make_digits_cnn", "train_digits_cnn"]
+
+
+@dataclass(frozen=True)
+class DigitsData:
+    """Images ``(n, 1, 8, 8)`` scaled to [0, 1] and integer labels, split 75/25."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+def load_digits_data() -> DigitsData:
+    """The 1797 digits, a fixed stratified split (scikit-learn, ``random_state=0``)."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x = torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16.0
+    y = torch.tensor(digits.target)
+    idx_train, idx_test = train_test_split(
+        torch.arange(len(y)).numpy(), test_size=0.25, random_state=0, stratify=y.numpy()
+    )
+    idx_train, idx_test = torch.as_tensor(idx_train), torch.as_tensor(idx_test)
+    return DigitsData(x[idx_train], y[idx_train], x[idx_test], y[idx_test])
+
+
+def make_digits_cnn(seed: int = 0) -> nn.Sequential:
+    """conv(1->8, 3x3) - ReLU - conv(8->16, 3x3) - ReLU - maxpool 2 - linear(256->10)."""
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16 * 4 * 4, 10),
+    )
+
+
+def train_digits_cnn(steps: int, data: DigitsData | None = None, seed: int = 0):
+    """Train :func:`make_digits_cnn` with Adam on minibatches of 128.
+
+    Returns ``(model in eval mode, data, per-step training losses)``.
+    """
+    data = data if data is not None else load_digits_data()
+    model = make_digits_cnn(seed)
+    generator = torch.Generator().manual_seed(seed + 1)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(steps):
+        idx = torch.randint(0, len(data.y_train), (128,), generator=generator)
+        loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return model.eval(), data, losses
