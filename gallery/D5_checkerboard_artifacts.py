@@ -55,10 +55,8 @@ panels = [
 ]
 for ax, (img, title) in zip(axes[0], panels):
     im = ax.imshow(img, cmap="viridis", vmin=0, vmax=float(img.max()))
-    for (r, c), v in np.ndenumerate(img.numpy()):
-        if img.shape[0] <= 14:
-            ax.text(c, r, f"{v:g}", ha="center", va="center", fontsize=7,
-                    color="white" if v < 0.6 * float(img.max()) else "black")  # fmt: skip
+    levels = sorted(set(img.flatten().tolist()))
+    fig.colorbar(im, ax=ax, ticks=levels, shrink=0.85)
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -68,10 +66,12 @@ for img, (title, style) in zip(
     [("transposed k=3", "o-"), ("transposed k=4", "s-"), ("resize-conv", "^-")],
 ):
     mid = img.shape[0] // 2
-    ax.plot(img[mid].numpy(), style, ms=4, label=title)
+    row = img[mid]
+    ax.plot(row.numpy() / row.max().item(), style, ms=4, label=title)
 ax.set_xlabel("column")
-ax.set_ylabel("value in the middle row")
+ax.set_ylabel("middle row / its maximum")
 ax.set_title("middle rows: only k=3, s=2 oscillates")
+ax.set_ylim(0, 1.1)
 ax.legend(loc="lower center", fontsize=9)
 ax = axes[1, 1]
 ax.imshow(random_out.detach(), cmap="viridis")
@@ -82,12 +82,15 @@ ax = axes[1, 2]
 # How many kernel copies cover each output cell (1-D): the cause of the pattern.
 coverage = F.conv_transpose1d(torch.ones(1, 1, 6), torch.ones(1, 1, 3), stride=2)[0, 0]
 ax.bar(np.arange(len(coverage)), coverage.numpy(), color=["C3" if v > 1 else "C0" for v in coverage])
-for i in range(6):
-    ax.plot([2 * i, 2 * i + 2], [-0.15 - 0.12 * (i % 2)] * 2, color="0.3", lw=3)
-ax.set_xlabel("output position (bars under the axis: one kernel copy per input cell)")
+for i in range(6):  # the six kernel copies, one per input cell, 2 apart
+    level = 2.35 + 0.25 * (i % 2)
+    ax.plot([2 * i - 0.35, 2 * i + 2.35], [level, level], color="0.3", lw=3)
+ax.text(12.6, 2.5, "kernel\ncopies", va="center", fontsize=9)
+ax.set_xlabel("output position")
 ax.set_ylabel("kernel copies covering the cell")
-ax.set_title("1-D overlap of k=3, s=2: 1, 2, 1, 2, ...")
-ax.set_ylim(-0.5, 2.5)
+ax.set_title("1-D overlap for k=3, s=2: 1, 2, 1, 2, ...")
+ax.set_ylim(0, 2.9)
+ax.set_xlim(-0.8, 14.5)
 fig.suptitle("D5 · Checkerboard artefacts: transposed convolution vs resize-convolution")
 fig.tight_layout()
 

@@ -22,6 +22,7 @@ __version__ = "0.1.0.dev0"
 
 # public name -> (module, attribute); attribute None means the module itself
 _LAZY: dict[str, tuple[str, str | None]] = {
+    "DistributedRecordError": ("netviz.capture.distributed", "DistributedRecordError"),
     "Finding": ("netviz.analysis", "Finding"),
     "Report": ("netviz.analysis", "Report"),
     "Thresholds": ("netviz.analysis", "Thresholds"),
@@ -40,6 +41,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 }
 
 __all__ = [
+    "DistributedRecordError",
     "Finding",
     "Monitor",
     "Probe",

@@ -28,7 +28,10 @@ from netviz.capture.monitor import watch
 from netviz.capture.probes.activation import first_tensor
 from netviz.capture.selection import ModuleSelector, unwrap
 
-__all__ = ["analyze", "default_loss", "diagnose", "weight_layers"]
+__all__ = ["INPUTS", "analyze", "default_loss", "diagnose", "weight_layers"]
+
+#: ``Finding.module`` of a finding about the inputs rather than a module.
+INPUTS = "<inputs>"
 
 _NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
 
@@ -173,6 +176,50 @@ def _rnn_evidence(model: nn.Module) -> dict[str, dict[str, float]]:
     return out
 
 
+def _check_layers(layers: Any, records: pd.DataFrame) -> list[str] | None:
+    if layers is None:
+        return None
+    if isinstance(layers, str) or not all(isinstance(m, str) for m in layers):
+        raise TypeError(f"`layers` must be a list of qualified module names, got {layers!r:.80}")
+    known = set(records.module)
+    missing = [m for m in layers if m not in known]
+    if missing:
+        raise ValueError(
+            f"`layers` {missing} have no records; recorded modules: {sorted(known)[:20]}"
+        )
+    return list(layers)
+
+
+def _nonfinite_count(inputs: Any) -> tuple[int, int]:
+    """``(non-finite elements, elements)`` over the floating tensors of a batch (host sync)."""
+    if isinstance(inputs, torch.Tensor):
+        tensors = [inputs]
+    elif isinstance(inputs, Mapping):
+        tensors = [v for v in inputs.values() if isinstance(v, torch.Tensor)]
+    else:
+        tensors = [v for v in inputs if isinstance(v, torch.Tensor)]
+    tensors = [t for t in tensors if t.is_floating_point()]
+    bad = sum(int((~torch.isfinite(t)).sum()) for t in tensors)
+    return bad, sum(t.numel() for t in tensors)
+
+
+def _blame_inputs(findings: list[Finding], seen: list[tuple[int, int]]) -> list[Finding]:
+    """Replace a forward NaN/Inf finding by one about the inputs when they were not finite."""
+    bad = sum(b for b, _ in seen)
+    if not bad:
+        return findings
+    total = sum(n for _, n in seen)
+    msg = (
+        f"The inputs already contain NaN or Inf: {bad} of {total} elements over {len(seen)} "
+        "batch(es), so every module's output inherits them and nothing can be said about the "
+        "network. Clean or impute the data (torch.nan_to_num, dropping rows), and check the "
+        "preprocessing (division by a zero standard deviation, log of 0)."
+    )
+    kept = [f for f in findings if f.kind != "nonfinite"]
+    ev = {"nonfinite_inputs": float(bad), "inputs": float(total)}
+    return [Finding("nonfinite", INPUTS, "error", msg, ev), *kept]
+
+
 def analyze(
     records: pd.DataFrame,
     thresholds: Thresholds | None = None,
@@ -221,6 +268,7 @@ def diagnose(
     train: bool = True,
     modules: ModuleSelector = None,
     max_batches: int | None = None,
+    layers: list[str] | None = None,
 ) -> Report:
     """Look for vanishing/exploding gradients, dead or saturated units and NaN/Inf.
 
@@ -265,6 +313,11 @@ def diagnose(
         Which modules to watch (``netviz.watch`` selector); default all leaves.
     max_batches
         Use at most this many batches of an iterable ``inputs``.
+    layers
+        Qualified names of the modules the gradient-flow check compares, input
+        side first. Default: :func:`weight_layers` of the model; for a record
+        table, every module with gradient records (pass ``layers`` to leave out
+        normalisation layers or embeddings at either end).
 
     Returns
     -------
@@ -303,7 +356,7 @@ def diagnose(
                 f"got {type(model).__name__}"
             )
         records = as_records(model, name="model")
-        findings = analyze(records, th)
+        findings = analyze(records, th, layers=_check_layers(layers, records))
         summary = {
             "model": "records",
             "source": "records",
@@ -322,6 +375,7 @@ def diagnose(
     probes = ["grad_norm", "grad_stats", "activation_stats", "timestep_grad", UnitActivity()]
     loss_name = getattr(loss_fn, "__name__", type(loss_fn).__name__) if loss_fn else None
     n = 0
+    seen_inputs: list[tuple[int, int]] = []
     with _preserved(model, train), watch(model, probes=probes, modules=modules) as mon:
         for x, y in _batches(inputs, target, max_batches):
             out = _call(model, x)
@@ -341,12 +395,14 @@ def diagnose(
                 )
             loss.reshape(()).backward()
             mon.step()
+            seen_inputs.append(_nonfinite_count(x))
             for p in model.parameters():
                 p.grad = None
             n += 1
     records = mon.to_pandas()
-    layers = weight_layers(model)
+    layers = weight_layers(model) if layers is None else _check_layers(layers, records)
     findings = analyze(records, th, layers=layers, extra=_rnn_evidence(model))
+    findings = _blame_inputs(findings, seen_inputs)
     summary = {
         "model": type(unwrap(model)).__name__,
         "source": "model",

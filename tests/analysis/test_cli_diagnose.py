@@ -79,6 +79,7 @@ def test_load_target_default_function_name():
     assert load_target(SIGMOID7).__name__ == "build"
 
 
+@pytest.mark.slow
 def test_subprocess_entry_point():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(

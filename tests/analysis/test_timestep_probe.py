@@ -177,3 +177,51 @@ def test_no_grad_forward_records_nothing_and_ignores_other_modules():
     with netviz.watch(m, probes="timestep_grad") as mon, torch.no_grad():
         m(torch.randn(5, 2, 3))
     assert mon.to_pandas().empty
+
+
+@pytest.mark.filterwarnings("ignore:LSTM with projections is not supported:UserWarning")
+@pytest.mark.parametrize(
+    ("kind", "kwargs"),
+    [
+        ("LSTM", {"proj_size": 3, "num_layers": 2}),
+        ("RNN", {"nonlinearity": "relu", "num_layers": 3}),
+    ],
+)
+def test_projection_relu_and_deep_stacks_match_reference(kind, kwargs):
+    torch.manual_seed(7)
+    m = getattr(nn, kind)(4, 5, **kwargs)
+    x = torch.randn(6, 3, 4)
+    with netviz.watch(m, probes="timestep_grad") as mon:
+        out, fin = m(x)
+        _loss(out, fin[0] if isinstance(fin, tuple) else fin).backward()
+    got = _recorded(mon)
+    m.zero_grad()
+    np.testing.assert_allclose(got, _stepwise_reference(m, x), rtol=1e-5)
+
+
+def test_initial_state_and_unbatched_input():
+    torch.manual_seed(8)
+    m = nn.GRU(3, 4, num_layers=2)
+    x = torch.randn(5, 3)  # unbatched (T, features)
+    h0 = torch.randn(2, 4)
+    with netviz.watch(m, probes="timestep_grad") as mon:
+        out, h_n = m(x, h0)
+        _loss(out, h_n).backward()
+    got = _recorded(mon)
+    # reference: the batched call with a batch of one gives the same norms
+    mb = nn.GRU(3, 4, num_layers=2)
+    mb.load_state_dict(m.state_dict())
+    with netviz.watch(mb, probes="timestep_grad") as mon_b:
+        out_b, h_n_b = mb(x[:, None], h0[:, None])
+        _loss(out_b, h_n_b).backward()
+    np.testing.assert_allclose(got, _recorded(mon_b), rtol=1e-6)
+
+
+def test_probe_draws_no_random_numbers():
+    m = nn.LSTM(3, 4, num_layers=3)
+    x = torch.randn(5, 2, 3)
+    before = torch.get_rng_state()
+    with netviz.watch(m, probes="timestep_grad") as mon:
+        m(x)[0].sum().backward()
+    assert torch.equal(torch.get_rng_state(), before)
+    assert len(mon.to_pandas()) == 5
