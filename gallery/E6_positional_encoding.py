@@ -61,6 +61,7 @@ netviz.plot.position_similarity(
     sincos, ax=axes[1, 1], title="similarity $p_t \\cdot p_{t'}$ (sin/cos)"
 )
 axes[0, 1].set_xlabel("dimension (even: sin, odd: cos)")
+axes[0, 1].set_xticks(range(0, sincos_dim, 2))
 for ax in axes[1]:
     ax.set_xlabel("position $t'$")
     ax.set_ylabel("position $t$")

@@ -98,7 +98,8 @@ class Finding:
         One of :data:`KINDS`.
     module
         Qualified name of the module where it shows (for gradient flow: the
-        input-side end of the affected range).
+        input-side end of the affected range; ``"<inputs>"`` when the batch
+        itself holds NaN/Inf).
     severity
         ``"info"``, ``"warning"`` or ``"error"``.
     message

@@ -421,7 +421,10 @@ def watch(
         names are reported relative to the inner model).
     probes
         Names or :class:`~netviz.Probe` objects: ``"grad_norm"``,
-        ``"grad_stats"``, ``"activation_stats"``, ``"weight_stats"``.
+        ``"grad_stats"``, ``"activation_stats"``, ``"weight_stats"``,
+        ``"timestep_grad"`` (||dL/dh_t|| of recurrent modules, ``call`` = t),
+        and the snapshot probes ``"attention"`` and ``"feature_maps"`` (see
+        ``netviz.capture.probes.BUILTIN_PROBES``).
     modules
         ``None`` (every leaf module and every module owning parameters
         directly), a glob or list of globs over qualified names
@@ -473,6 +476,10 @@ def watch(
     ``weight_stats``: ``l2`` of a module's own parameters and
     ``update_ratio`` = ||w_now - w_prev|| / ||w_prev|| against the previous
     recorded step (from the second recorded step on).
+
+    ``attention`` keeps per-head attention probabilities and ``feature_maps``
+    the first batch item (16 channels) of each selected module's output as
+    snapshots at recorded steps, read with :meth:`Monitor.snapshots`.
 
     Half-precision tensors are reduced in float32. Hooks never synchronise
     with the host; each recorded step is moved to the host in one transfer.

@@ -26,8 +26,8 @@ from typing import Any
 from torch import nn
 
 from netviz.layermath._conv import conv_output_size, conv_padding
-from netviz.layermath._pool import pool_output_size
-from netviz.layermath._validate import as_int, broadcast
+from netviz.layermath._pool import avg_pool_output_size, pool_output_size
+from netviz.layermath._validate import broadcast, check_min
 
 __all__ = ["POINTWISE_TYPES", "ReceptiveField", "ReceptiveFields", "receptive_field"]
 
@@ -174,7 +174,7 @@ def _geometry(layer, name):
             layer.stride if layer.stride is not None else layer.kernel_size,
             layer.padding,
             1,
-            "pool" + ("-ceil" if layer.ceil_mode else ""),
+            "avgpool" + ("-ceil" if layer.ceil_mode else ""),
         )
     if isinstance(layer, POINTWISE_TYPES):
         return type(layer).__name__, 1, 1, 0, 1, "pointwise"
@@ -291,8 +291,16 @@ def receptive_field(layers, input_size=None) -> ReceptiveFields:
             left = tuple(pl for pl, _ in pads)
         else:
             left = v["padding"]
+        check_min(v["kernel_size"], "kernel_size", 1, f"positive (layer {disp})")
+        check_min(v["stride"], "stride", 1, f"positive (layer {disp})")
+        check_min(v["dilation"], "dilation", 1, f"positive (layer {disp})")
+        check_min(left, "padding", 0, f"non-negative (layer {disp})")
         if cur is not None:
-            if kind.startswith("pool"):
+            if kind.startswith("avgpool"):
+                cur = avg_pool_output_size(
+                    cur, v["kernel_size"], v["stride"], v["padding"], kind == "avgpool-ceil"
+                )
+            elif kind.startswith("pool"):
                 cur = pool_output_size(
                     cur,
                     v["kernel_size"],
@@ -305,7 +313,7 @@ def receptive_field(layers, input_size=None) -> ReceptiveFields:
                 pad = p if isinstance(p, str) else left
                 cur = conv_output_size(cur, v["kernel_size"], v["stride"], pad, v["dilation"])
         for i in range(nd):
-            keff = v["dilation"][i] * (as_int(v["kernel_size"][i], "kernel_size") - 1) + 1
+            keff = v["dilation"][i] * (v["kernel_size"][i] - 1) + 1
             size[i] += (keff - 1) * jump[i]
             start[i] -= left[i] * jump[i]
             jump[i] *= v["stride"][i]

@@ -92,3 +92,26 @@ def test_subprocess_entry_point():
     )
     assert proc.returncode == 1, proc.stderr
     assert "vanishing gradients at `inp`" in proc.stdout
+
+
+def test_recurrent_target_writes_the_timestep_figure(tmp_path, capsys):
+    f = tmp_path / "rnn_target.py"
+    f.write_text(
+        "import torch\n"
+        "class Net(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.rnn = torch.nn.RNN(2, 8)\n"
+        "        self.head = torch.nn.Linear(8, 2)\n"
+        "    def forward(self, x):\n"
+        "        return self.head(self.rnn(x)[0][-1])\n"
+        "def build():\n"
+        "    torch.manual_seed(0)\n"
+        "    return Net(), torch.randn(12, 4, 2), torch.randint(0, 2, (4,))\n"
+    )
+    assert main(["diagnose", str(f), "--out", str(tmp_path / "fig")]) == 0
+    capsys.readouterr()
+    assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == [
+        "gradient_flow.png",
+        "timestep_gradients.png",
+    ]

@@ -429,3 +429,22 @@ def test_lstm_through_time_gets_gate_advice():
     (f,) = report.by_kind("vanishing_gradients")
     assert f.module == "lstm" and f.evidence["gated"] == 1.0
     assert "forget gate" in f.message and "sigma_max_w_hh" not in f.evidence
+
+
+def test_nonfinite_inputs_are_blamed_not_the_first_layer():
+    net = deep_sigmoid(depth=2)
+    x = _x()
+    x[3, 5] = float("nan")
+    report = diagnose(net, x)
+    (f,) = report.findings
+    assert (f.kind, f.module, f.evidence["nonfinite_inputs"]) == ("nonfinite", "<inputs>", 1.0)
+
+
+def test_layers_option_restricts_the_flow_check():
+    net = deep_sigmoid()
+    # comparing only the last two layers hides the vanishing gradient
+    assert diagnose(net, _x(), layers=["18", "20"]).findings == []
+    with pytest.raises(ValueError, match="`layers`"):
+        diagnose(net, _x(), layers=["nope"])
+    with pytest.raises(TypeError, match="`layers`"):
+        diagnose(net, _x(), layers="0")

@@ -86,6 +86,17 @@ def test_alexnet_receptive_field_known_value():
     assert len(frame) == 9
 
 
+def test_output_sizes_follow_pytorch():
+    net = nn.Sequential(
+        nn.Conv2d(1, 1, 3, stride=2, padding=1),
+        nn.MaxPool2d(2, ceil_mode=True),
+        nn.AvgPool2d(2, padding=1, ceil_mode=True),
+    )
+    rf = receptive_field(net, input_size=(13, 9))
+    measured = [tuple(net[: i + 1](torch.zeros(1, 1, 13, 9)).shape[2:]) for i in range(3)]
+    assert [r.output_size for r in rf] == measured
+
+
 def test_same_padding_even_kernel_and_specs():
     rf = receptive_field([nn.Conv1d(1, 1, 4, padding="same")])
     assert (rf[0].size, rf[0].start) == (4, -1)  # 'same' pads 1 left, 2 right
@@ -101,6 +112,9 @@ def test_same_padding_even_kernel_and_specs():
         ([nn.Linear(3, 3)], NotImplementedError, "Linear"),
         ([nn.Conv1d(1, 1, 3), nn.Conv2d(1, 1, 3)], ValueError, "dimensionalities"),
         ([{"kernel": 3}], ValueError, "kernel_size"),
+        ([(0,)], ValueError, "kernel_size"),
+        ([(3, 0)], ValueError, "stride"),
+        ([(3, 1, -1)], ValueError, "padding"),
         ([], ValueError, "empty"),
         ("conv", TypeError, "layers"),
     ],
