@@ -95,6 +95,12 @@ for col, g in enumerate(group_counts):
     ax.set_title("‖w[o, i, :]‖ per channel pair", fontsize=11)
 fig.colorbar(im, ax=axes[1, :].tolist(), shrink=0.8, label="kernel norm")
 fig.suptitle("D6 · Grouped convolution: which inputs each output channel sees (nn.Conv1d(4, 4, 3))")
+fig.text(
+    0.5, 0.015,
+    "Careful: the slide in notes 000 labels the diagonal matrix \"Groups = 1\" and the full one "
+    "\"Groups = 4\"; in PyTorch it is the other way round.",
+    ha="center", fontsize=10, color="0.3",
+)  # fmt: skip
 
 # %%
 # Checks: the measured connectivity is block diagonal with g blocks of size

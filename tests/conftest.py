@@ -25,9 +25,14 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 
 
 @pytest.fixture(autouse=True)
-def _seed_and_close_figures():
+def _seed_one_thread_close_figures():
+    # Tiny test networks run fastest on one thread (above all on a loaded
+    # 2-core machine running pytest -n 2); the setting is restored after.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     torch.manual_seed(0)
     yield
+    torch.set_num_threads(threads)
     import matplotlib.pyplot as plt
 
     plt.close("all")

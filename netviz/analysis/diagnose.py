@@ -376,7 +376,12 @@ def diagnose(
     loss_name = getattr(loss_fn, "__name__", type(loss_fn).__name__) if loss_fn else None
     n = 0
     seen_inputs: list[tuple[int, int]] = []
-    with _preserved(model, train), watch(model, probes=probes, modules=modules) as mon:
+    # enable_grad: a diagnosis called inside torch.no_grad() still needs a backward
+    with (
+        torch.enable_grad(),
+        _preserved(model, train),
+        watch(model, probes=probes, modules=modules) as mon,
+    ):
         for x, y in _batches(inputs, target, max_batches):
             out = _call(model, x)
             if loss_fn is not None:

@@ -82,10 +82,16 @@ class UnitActivity(Probe):
         dt = buffer_dtype(x.device)
         nan = torch.full((), float("nan"), dtype=dt, device=x.device)
         if isinstance(module, RELU_FAMILY):
-            units = x.movedim(1, 0).reshape(x.shape[1], -1) if x.dim() >= 2 else x.reshape(-1, 1)
-            active = (units > 0).to(dt).mean(dim=1)
-            dead = (active <= self.dead_tol).sum().to(dt)
-            raw = [torch.full((), units.shape[0], dtype=dt, device=x.device), dead, nan]
+            # count positive positions per unit (int64; no float copy of the activation)
+            if x.dim() >= 2:
+                others = [d for d in range(x.dim()) if d != 1]
+                active = (x > 0).sum(dim=others)
+                n_units, positions = x.shape[1], x.numel() // x.shape[1]
+            else:
+                active = (x > 0).to(torch.int64)
+                n_units, positions = x.numel(), 1
+            dead = (active <= self.dead_tol * positions).sum().to(dt)
+            raw = [torch.full((), n_units, dtype=dt, device=x.device), dead, nan]
             family = 1.0
         else:
             bounds = next(((lo, hi) for t, lo, hi in BOUNDED if isinstance(module, t)), None)

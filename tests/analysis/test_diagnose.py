@@ -448,3 +448,9 @@ def test_layers_option_restricts_the_flow_check():
         diagnose(net, _x(), layers=["nope"])
     with pytest.raises(TypeError, match="`layers`"):
         diagnose(net, _x(), layers="0")
+
+
+def test_works_inside_no_grad():
+    with torch.no_grad():
+        report = diagnose(deep_sigmoid(), _x())
+    assert report.kinds() == ["vanishing_gradients"]
