@@ -63,7 +63,7 @@ max_grad, avg_grad = x_max.grad, x_avg.grad
 # %%
 # Draw.
 fig = plt.figure(figsize=(12.8, 7.2))
-grid = fig.add_gridspec(2, 3, height_ratios=[1, 1.05])
+grid = fig.add_gridspec(2, 2, height_ratios=[1, 1.1])
 window_colors = ["C0", "C1", "C2", "C4"]
 
 
@@ -95,52 +95,45 @@ def finish(ax, width, height):
 is_max = torch.zeros(16, dtype=torch.bool)
 is_max[argmax.flatten()] = True
 is_max = is_max.reshape(4, 4).numpy()
-ax = fig.add_subplot(grid[0, 0])
-draw_grid(ax, image.numpy(), title="input (2×2 windows)", window=2, outline=is_max)
-finish(ax, 4, 4)
-ax = fig.add_subplot(grid[0, 1])
-draw_grid(ax, max_out.numpy(), 1, 1, title="nn.MaxPool2d(2)")
-finish(ax, 4, 4)
-ax = fig.add_subplot(grid[0, 2])
-draw_grid(ax, avg_out.numpy(), 1, 1, title="nn.AvgPool2d(2)")
-finish(ax, 4, 4)
+ax = fig.add_subplot(grid[0, 0])  # forward
+draw_grid(ax, image.numpy(), title="input (2×2 windows, max outlined)", window=2, outline=is_max)
+ax.annotate("", (5.3, 2), (4.3, 2), arrowprops={"arrowstyle": "->", "lw": 1.5})
+draw_grid(ax, max_out.numpy(), 5.7, 1, title="nn.MaxPool2d(2)")
+draw_grid(ax, avg_out.numpy(), 9.2, 1, title="nn.AvgPool2d(2)")
+finish(ax, 11.2, 4)
+ax = fig.add_subplot(grid[0, 1])  # backward
+draw_grid(ax, upstream.numpy(), 0, 1, title="upstream g")
+draw_grid(ax, max_grad.numpy(), 2.8, 0, title="∂L/∂x: max pool", window=2, outline=is_max)
+draw_grid(ax, avg_grad.numpy(), 7.6, 0, title="∂L/∂x: avg pool", window=2)
+finish(ax, 11.6, 4)
 
-ax = fig.add_subplot(grid[1, :2])
+ax = fig.add_subplot(grid[1, :])
 pos = np.arange(len(detector))
 rows = [
-    (detector, "detector"),
-    (max_pool_1d(detector), "max pool (k=3, s=1)"),
-    (shifted, "detector shifted by 1"),
-    (max_pool_1d(shifted), "max pool of shifted"),
+    (detector, "detector", np.zeros(len(pos), dtype=bool)),
+    (max_pool_1d(detector), "max pool (k=3, s=1)", np.zeros(len(pos), dtype=bool)),
+    (shifted, "detector shifted by 1", (detector != shifted).numpy()),
+    (max_pool_1d(shifted), "max pool of shifted", max_changed.numpy()),
 ]
-for k, (values, name) in enumerate(rows):
-    yk = 4.2 - 1.35 * k
-    changed = (k == 3) & max_changed.numpy() if k == 3 else np.zeros(len(pos), dtype=bool)
-    if k == 2:
-        changed = (detector != shifted).numpy()
+for k, (values, name, changed) in enumerate(rows):
+    yk = 1.3 * k
     for i, v in enumerate(values.tolist()):
         face = tint("C3", 0.45) if changed[i] else "white"
         ax.add_patch(Rectangle((i, yk), 1, 1, fc=face, ec="0.5", lw=0.8))
         ax.text(i + 0.5, yk + 0.5, f"{v:.1f}", ha="center", va="center", fontsize=11)
     ax.text(-0.2, yk + 0.5, name, ha="right", va="center", fontsize=11)
 ax.text(
-    len(pos) + 0.3, 0.4,
-    f"shifted: {int((detector != shifted).sum())}/{len(pos)} inputs changed,\n"
-    f"max pool: {int(max_changed.sum())}/{len(pos)} outputs changed,\n"
+    len(pos) + 0.5, 2.6,
+    f"shifted: {int((detector != shifted).sum())}/{len(pos)} inputs changed\n"
+    f"max pool: {int(max_changed.sum())}/{len(pos)} outputs changed\n"
     f"avg pool: {int(avg_changed.sum())}/{len(pos)} outputs changed",
-    fontsize=11, va="bottom",
+    fontsize=11, va="center",
 )  # fmt: skip
-ax.set_xlim(-4.2, len(pos) + 4.8)
-ax.set_ylim(-0.3, 5.4)
+ax.set_xlim(-4.5, len(pos) + 6.5)
+ax.set_ylim(5.1, -0.9)
 ax.set_aspect("equal")
 ax.axis("off")
-ax.set_title("shift invariance (changed cells shaded)", fontsize=12)
-
-ax = fig.add_subplot(grid[1, 2])
-draw_grid(ax, upstream.numpy(), 0, 0, title="upstream g")
-draw_grid(ax, max_grad.numpy(), 3, 0, title="∂L/∂x, max pool", window=2, outline=is_max)
-draw_grid(ax, avg_grad.numpy(), 3, 5, title="∂L/∂x, avg pool", window=2, fmt="{:.2g}")
-finish(ax, 7, 9)
+ax.text(len(pos) / 2, -0.2, "shift invariance (changed cells shaded)", ha="center", fontsize=12)
 fig.suptitle("D7 · Max vs average pooling: values, shifts, gradients")
 fig.tight_layout()
 

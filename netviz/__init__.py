@@ -37,7 +37,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "record_attention": ("netviz.capture.attention", "record_attention"),
     "save_tensors": ("netviz.capture.tensorfile", "save_tensors"),
     "sinusoidal_encoding": ("netviz.capture.positional", "sinusoidal_encoding"),
-    "summary": ("netviz.summary", "summary"),
+    "summary": ("netviz.model_summary", "summary"),
 }
 
 __all__ = [

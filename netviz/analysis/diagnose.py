@@ -356,14 +356,17 @@ def diagnose(
                 f"got {type(model).__name__}"
             )
         records = as_records(model, name="model")
-        findings = analyze(records, th, layers=_check_layers(layers, records))
+        chosen = _check_layers(layers, records)
+        findings = analyze(records, th, layers=chosen)
         summary = {
             "model": "records",
             "source": "records",
             "steps": int(records.step.nunique()),
-            "healthy": _healthy_line(records, None),
+            "healthy": _healthy_line(records, chosen),
         }
         return Report(findings, records, th, summary)
+    if not isinstance(train, bool):
+        raise TypeError(f"`train` must be True or False, got {train!r}")
     if inputs is None:
         raise TypeError("`inputs` is required to diagnose a model (a batch the model accepts)")
     if max_batches is not None and (

@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from netviz.layermath import param_count
-from netviz.summary import COLUMNS, summary
+from netviz.model_summary import COLUMNS, summary
 
 pytestmark = pytest.mark.filterwarnings("ignore:TF32 acceleration on top of oneDNN:UserWarning")
 
