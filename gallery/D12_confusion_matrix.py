@@ -14,16 +14,22 @@ mistakes are shown on the right.
 
 # %%
 # Train the shared digits CNN (gallery/_digits.py) and predict the test set.
+import sys
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from _digits import train_digits_cnn
 from sklearn.metrics import confusion_matrix
 
 from netviz.gallery import fast, pick, setup
 from netviz.plot._style import CMAP_SEQUENTIAL
 
 setup()
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # the shared gallery/_digits.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _digits import train_digits_cnn
 
 model, data, losses = train_digits_cnn(steps=pick(150, 40))
 with torch.no_grad():
@@ -81,7 +87,7 @@ for k, a in enumerate(grid.flat):
         a.set_axis_off()
         continue
     i = int(wrong[k])
-    a.imshow(data.x_test[i, 0], cmap="gray_r", vmin=0, vmax=1)
+    a.imshow(data.x_test[i, 0].numpy(), cmap="gray_r", vmin=0, vmax=1)
     a.set_title(f"true {int(labels[i])} → {int(predictions[i])}", fontsize=11)
 right.suptitle(f"misclassified test digits ({len(wrong)} in all)", fontsize=12)
 fig.suptitle("D12 · Confusion matrix of a small CNN on the 8x8 digits")

@@ -16,15 +16,21 @@ with Captum; red pixels push towards the predicted class, blue ones away.
 # %%
 # Train the shared digits CNN (gallery/_digits.py) and pick one test digit per
 # class among the first ones.
+import sys
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import torch
-from _digits import train_digits_cnn
 from captum.attr import IntegratedGradients, Saliency
 
 from netviz.gallery import fast, pick, setup
 from netviz.plot._style import CMAP_DIVERGING
 
 setup()
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # the shared gallery/_digits.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _digits import train_digits_cnn
 
 model, data, losses = train_digits_cnn(steps=pick(150, 40))
 examples = [int((data.y_test == c).nonzero()[0]) for c in (0, 2, 3, 4, 7, 9)]
@@ -63,7 +69,7 @@ saliency, integrated_gradients = saliency.detach(), integrated_gradients.detach(
 saliency_max, ig_max = float(saliency.max()), float(integrated_gradients.abs().max())
 fig, axes = plt.subplots(3, len(examples), figsize=(12.8, 7.2), layout="constrained")
 for k in range(len(examples)):
-    axes[0, k].imshow(inputs[k, 0], cmap="gray_r", vmin=0, vmax=1)
+    axes[0, k].imshow(inputs[k, 0].numpy(), cmap="gray_r", vmin=0, vmax=1)
     axes[0, k].set_title(
         f"label {int(data.y_test[examples[k]])}, predicted {int(predicted[k])}", fontsize=11
     )

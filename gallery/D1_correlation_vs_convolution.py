@@ -43,7 +43,9 @@ for name, pos in positions.items():
 # Correlation (what conv1d computes): y(t) = sum_t' x(t + t') h(t').
 correlations = {n: F.conv1d(x[None, None], pattern[None, None])[0, 0] for n, x in signals.items()}
 # Convolution proper flips the kernel: (x * h)(t) = sum_t' x(t - t') h(t').
-convolutions = {n: F.conv1d(x[None, None], pattern.flip(0)[None, None])[0, 0] for n, x in signals.items()}
+convolutions = {
+    n: F.conv1d(x[None, None], pattern.flip(0)[None, None])[0, 0] for n, x in signals.items()
+}
 # A dense unit: one fixed inner product with the pattern placed at t = 40.
 dense_position = 40
 dense_weights = torch.zeros(length, dtype=torch.float64)

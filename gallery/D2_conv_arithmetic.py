@@ -105,9 +105,9 @@ fig.tight_layout(rect=(0, 0.05, 1, 1))
 # D(K-1)+1 rows/columns, and neighbouring units are S cells apart.
 assert output_sizes == torch_sizes
 assert list(output_sizes.values()) == [3, 5, 4, 3]
-for title, W, K, S, P, D in cases:
+for title, _, K, S, _, D in cases:
     first, second = footprints[title]
     assert first.sum() == K * K
-    rows, cols = np.nonzero(first)
+    _, cols = np.nonzero(first)
     assert cols.max() - cols.min() + 1 == D * (K - 1) + 1
     assert np.array_equal(np.roll(first, S, axis=1), second)

@@ -104,7 +104,9 @@ ax.text(
 
 # Bottom: 1-D, insert zeros then filter.
 y = 8.6
-ax.text(0, y - 0.9, "1-D, stride 2: insert zeros, then filter (notes 000)", fontsize=13, va="bottom")
+ax.text(
+    0, y - 0.9, "1-D, stride 2: insert zeros, then filter (notes 000)", fontsize=13, va="bottom"
+)
 draw_grid(signal, 2, y, fill="C0")
 ax.text(1.7, y + 0.5, "x", ha="right", va="center", fontsize=12)
 draw_grid(zero_inserted, 2, y + 1.6, fill="C0", mask=[(zero_inserted != 0).tolist()], dots=False)

@@ -54,7 +54,7 @@ panels = [
     (resize_conv, "nearest resize ×2, then 3×3 conv\n(kernel of ones)"),
 ]
 for ax, (img, title) in zip(axes[0], panels):
-    im = ax.imshow(img, cmap="viridis", vmin=0, vmax=float(img.max()))
+    im = ax.imshow(img.numpy(), cmap="viridis", vmin=0, vmax=float(img.max()))
     levels = sorted(set(img.flatten().tolist()))
     fig.colorbar(im, ax=ax, ticks=levels, shrink=0.85)
     ax.set_title(title)
@@ -74,14 +74,16 @@ ax.set_title("middle rows: only k=3, s=2 oscillates")
 ax.set_ylim(0, 1.1)
 ax.legend(loc="lower center", fontsize=9)
 ax = axes[1, 1]
-ax.imshow(random_out.detach(), cmap="viridis")
+ax.imshow(random_out.detach().numpy(), cmap="viridis")
 ax.set_title("transposed conv k=3, s=2,\nrandom positive weights")
 ax.set_xticks([])
 ax.set_yticks([])
 ax = axes[1, 2]
 # How many kernel copies cover each output cell (1-D): the cause of the pattern.
 coverage = F.conv_transpose1d(torch.ones(1, 1, 6), torch.ones(1, 1, 3), stride=2)[0, 0]
-ax.bar(np.arange(len(coverage)), coverage.numpy(), color=["C3" if v > 1 else "C0" for v in coverage])
+ax.bar(
+    np.arange(len(coverage)), coverage.numpy(), color=["C3" if v > 1 else "C0" for v in coverage]
+)
 for i in range(6):  # the six kernel copies, one per input cell, 2 apart
     level = 2.35 + 0.25 * (i % 2)
     ax.plot([2 * i - 0.35, 2 * i + 2.35], [level, level], color="0.3", lw=3)

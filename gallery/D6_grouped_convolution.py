@@ -63,7 +63,11 @@ n_params = {g: param_count(c) for g, c in convs.items()}
 # %%
 # Wiring diagrams (top) and weight blocks (bottom).
 fig, axes = plt.subplots(2, 3, figsize=(12.8, 7.2), gridspec_kw={"height_ratios": [1, 1.1]})
-names = {1: "groups = 1 (default): all mixed", 2: "groups = 2", 4: "groups = 4 = in_channels: depthwise"}
+names = {
+    1: "groups = 1 (default): all mixed",
+    2: "groups = 2",
+    4: "groups = 4 = in_channels: depthwise",
+}
 vmax = max(b.max() for b in blocks.values())
 for col, g in enumerate(group_counts):
     ax = axes[0, col]

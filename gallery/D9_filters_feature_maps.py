@@ -16,15 +16,21 @@ orientation, ReLU keeps the positive part, pooling halves the resolution.
 
 # %%
 # Train the shared digits CNN (gallery/_digits.py).
+import sys
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
-from _digits import train_digits_cnn
 
 import netviz
 from netviz.gallery import fast, pick, setup
 
 setup()
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # the shared gallery/_digits.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _digits import train_digits_cnn
 
 model, data, losses = train_digits_cnn(steps=pick(150, 40))
 with torch.no_grad():
@@ -45,7 +51,7 @@ fig = plt.figure(figsize=(12.8, 7.2), layout="constrained")
 left, right = fig.subfigures(1, 2, width_ratios=[1, 2.3])
 top_left, bottom_left = left.subfigures(2, 1, height_ratios=[1.8, 1])
 ax_digit = top_left.subplots()
-ax_digit.imshow(digit[0, 0], cmap="gray_r", vmin=0, vmax=1)
+ax_digit.imshow(digit[0, 0].numpy(), cmap="gray_r", vmin=0, vmax=1)
 ax_digit.set_axis_off()
 ax_digit.set_title(f"input: a test digit (label {int(data.y_test[0])})")
 netviz.plot.filters(model[0], ax=bottom_left.subplots(), ncols=4, title="first-layer filters (3x3)")

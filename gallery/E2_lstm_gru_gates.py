@@ -126,7 +126,7 @@ flag_times = example[:, 1].nonzero().flatten().tolist()
 # %%
 # Per model: input and prediction, then each gate as a (unit x time) heatmap.
 fig, axes = plt.subplots(4, 2, figsize=(12.8, 7.2), sharex=True, layout="constrained")
-t = torch.arange(seq_len)
+t = torch.arange(seq_len).numpy()
 for col, (name, pred, trace, keys) in enumerate(
     [
         ("LSTM", lstm_pred, lstm_trace, ("input gate i", "forget gate f", "output gate o")),
@@ -134,9 +134,9 @@ for col, (name, pred, trace, keys) in enumerate(
     ]
 ):
     ax = axes[0, col]
-    ax.plot(t, example[:, 0], ".", color="0.55", label="input value")
-    ax.step(t, y_test[0], where="mid", color="black", lw=1.5, label="target (held value)")
-    ax.plot(t, pred, color=PALETTE[0], lw=2, label=f"{name} output")
+    ax.plot(t, example[:, 0].numpy(), ".", color="0.55", label="input value")
+    ax.step(t, y_test[0].numpy(), where="mid", color="black", lw=1.5, label="target (held value)")
+    ax.plot(t, pred.numpy(), color=PALETTE[0], lw=2, label=f"{name} output")
     ax.set_ylim(-1.15, 1.9)
     ax.set_title(f"{name}, {hidden} units")
     for ft in flag_times:  # flags: full lines on top, short marks on the heatmaps
@@ -147,7 +147,7 @@ for col, (name, pred, trace, keys) in enumerate(
         ax = axes[row, col]
         signed = key.startswith("candidate")
         im = ax.imshow(
-            trace[key].T,
+            trace[key].T.numpy(),
             aspect="auto",
             cmap=CMAP_DIVERGING if signed else CMAP_SEQUENTIAL,
             vmin=-1 if signed else 0,

@@ -106,8 +106,10 @@ for ax, alpha, title in (
     (axes[0], alpha_before, "before training"),
     (axes[1], alpha_after, f"after {train_steps} steps (test accuracy {test_accuracy:.0%})"),
 ):
-    im = ax.imshow(alpha[:n_show], cmap=CMAP_SEQUENTIAL, vmin=0, vmax=1, aspect="auto")
-    ax.scatter(pos_test[:n_show], range(n_show), s=160, facecolors="none", edgecolors="white", lw=2)
+    im = ax.imshow(alpha[:n_show].numpy(), cmap=CMAP_SEQUENTIAL, vmin=0, vmax=1, aspect="auto")
+    ax.scatter(
+        pos_test[:n_show].numpy(), range(n_show), s=160, facecolors="none", edgecolors="white", lw=2
+    )
     ax.set_title(title)
     ax.set_xlabel("time step t")
     ax.set_xticks(range(0, seq_len, 2))

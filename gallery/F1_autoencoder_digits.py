@@ -17,6 +17,7 @@ the noise; the 2-D codes group the classes without ever seeing a label.
 # Data: 1797 digits, 64 pixels in [0, 1]. Noise level sigma = 0.5 (half the
 # pixel range; the notes use N(0, I) for unit-scale data).
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
@@ -99,7 +100,7 @@ grid = left.subplots(len(rows), len(examples), gridspec_kw={"wspace": 0.05, "hsp
 for r, (name, data) in enumerate(rows):
     for c, idx in enumerate(examples):
         ax = grid[r, c]
-        ax.imshow(data[idx].reshape(8, 8), cmap="gray_r", vmin=0, vmax=1)
+        ax.imshow(data[idx].reshape(8, 8).numpy(), cmap="gray_r", vmin=0, vmax=1)
         ax.set_xticks([])
         ax.set_yticks([])
         for spine in ax.spines.values():
@@ -113,9 +114,9 @@ for ax, codes, name in (
     (codes_axes[1], dae_codes, "denoising AE"),
 ):
     for c in range(10):
-        pts = codes[labels == c]
+        pts = codes[labels == c].numpy()
         ax.scatter(pts[:, 0], pts[:, 1], s=5, color=PALETTE[c], alpha=0.7, label=str(c))
-        centre = pts.median(0).values
+        centre = np.median(pts, axis=0)
         ax.text(
             centre[0],
             centre[1],

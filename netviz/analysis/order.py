@@ -55,9 +55,9 @@ def module_order(records: pd.DataFrame) -> list[str]:
     ...     "stat": ["mean", "mean", "l2", "l2"], "value": [1.0, 2.0, 3.0, 4.0]})
     >>> module_order(df)  # "b" ran first although it was registered second
     ['b', 'a']
-    >>> df.loc[4] = [0, "a.out", 0, "grad_norm", "l2", 5.0]  # never called: after "a"
+    >>> df.loc[4] = [0, "b.out", 0, "grad_norm", "l2", 5.0]  # never called, registered after "b"
     >>> module_order(df)
-    ['b', 'a', 'a.out']
+    ['b', 'b.out', 'a']
     """
     fwd = records[records.probe.isin(FORWARD_PROBES)]
     order = list(dict.fromkeys(fwd.module))

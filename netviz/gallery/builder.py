@@ -131,7 +131,16 @@ def run_script(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _remove_old(out, script.stem, fmt)
-    cmd = [python, "-c", RUNNER, str(script.path), str(out), script.stem, fmt, f"{dpi:g}" if dpi else ""]
+    cmd = [
+        python,
+        "-c",
+        RUNNER,
+        str(script.path),
+        str(out),
+        script.stem,
+        fmt,
+        f"{dpi:g}" if dpi else "",
+    ]
     start = time.perf_counter()
     try:
         proc = subprocess.run(

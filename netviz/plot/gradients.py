@@ -192,7 +192,10 @@ def gradient_flow(
                 sns.boxplot(**common, **hue, showfliers=False, width=0.7)
         ax.set_yscale("log")
         ax.set_xlabel("layer (input → output)")
-        ax.set_ylabel("|gradient|" if _is_module(next(iter(runs.values()))) else "gradient norm")
+        if _is_module(next(iter(runs.values()))):
+            ax.set_ylabel("|gradient|")
+        else:
+            ax.set_ylabel(f"gradient {stat}" if stat else "gradient norm")
         if len(order) > 6:
             ax.tick_params(axis="x", labelrotation=45)
         if hue and ax.get_legend() is not None:

@@ -115,3 +115,10 @@ def test_recurrent_target_writes_the_timestep_figure(tmp_path, capsys):
         "gradient_flow.png",
         "timestep_gradients.png",
     ]
+
+
+def test_docs_show_the_real_output(capsys):
+    doc = (ROOT / "docs" / "diagnose.md").read_text()
+    for target in (SIGMOID7, f"{SIGMOID7}:build_skip"):
+        main(["diagnose", target])
+        assert capsys.readouterr().out.strip() in doc

@@ -225,3 +225,46 @@ def test_probe_draws_no_random_numbers():
         m(x)[0].sum().backward()
     assert torch.equal(torch.get_rng_state(), before)
     assert len(mon.to_pandas()) == 5
+
+
+class _ScalarCounter(torch.utils._python_dispatch.TorchDispatchMode):
+    """Counts host extractions of tensor values (``aten._local_scalar_dense``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+        self.ops = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops += 1
+        if func is torch.ops.aten._local_scalar_dense.default:
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRUCell"])
+def test_no_host_synchronisation_in_the_hooks(kind):
+    from netviz.analysis import UnitActivity
+
+    torch.manual_seed(9)
+    m = nn.Sequential(nn.Linear(3, 3), nn.ReLU(), nn.Tanh())
+    rnn = nn.LSTM(3, 4, num_layers=2, bidirectional=True) if kind == "LSTM" else nn.GRUCell(3, 4)
+    x = torch.randn(5, 2, 3)
+    with (
+        netviz.watch(rnn, probes="timestep_grad") as mon,
+        netviz.watch(m, probes=[UnitActivity()]) as mon2,
+    ):
+        counter = _ScalarCounter()
+        with counter:
+            z = m(x)
+            if kind == "LSTM":
+                out = rnn(z)[0]
+            else:
+                h, hs = None, []
+                for t in range(5):
+                    h = rnn(z[t], h)
+                    hs.append(h)
+                out = torch.stack(hs)
+            out.square().mean().backward()
+        assert counter.ops > 50 and counter.count == 0
+    assert len(mon.to_pandas()) == 5 and len(mon2.to_pandas()) == 2

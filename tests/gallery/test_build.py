@@ -81,7 +81,7 @@ def test_read_script_checks_file_name_against_docstring_id(tmp_path):
     wrong = path.rename(tmp_path / "A2_toy.py")
     with pytest.raises(GalleryError, match="differs from the file name"):
         read_script(wrong)
-    with pytest.raises(GalleryError, match="named '<ID>_<name>.py'"):
+    with pytest.raises(GalleryError, match=r"named '<ID>_<name>\.py'"):
         read_script(tmp_path.joinpath("toy.py"))
 
 

@@ -213,12 +213,9 @@ class TimestepGrad(Probe):
             return
         hx = args[1] if len(args) > 1 else None
         unbatched = out.dim() == 2
-        seq_out = out.unsqueeze(1) if unbatched else out
-        if module.batch_first and not unbatched:
-            seq_out = seq_out.transpose(0, 1)
         # Input of the last layer: the module input for one layer, otherwise
         # the output of layer L-2, which the fused kernel does not return; it
-        # is recomputed (without grad) by a copy of the lower layers.
+        # is replayed without grad.
         with torch.no_grad():
             inp = x.unsqueeze(1) if unbatched else x
             if module.batch_first and not unbatched:
@@ -263,12 +260,9 @@ class TimestepGrad(Probe):
             flat = [s for seq in states for s in seq]
             with torch.enable_grad():
                 dh = torch.autograd.grad(outs, flat, gouts, allow_unused=True)
-            sq = torch.stack(
-                [
-                    (d.to(dt).pow(2).sum() if d is not None else flat[i].new_zeros((), dtype=dt))
-                    for i, d in enumerate(dh)
-                ]
-            )
+            dh = [d if d is not None else torch.zeros_like(f) for d, f in zip(dh, flat)]
+            # (dirs * T, B, H) -> squared norm per direction and step, in one reduction
+            sq = torch.stack(dh).to(dt).pow(2).sum(dim=(-2, -1))
             per_t = sq.reshape(dirs, T).sum(0)
             for t in range(T):
                 ctx.emit(name, per_t[t : t + 1], call=t)

@@ -1,0 +1,43 @@
+"""Hooks for building the gallery with sphinx-gallery (named in ``docs/conf.py``).
+
+Referenced by their qualified names (strings) so that Sphinx can pickle its
+configuration: ``reset_modules = ("matplotlib", "netviz.gallery.sphinx_hooks.reset_style")``
+and ``within_subsection_order = "netviz.gallery.sphinx_hooks.CatalogueOrder"``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from netviz.gallery.catalog import SCRIPT_RE, id_sort_key
+
+__all__ = ["CatalogueOrder", "reset_style"]
+
+
+def reset_style(gallery_conf: dict, fname: str) -> None:
+    """Before and after each example: netviz style and seeds, as a fresh process would have."""
+    from netviz.gallery import setup
+
+    setup()
+
+
+class CatalogueOrder:
+    """Sort key for sphinx-gallery: catalogue order (A1, A2, ..., A10, B1), not alphabetical.
+
+    >>> sorted(["A10_x.py", "B1_y.py", "A2_z.py"], key=CatalogueOrder("gallery"))
+    ['A2_z.py', 'A10_x.py', 'B1_y.py']
+    """
+
+    def __init__(self, src_dir: str):
+        self.src_dir = src_dir
+
+    def __call__(self, filename: str) -> tuple:
+        name = os.path.basename(filename)
+        m = SCRIPT_RE.match(name)
+        if m is None:
+            return ("~", 0, name)  # anything else last, alphabetically
+        letter, number = id_sort_key(m.group("id"))
+        return (letter, number, name)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
