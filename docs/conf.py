@@ -15,6 +15,7 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 sys.path.insert(0, str(ROOT))  # the netviz package of this checkout
+sys.path.insert(1, str(ROOT / "gallery"))  # helper modules shared by gallery scripts (_*.py)
 
 import netviz  # noqa: E402
 
@@ -45,7 +46,8 @@ sphinx_gallery_conf = {
     "gallery_dirs": str(DOCS / "auto_gallery"),
     # Run every catalogue script: <letter><number>_<name>.py
     "filename_pattern": r"/[A-F]\d+_",
-    "ignore_pattern": r"(__init__|conftest)\.py",
+    # Not examples: package files and shared helper modules (gallery/_digits.py).
+    "ignore_pattern": r"(^|[/\\])(_\w*|conftest)\.py$",
     "within_subsection_order": "netviz.gallery.sphinx_hooks.CatalogueOrder",
     "abort_on_example_error": True,
     "only_warn_on_example_error": False,

@@ -32,7 +32,7 @@ argmax_z = float(z.detach()[sigma_prime.argmax()])
 
 # %%
 # The gradient of the chain sigma(w3 sigma(w2 sigma(w1 x))) with respect to x,
-# for unit weights, against the bound |w1 w2 w3| / 64.
+# for unit weights, against the bound :math:`|w_1 w_2 w_3| / 64`.
 chain_weights = (1.0, 1.0, 1.0)
 x = torch.linspace(-8, 8, 1601, dtype=torch.float64, requires_grad=True)
 w1, w2, w3 = chain_weights

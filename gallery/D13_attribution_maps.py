@@ -67,16 +67,18 @@ ig_sums = integrated_gradients.sum(dim=(1, 2, 3))
 inputs = inputs.detach()
 saliency, integrated_gradients = saliency.detach(), integrated_gradients.detach()
 saliency_max, ig_max = float(saliency.max()), float(integrated_gradients.abs().max())
+inputs = inputs.detach()
+saliency, integrated_gradients = saliency.detach(), integrated_gradients.detach()
+saliency_max, ig_max = float(saliency.max()), float(integrated_gradients.abs().max())
 fig, axes = plt.subplots(3, len(examples), figsize=(12.8, 7.2), layout="constrained")
 for k in range(len(examples)):
     axes[0, k].imshow(inputs[k, 0].numpy(), cmap="gray_r", vmin=0, vmax=1)
     axes[0, k].set_title(
         f"label {int(data.y_test[examples[k]])}, predicted {int(predicted[k])}", fontsize=11
     )
-    sal = axes[1, k].imshow(saliency[k, 0].detach(), cmap="viridis")
-    m = float(integrated_gradients[k].abs().max())
+    sal = axes[1, k].imshow(saliency[k, 0].numpy(), cmap="viridis", vmin=0, vmax=saliency_max)
     ig = axes[2, k].imshow(
-        integrated_gradients[k, 0].detach(), cmap=CMAP_DIVERGING, vmin=-m, vmax=m
+        integrated_gradients[k, 0].numpy(), cmap=CMAP_DIVERGING, vmin=-ig_max, vmax=ig_max
     )
     axes[2, k].set_xlabel(
         f"Σ IG = {ig_sums[k]:.2f}\nf(x) − f(0) = {score_gain[k]:.2f}", fontsize=10

@@ -162,3 +162,22 @@ def test_step_flush_is_one_transfer(monkeypatch):
             mon.step()
     assert len(calls) == 3  # one per recorded step, whatever the number of modules
     assert all(len(shape) == 1 for shape in calls)
+
+
+def test_per_step_tensor_hooks_do_not_pile_up():
+    rnn = nn.RNN(3, 4)
+    with netviz.watch(rnn, probes=["timestep_grad", "activation_stats"]) as mon:
+        counts = []
+        for _ in range(5):
+            out, _ = rnn(torch.randn(6, 2, 3))
+            out[-1].sum().backward()
+            mon.step()
+            counts.append(len(mon._handles))
+    assert len(set(counts)) == 1  # the same number of handles after every step
+    assert sorted(mon.to_pandas().query("probe == 'timestep_grad'").step.unique().tolist()) == [
+        0,
+        1,
+        2,
+        3,
+        4,
+    ]

@@ -7,7 +7,7 @@ holds the documented limits.
 
 from netviz.analysis.diagnose import analyze, default_loss, diagnose, weight_layers
 from netviz.analysis.findings import KINDS, SEVERITIES, Finding, Report, Thresholds
-from netviz.analysis.probes import UnitActivity
+from netviz.capture.probes.units import UnitActivity
 
 __all__ = [
     "KINDS",

@@ -23,7 +23,7 @@ from netviz.analysis.checks import (
 )
 from netviz.analysis.findings import Finding, Report, Thresholds
 from netviz.analysis.order import as_records, module_order
-from netviz.analysis.probes import UnitActivity
+from netviz.capture.probes.units import UnitActivity
 from netviz.capture.monitor import watch
 from netviz.capture.probes.activation import first_tensor
 from netviz.capture.selection import ModuleSelector, unwrap
@@ -277,7 +277,7 @@ def diagnose(
     - ``diagnose(model, inputs, target=None, loss_fn=None)`` runs one forward and
       backward pass per batch with :func:`netviz.watch` probes
       (``grad_norm``, ``grad_stats``, ``activation_stats``, ``timestep_grad`` and
-      :class:`~netviz.analysis.probes.UnitActivity`) and diagnoses the records.
+      :class:`~netviz.capture.probes.units.UnitActivity`) and diagnoses the records.
       The model is left exactly as it was: parameters, ``.grad`` (``None``
       included: the original gradient tensors are put back), the training mode
       of every module, buffers (batch-norm running statistics), hooks and the
@@ -383,7 +383,8 @@ def diagnose(
     with (
         torch.enable_grad(),
         _preserved(model, train),
-        watch(model, probes=probes, modules=modules) as mon,
+        # all_ranks: in a distributed job every rank gets the same (global) report
+        watch(model, probes=probes, modules=modules, all_ranks=True) as mon,
     ):
         for x, y in _batches(inputs, target, max_batches):
             out = _call(model, x)

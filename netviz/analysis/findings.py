@@ -41,7 +41,7 @@ class Thresholds:
     dead_frac
         Share of a ReLU-family layer's units that are dead (zero for at least
         ``1 - dead_tol`` of the inputs of a batch, see
-        :class:`~netviz.analysis.probes.UnitActivity`): a warning from 0.5, an
+        :class:`~netviz.capture.probes.units.UnitActivity`): a warning from 0.5, an
         error when all units are dead.
     saturated_frac
         Share of a sigmoid/tanh layer's outputs within 0.01 of a bound: a

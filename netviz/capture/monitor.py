@@ -136,6 +136,7 @@ class Monitor:
         self._recording = True
         self._gather = gather
         self._handles: list = []
+        self._step_handles: list = []  # removed when the step closes
         self._entries: list[_Entry] = []
         self._snapshots_open: list[tuple[int, str, int, torch.Tensor]] = []
         self._calls: dict[str, int] = {}
@@ -192,6 +193,7 @@ class Monitor:
                 self.step()
         finally:
             _remove_all(self._handles)
+            self._step_handles = []
             self._attached = False
             self._modules = []
             self._entries = []
@@ -233,6 +235,10 @@ class Monitor:
     def _track_handle(self, handle: Any) -> None:
         self._handles.append(handle)
 
+    def _track_step_handle(self, handle: Any) -> None:
+        self._step_handles.append(handle)
+        self._handles.append(handle)  # also removed by detach / the finalizer
+
     # -------------------------------------------------------------------- step
     @property
     def step_index(self) -> int:
@@ -258,6 +264,12 @@ class Monitor:
         self._entries = []
         self._snapshots_open = []
         self._calls = {}
+        if self._step_handles:
+            done = {id(h) for h in self._step_handles}
+            for handle in self._step_handles:
+                handle.remove()
+            self._handles[:] = [h for h in self._handles if id(h) not in done]
+            self._step_handles = []
         self._step += 1
         self._recording = self._step % self._every == 0
 

@@ -149,8 +149,16 @@ class ProbeContext:
         self._monitor._snapshot(self.probe, module, call, tensor)
 
     def register_tensor_hook(self, tensor: torch.Tensor, fn: Callable) -> None:
-        """Register a gradient hook on ``tensor``; the monitor removes it on detach."""
-        self._monitor._track_handle(tensor.register_hook(fn))
+        """Register a gradient hook on ``tensor`` for this step.
+
+        The monitor removes it when the step closes (or on detach), so hooks
+        registered during each forward never pile up over a long run.
+        """
+        self._monitor._track_step_handle(tensor.register_hook(fn))
+
+    def add_step_handle(self, handle: Any) -> None:
+        """Hand a removable handle to the monitor, to remove when the step closes."""
+        self._monitor._track_step_handle(handle)
 
     def add_handle(self, handle: Any) -> None:
         """Hand any removable handle (``handle.remove()``) to the monitor to remove on detach."""

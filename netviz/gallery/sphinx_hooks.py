@@ -7,18 +7,37 @@ and ``within_subsection_order = "netviz.gallery.sphinx_hooks.CatalogueOrder"``.
 
 from __future__ import annotations
 
+import builtins
 import os
+from pathlib import Path
 
 from netviz.gallery.catalog import SCRIPT_RE, id_sort_key
 
 __all__ = ["CatalogueOrder", "reset_style"]
 
 
-def reset_style(gallery_conf: dict, fname: str) -> None:
-    """Before and after each example: netviz style and seeds, as a fresh process would have."""
+def _examples_dir(gallery_conf: dict) -> Path:
+    dirs = gallery_conf.get("examples_dirs") or ["."]
+    return Path(dirs if isinstance(dirs, str) else dirs[0])
+
+
+def reset_style(gallery_conf: dict, fname: str | None, when: str) -> None:
+    """Before and after each example: netviz style and seeds, as a fresh process would have.
+
+    sphinx-gallery never defines ``__file__`` for an example (its issues #166,
+    #212), while ``python script.py`` and ``netviz gallery build`` do; scripts
+    that locate a helper module beside them use it. So that they run the same
+    way, ``__file__`` is provided through :mod:`builtins` while an example runs
+    (the example's own globals are found first, so nothing else changes) and
+    removed afterwards.
+    """
     from netviz.gallery import setup
 
     setup()
+    if when == "before" and fname:
+        builtins.__file__ = str(_examples_dir(gallery_conf) / os.path.basename(fname))
+    elif hasattr(builtins, "__file__"):
+        del builtins.__file__
 
 
 class CatalogueOrder:

@@ -10,6 +10,7 @@ from netviz.capture.probes.activation import ActivationStats
 from netviz.capture.probes.gradients import GradNorm, GradStats
 from netviz.capture.probes.snapshots import AttentionSnapshots, FeatureMapSnapshots
 from netviz.capture.probes.timestep import TimestepGrad
+from netviz.capture.probes.units import UnitActivity
 from netviz.capture.probes.weights import WeightStats
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "GradNorm",
     "GradStats",
     "TimestepGrad",
+    "UnitActivity",
     "WeightStats",
 ]
 
@@ -33,6 +35,7 @@ BUILTIN_PROBES = {
         GradNorm,
         GradStats,
         TimestepGrad,
+        UnitActivity,
         WeightStats,
     )
 }

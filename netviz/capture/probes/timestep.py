@@ -276,7 +276,7 @@ class TimestepGrad(Probe):
                 full[i] = g
             fused_hook(full)
 
-        ctx.add_handle(torch.autograd.graph.register_multi_grad_hook(live, dispatch))
+        ctx.add_step_handle(torch.autograd.graph.register_multi_grad_hook(live, dispatch))
 
 
 def _lower_layers(module: nn.RNNBase, inp: torch.Tensor, hx: Any) -> torch.Tensor:
