@@ -23,9 +23,9 @@ from netviz.analysis.checks import (
 )
 from netviz.analysis.findings import Finding, Report, Thresholds
 from netviz.analysis.order import as_records, module_order
-from netviz.capture.probes.units import UnitActivity
-from netviz.capture.monitor import watch
+from netviz.capture.attach import watch
 from netviz.capture.probes.activation import first_tensor
+from netviz.capture.probes.units import UnitActivity
 from netviz.capture.selection import ModuleSelector, unwrap
 
 __all__ = ["INPUTS", "analyze", "default_loss", "diagnose", "weight_layers"]
