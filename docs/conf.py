@@ -59,6 +59,7 @@ sphinx_gallery_conf = {
     "show_memory": False,
     "show_signature": False,
     "min_reported_time": 1000,
+    "write_computation_times": False,  # timings differ per build; keep the docs reproducible
     "matplotlib_animations": False,
     "image_srcset": [],
 }

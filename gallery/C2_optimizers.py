@@ -72,8 +72,9 @@ fig, (ax, ax_loss) = plt.subplots(
 g1, g2 = np.meshgrid(np.linspace(-3.4, 3.4, 241), np.linspace(-2.4, 2.4, 181))
 ax.contour(g1, g2, 3 * g1**2 + g2**2, levels=[0.25, 1, 2, 4, 7, 11, 16, 22, 29, 37], colors="0.75")
 markers = ["o", "s", "^", "D", "v"]
-for (name, p), mk in zip(paths.items(), markers):
-    ax.plot(p[:, 0], p[:, 1], marker=mk, ms=3.5, lw=1.5, label=name)
+widths = [1.5, 1.5, 5, 1.5, 1.5]  # AdaGrad wide and underneath: RMSProp starts on the same line
+for (name, p), mk, lw in zip(paths.items(), markers, widths):
+    ax.plot(p[:, 0], p[:, 1], marker=mk, ms=3.5 if lw < 2 else 6, lw=lw, label=name)
 ax.plot(*start, "ks", ms=7)
 ax.plot(0, 0, "k*", ms=12)
 ax.set_xlim(-3.4, 3.4)

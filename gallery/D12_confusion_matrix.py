@@ -20,6 +20,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.colors import LogNorm
 from sklearn.metrics import confusion_matrix
 
 from netviz.gallery import fast, pick, setup
@@ -55,7 +56,7 @@ shown = np.ma.masked_equal(confusion.numpy(), 0)  # empty cells stay white
 im = ax.imshow(
     shown,
     cmap=CMAP_SEQUENTIAL,
-    norm=plt.matplotlib.colors.LogNorm(vmin=1, vmax=int(confusion.max())),
+    norm=LogNorm(vmin=1, vmax=int(confusion.max())),
 )
 for i in range(n_classes):
     for j in range(n_classes):

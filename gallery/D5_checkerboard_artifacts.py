@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from netviz.gallery import setup
+from netviz.layermath import conv_transpose_output_size
 
 setup()
 
@@ -99,6 +100,8 @@ fig.tight_layout()
 # %%
 # Checks: k=3, s=2 turns a constant into unequal values (1, 2, 4 in the
 # interior); k=4, s=2 and resize-then-convolve are constant in the interior.
+assert conv_transpose_output_size(6, 3, stride=2) == deconv3.shape[-1] == 13
+assert conv_transpose_output_size(6, 4, stride=2) == deconv4.shape[-1] == 14
 inner3 = interior(deconv3, 2)
 assert sorted(set(inner3.flatten().tolist())) == [1.0, 2.0, 4.0]
 assert torch.all(interior(deconv4, 2) == 4)

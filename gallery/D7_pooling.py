@@ -25,6 +25,7 @@ from matplotlib.patches import Rectangle
 from torch import nn
 
 from netviz.gallery import setup
+from netviz.layermath import pool_output_size
 
 setup()
 
@@ -141,6 +142,8 @@ fig.tight_layout()
 # Checks: the pooled values; the shift example; and the max-pool gradient is
 # non-zero exactly at the stored arg-max indices, where it equals g.
 assert max_out.tolist() == [[6, 8], [3, 4]]
+assert pool_output_size(4, 2) == max_out.shape[-1]  # stride defaults to the kernel size
+assert pool_output_size(len(detector), 3, stride=1, padding=1) == len(max_pool_1d(detector))
 assert avg_out.tolist() == [[3.25, 5.25], [2.0, 2.0]]
 assert bool((detector != shifted).all())
 assert int(max_changed.sum()) <= len(detector) // 2 < int(avg_changed.sum())

@@ -8,7 +8,9 @@ Hierarchical-attention pooling turns a sequence of hidden states
 :math:`h_t` into one vector: :math:`u_t = \\tanh(W h_t + b)`,
 :math:`\\alpha_t = \\mathrm{softmax}_t(u_t^\\top u_w)`, :math:`s = \\sum_t \\alpha_t h_t`.
 On a synthetic task only one position (marked by a flag) carries the class;
-the other tokens are a random "background" class. Before training the weights
+the other tokens are a random "background" class. The layer hands
+:math:`\\alpha` to ``netviz.record_attention``, so ``netviz.capture_attention``
+records it like any other attention. Before training the weights
 :math:`\\alpha_t` are spread out; after training they put nearly all their mass
 on the marked position, which is how attention pooling explains a prediction.
 """
@@ -21,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import netviz
 from netviz.gallery import fast, pick, setup
 from netviz.plot._style import CMAP_SEQUENTIAL
 
@@ -62,6 +65,7 @@ class AttentionPooling(nn.Module):
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         u = torch.tanh(self.mlp(h))  # (n, T, H)
         alpha = torch.softmax(u @ self.u_w, dim=1)  # (n, T)
+        netviz.record_attention(self, alpha[:, None, None, :])  # (batch, heads, query, key)
         return (alpha[..., None] * h).sum(dim=1), alpha  # s = sum_t alpha_t h_t
 
 
@@ -79,8 +83,8 @@ class Classifier(nn.Module):
 
 x_test, y_test, pos_test = make_batch(512, torch.Generator().manual_seed(2))
 model = Classifier()
-with torch.no_grad():
-    alpha_before = model(x_test)[1]
+with torch.no_grad():  # netviz captures the weights the pooling layer records
+    alpha_before = netviz.capture_attention(model, x_test)["pool"][:, 0, 0]
 
 generator = torch.Generator().manual_seed(1)
 opt = torch.optim.Adam(model.parameters(), lr=0.02)
@@ -92,7 +96,8 @@ for _ in range(train_steps):
     opt.step()
 
 with torch.no_grad():
-    logits, alpha_after = model(x_test)
+    logits, alpha_returned = model(x_test)
+    alpha_after = netviz.capture_attention(model, x_test)["pool"][:, 0, 0]
 test_accuracy = (logits.argmax(1) == y_test).float().mean().item()
 alpha_at_flag = alpha_after[torch.arange(len(pos_test)), pos_test]
 peak_hits = (alpha_after.argmax(1) == pos_test).float().mean().item()
@@ -123,6 +128,7 @@ fig.suptitle("E8 · Attention pooling: where the classifier looks ($s = \\sum_t 
 # %%
 # Checks: each row of alpha is a distribution; after full training alpha peaks
 # at the flagged position for (almost) every test sequence.
+assert torch.equal(alpha_after, alpha_returned)  # the capture is the layer's own alpha
 assert torch.allclose(alpha_after.sum(1), torch.ones(len(alpha_after)))
 assert alpha_before.max() < 0.5  # untrained: no position dominates
 if not fast():

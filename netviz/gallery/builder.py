@@ -18,6 +18,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -112,6 +113,31 @@ def _remove_old(out: Path, stem: str, fmt: str) -> None:
             p.unlink()
 
 
+class _Processes:
+    """The script processes a build is running, so that an interrupted build can stop them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._live: set[subprocess.Popen] = set()
+        self.cancelled = False
+
+    def add(self, proc: subprocess.Popen) -> None:
+        with self._lock:
+            self._live.add(proc)
+            if self.cancelled:
+                proc.kill()
+
+    def discard(self, proc: subprocess.Popen) -> None:
+        with self._lock:
+            self._live.discard(proc)
+
+    def kill_all(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            for proc in self._live:
+                proc.kill()
+
+
 def run_script(
     script: Script,
     out: str | os.PathLike,
@@ -121,46 +147,48 @@ def run_script(
     timeout: float = DEFAULT_TIMEOUT,
     dpi: float | None = None,
     python: str = sys.executable,
+    _processes: _Processes | None = None,
 ) -> FigureResult:
     """Run one gallery script in a fresh process and save its figures into ``out``.
 
-    ``dpi`` overrides the style's ``savefig.dpi`` (160) for raster output.
+    The script runs in its own folder (as ``python script.py`` would);
+    ``out`` is resolved against the caller's working folder first. ``dpi``
+    overrides the style's ``savefig.dpi`` (160) for raster output.
     """
     if fmt not in FORMATS:
         raise ValueError(f"`fmt` must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    out = Path(out)
+    out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     _remove_old(out, script.stem, fmt)
-    cmd = [
-        python,
-        "-c",
-        RUNNER,
-        str(script.path),
-        str(out),
-        script.stem,
-        fmt,
-        f"{dpi:g}" if dpi else "",
-    ]
+    dpi_arg = f"{dpi:g}" if dpi else ""
+    cmd = [python, "-c", RUNNER, str(script.path), str(out), script.stem, fmt, dpi_arg]
     start = time.perf_counter()
-    try:
-        proc = subprocess.run(
-            cmd,
-            env=runner_env(fast),
-            cwd=str(script.path.parent),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired:
-        _remove_old(out, script.stem, fmt)
-        return FigureResult(
-            script, False, time.perf_counter() - start, error=f"timed out after {timeout:g} s"
-        )
+    with subprocess.Popen(
+        cmd,
+        env=runner_env(fast),
+        cwd=str(script.path.parent),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        if _processes is not None:
+            _processes.add(proc)
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            _remove_old(out, script.stem, fmt)
+            error = f"timed out after {timeout:g} s"
+            return FigureResult(script, False, time.perf_counter() - start, error=error)
+        finally:
+            if _processes is not None:
+                _processes.discard(proc)
     seconds = time.perf_counter() - start
-    files = [ln[len(_MARK) :] for ln in proc.stdout.splitlines() if ln.startswith(_MARK)]
+    files = [ln[len(_MARK) :] for ln in stdout.splitlines() if ln.startswith(_MARK)]
     if proc.returncode != 0:
         _remove_old(out, script.stem, fmt)
-        error = _tail(proc.stderr) or f"exit status {proc.returncode}"
+        error = _tail(stderr) or f"exit status {proc.returncode}"
         return FigureResult(script, False, seconds, error=error)
     return FigureResult(script, True, seconds, files=files)
 
@@ -179,7 +207,9 @@ def build(
     """Run ``scripts`` (``jobs`` at a time) into ``out``; results in the order of ``scripts``.
 
     ``on_done(result, n_done, n_total)`` is called as each script finishes
-    (progress reporting). Failures are collected, never raised.
+    (progress reporting). Failures are collected, never raised. If the build
+    itself is interrupted (Ctrl-C, or an exception in ``on_done``), the running
+    scripts are killed and the queued ones never start.
     """
     if jobs < 1:
         raise ValueError(f"`jobs` must be >= 1, got {jobs}")
@@ -189,16 +219,22 @@ def build(
         raise ValueError(f"`timeout` must be positive (seconds), got {timeout}")
     if dpi is not None and dpi <= 0:
         raise ValueError(f"`dpi` must be positive, got {dpi}")
-    Path(out).mkdir(parents=True, exist_ok=True)
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
     results: dict[int, FigureResult] = {}
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {
-            pool.submit(run_script, s, out, fmt=fmt, fast=fast, timeout=timeout, dpi=dpi): i
-            for i, s in enumerate(scripts)
-        }
+    processes = _Processes()
+    options = {"fmt": fmt, "fast": fast, "timeout": timeout, "dpi": dpi, "_processes": processes}
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
+        futures = {pool.submit(run_script, s, out, **options): i for i, s in enumerate(scripts)}
         for done, fut in enumerate(as_completed(futures), start=1):
             res = fut.result()
             results[futures[fut]] = res
             if on_done is not None:
                 on_done(res, done, len(scripts))
+    except BaseException:
+        processes.kill_all()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return [results[i] for i in range(len(scripts))]

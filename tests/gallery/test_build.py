@@ -160,6 +160,38 @@ def test_run_script_removes_stale_files_of_a_failed_rebuild(tmp_path):
     assert not (tmp_path / "out" / "A1_toy.png").exists()
 
 
+def test_relative_out_is_relative_to_the_callers_folder(tmp_path, monkeypatch):
+    # The scripts run in their own folder; the output must still land where the caller said.
+    src = tmp_path / "src"
+    src.mkdir()
+    write_script(src, "A1", "toy", PLOT)
+    monkeypatch.chdir(tmp_path)
+    (res,) = build(find_scripts(src), "rel/out")
+    assert res.ok and (tmp_path / "rel" / "out" / "A1_toy.png").is_file()
+    assert not (src / "rel").exists()
+
+
+def test_an_interrupted_build_stops_its_scripts(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    write_script(src, "A1", "toy", PLOT)
+    for sid in ("A2", "A3", "A4"):
+        write_script(
+            src,
+            sid,
+            "slow",
+            f"open({str(tmp_path / sid)!r}, 'w').close()\nimport time\ntime.sleep(600)\n",
+        )
+
+    def interrupt(res, done, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build(find_scripts(src), tmp_path / "out", jobs=2, on_done=interrupt, timeout=300)
+    # A1 finished and interrupted the build; A2 was killed; A3 and A4 never started.
+    assert not (tmp_path / "A3").exists() and not (tmp_path / "A4").exists()
+
+
 def test_bad_arguments_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="`jobs` must be >= 1"):
         build([], tmp_path, jobs=0)
