@@ -47,7 +47,7 @@ integrated_gradients, convergence_delta = IntegratedGradients(model).attribute(
     inputs,
     baselines=torch.zeros_like(inputs),
     target=predicted,
-    n_steps=pick(200, 50),
+    n_steps=pick(100, 50),
     return_convergence_delta=True,
 )
 

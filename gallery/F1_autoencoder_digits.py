@@ -8,9 +8,10 @@ Two identical autoencoders 64 -> 64 -> **2** -> 64 -> 64 are trained on the
 8x8 scikit-learn digits (pixels scaled to [0, 1]). The plain autoencoder
 minimises :math:`\\|x - d(e(x))\\|^2`; the denoising one sees a corrupted input
 :math:`\\tilde x = x + \\mathcal{N}(0, \\sigma^2 I)` and still reconstructs the
-clean :math:`x`, :math:`\\|x - d(e(\\tilde x))\\|^2`. On noisy test inputs the
+clean :math:`x`, :math:`\\|x - d(e(\\tilde x))\\|^2`. On digits with fresh noise the
 denoising autoencoder returns clean-looking digits where the plain one follows
-the noise; the 2-D codes group the classes without ever seeing a label.
+the noise (both blurry: a 2-D code keeps a digit's identity, not its details);
+the 2-D codes group the classes without ever seeing a label.
 """
 
 # %%
@@ -32,7 +33,7 @@ digits = load_digits()
 images = torch.tensor(digits.data, dtype=torch.float32) / 16.0
 labels = torch.tensor(digits.target)
 noise_std = 0.5
-train_steps = pick(400, 60)
+train_steps = pick(300, 60)
 latent_dim = 2
 noisy_images = images + noise_std * torch.randn(
     images.shape, generator=torch.Generator().manual_seed(3)
