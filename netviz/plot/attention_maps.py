@@ -167,14 +167,14 @@ def attention(
             query, key = _token_pair(tokens, data.shape[0], data.shape[1])
             a.set_title(f"{name} head {h}" if name and len(items) == 1 else f"head {h}", fontsize=9)
             if c == 0 and query is not None:
-                a.set_yticks(range(len(query)), query, fontsize=8)
+                a.set_yticks(range(len(query)), query, fontsize=9)
             elif query is not None:
                 a.set_yticks([])
             if c == 0 and len(items) > 1:
                 a.set_ylabel(name or "attention", fontsize=9)
             bottom = (r + 1, c) not in used
             if bottom and key is not None:
-                a.set_xticks(range(len(key)), key, rotation=90, fontsize=8)
+                a.set_xticks(range(len(key)), key, rotation=90, fontsize=9)
             elif key is not None:
                 a.set_xticks([])
         for r in range(rows):

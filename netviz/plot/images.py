@@ -71,6 +71,22 @@ def grid_axes(ax: Any, rows: int, cols: int, cell: tuple[float, float] = (1.1, 1
     return axes
 
 
+def _grid_title(target: Any, axes: Any, text: str) -> None:
+    """Title a grid: the figure's suptitle when the grid owns the figure,
+    else a line of text above the grid's own area (a given Axes' region), so
+    that the parent figure's title is never overwritten."""
+    from matplotlib.axes import Axes
+
+    fig = axes[0, 0].figure
+    if not isinstance(target, Axes):
+        fig.suptitle(text)
+        return
+    boxes = [a.get_position() for a in axes.flat]
+    x = (min(b.x0 for b in boxes) + max(b.x1 for b in boxes)) / 2
+    y = max(b.y1 for b in boxes) + 0.01
+    fig.text(x, y, text, ha="center", va="bottom", fontsize="large")
+
+
 def _bare(ax: Any) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
@@ -191,7 +207,7 @@ def filters(
         fig = axes[0, 0].figure
         if colorbar and image is not None:
             fig.colorbar(image, ax=list(axes.flat), shrink=0.8, label="weight")
-        fig.suptitle(title if title is not None else label)
+        _grid_title(ax, axes, title if title is not None else label)
     return axes
 
 
@@ -306,7 +322,7 @@ def feature_maps(
                     maps[col], aspect="auto" if maps[col].shape[0] == 1 else None, **kw
                 )
                 if col == 0:
-                    a.set_ylabel(label, fontsize=8)
+                    a.set_ylabel(label, fontsize=9)
             if colorbar:
                 axes[row, 0].figure.colorbar(image, ax=list(axes[row]), shrink=0.8)
     return axes
