@@ -81,10 +81,25 @@ def _grid_title(target: Any, axes: Any, text: str) -> None:
     if not isinstance(target, Axes):
         fig.suptitle(text)
         return
-    boxes = [a.get_position() for a in axes.flat]
-    x = (min(b.x0 for b in boxes) + max(b.x1 for b in boxes)) / 2
-    y = max(b.y1 for b in boxes) + 0.01
-    fig.text(x, y, text, ha="center", va="bottom", fontsize="large")
+    from matplotlib.transforms import Bbox
+
+    cells = list(axes.flat)
+
+    def grid_box(renderer: Any) -> Any:  # evaluated at draw time: follows any layout
+        return Bbox.union([a.get_window_extent(renderer) for a in cells])
+
+    note = cells[0].annotate(
+        text,
+        xy=(0.5, 1.0),
+        xycoords=grid_box,
+        xytext=(0, 6),
+        textcoords="offset points",
+        ha="center",
+        va="bottom",
+        fontsize="large",
+        annotation_clip=False,
+    )
+    note.set_in_layout(False)  # a layout engine must not shrink the first cell for it
 
 
 def _bare(ax: Any) -> None:
