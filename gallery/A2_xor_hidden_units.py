@@ -52,7 +52,7 @@ with torch.no_grad():
 # %%
 # Three panels: the input plane with both hidden lines, the hidden plane with
 # the output line, and the output region.
-fig, axes = plt.subplots(1, 3, figsize=(12.8, 4.8))
+fig, axes = plt.subplots(1, 3, figsize=(12.8, 5.4))
 markers = {0.0: ("o", PALETTE[0]), 1.0: ("s", PALETTE[1])}
 xs = np.array([-0.5, 1.5])
 
@@ -71,11 +71,13 @@ def scatter(ax, pts, labels, annotate=None):
             label=f"class {int(label)}",
         )
     if annotate is not None:
-        for p, text in zip(pts, annotate):
+        # (0,1) and (1,0) land on the same hidden point: label one above, one below.
+        offsets = [(10, -16), (-62, 8), (10, -18), (10, -16)]
+        for p, text, offset in zip(pts, annotate, offsets):
             ax.annotate(
                 text,
                 (float(p[0]), float(p[1])),
-                xytext=(10, -16),
+                xytext=offset,
                 textcoords="offset points",
                 fontsize=9,
             )
@@ -126,7 +128,7 @@ ax.set(
     title="Output $y$: class 1 in the band",
 )
 fig.suptitle("A2 · XOR solved by two hidden threshold units")
-fig.tight_layout()
+fig.tight_layout(rect=(0, 0.1, 1, 1))  # room for the legends below the axes
 
 # %%
 # The network computes XOR exactly, through the hidden codes given in the notes.

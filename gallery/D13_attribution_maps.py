@@ -39,7 +39,7 @@ with torch.no_grad():
     predicted = model(inputs).argmax(dim=1)
 
 # %%
-# Captum: saliency (|d score / d pixel|) and integrated gradients from a black
+# Captum: saliency (``|d score / d pixel|``) and integrated gradients from a black
 # baseline, for the predicted class.
 inputs.requires_grad_(True)
 saliency = Saliency(model).attribute(inputs, target=predicted)

@@ -71,7 +71,7 @@ fig.suptitle(
 
 # %%
 # Checks against the NumPy formulas, and the properties the figure shows:
-# with sin/cos every |p_t|^2 = d/2 and p_t . p_{t+k} = sum_i cos(omega_i k)
+# with sin/cos every ``|p_t|^2 = d/2`` and ``p_t . p_{t+k} = sum_i cos(omega_i k)``
 # does not depend on t; with sines only p_0 = 0.
 assert sin_only.shape == (50, 128) and sincos.shape == (50, 20)
 assert np.allclose(sin_only.numpy(), reference_sin, atol=1e-6)

@@ -115,7 +115,8 @@ def tensor_moments(x: torch.Tensor, scratch: Scratch | None = None) -> torch.Ten
 
     Fields: ``numel``; ``nonfinite`` count; ``sum`` of finite elements;
     ``centre`` c; ``dev`` = sqrt(sum over finite elements of (x - c)^2);
-    ``min``/``max`` of finite elements (+-inf when none); ``l1`` = sum of
+    ``min``/``max`` of finite elements (undefined when there are none:
+    ``nonfinite == numel``); ``l1`` = sum of
     |finite elements|; ``nonzero`` count of finite non-zero elements.
 
     >>> m = tensor_moments(torch.tensor([1.0, -2.0, 0.0, float("nan")]))
@@ -154,10 +155,12 @@ def _chunk_moments(
     b.nan_to_num_(1.0, 1.0, 1.0)  # ... now 1 there
     nonfinite = b.sum()
     centre = total / (numel - nonfinite).clamp(min=1)
-    # deviations from the centre; non-finite positions (a = 0) are reset to 0
-    dev = torch.linalg.vector_norm(a.sub_(centre).addcmul_(b, centre))
-    lo = torch.nan_to_num(x, _INF, _INF, _INF, out=a).amin()
-    hi = torch.nan_to_num(x, -_INF, -_INF, -_INF, out=b).amax()
+    # Write the finite mean into the non-finite positions: the extremes and the
+    # spread of the filled tensor are exactly those of the finite elements.
+    a.addcmul_(b, centre)
+    lo = a.amin()
+    hi = a.amax()
+    dev = torch.linalg.vector_norm(a.sub_(centre))
     return torch.stack(
         [total.new_full((), numel), nonfinite, total, centre, dev, lo, hi, l1, nonzero]
     ).to(dt)
@@ -179,8 +182,9 @@ def _merge_parts(p: torch.Tensor) -> torch.Tensor:
             total,
             centre,
             m2.sqrt(),
-            p[:, 5].amin(),
-            p[:, 6].amax(),
+            # a chunk without finite values holds its fill value: ignore it
+            p[:, 5].masked_fill(n_f == 0, _INF).amin(),
+            p[:, 6].masked_fill(n_f == 0, -_INF).amax(),
             p[:, 7].sum(),
             p[:, 8].sum(),
         ]
@@ -257,8 +261,9 @@ def merge_moments(raw: np.ndarray) -> np.ndarray:
     out[:, _F["sum"]] = total
     out[:, _F["centre"]] = centre
     out[:, _F["dev"]] = np.sqrt(np.maximum(dev2, 0.0))
-    out[:, _F["min"]] = raw[..., _F["min"]].min(axis=0)
-    out[:, _F["max"]] = raw[..., _F["max"]].max(axis=0)
+    # a part without finite values holds no extremes (see tensor_moments)
+    out[:, _F["min"]] = np.where(has, raw[..., _F["min"]], np.inf).min(axis=0)
+    out[:, _F["max"]] = np.where(has, raw[..., _F["max"]], -np.inf).max(axis=0)
     out[:, _F["l1"]] = raw[..., _F["l1"]].sum(axis=0)
     out[:, _F["nonzero"]] = raw[..., _F["nonzero"]].sum(axis=0)
     return out
