@@ -72,7 +72,7 @@ def scatter(ax, pts, labels, annotate=None):
         )
     if annotate is not None:
         # (0,1) and (1,0) land on the same hidden point: label one above, one below.
-        offsets = [(10, -16), (-62, 8), (10, -18), (10, -16)]
+        offsets = [(10, -16), (-4, 14), (10, -18), (10, -16)]
         for p, text, offset in zip(pts, annotate, offsets):
             ax.annotate(
                 text,
