@@ -1,15 +1,19 @@
 """Training-step overhead of ``netviz.watch(grad_norm, activation_stats)`` on every leaf module.
 
 Three workloads (an 8-layer MLP, a small ResNet-style CNN, a small
-``nn.TransformerEncoder``), each trained with SGD on synthetic data. For each
+``nn.TransformerEncoder``), each trained with SGD on synthetic data, in two
+sizes: "standard" (CNN 64/128 channels, d_model 256, MLP width 1024) and
+"compact" (half the width: less arithmetic per activation element, so the
+statistics' memory passes weigh more; the worst case for the overhead). For each
 workload two identical copies of the model are stepped in one interleaved run
 (plain, watched, plain, watched, ... in alternating order) and the median
 step times are compared, so that machine noise hits both sides alike.
 
 Run::
 
-    python benchmarks/bench_watch.py            # full run (about 2 minutes)
-    python benchmarks/bench_watch.py --quick    # smoke run
+    python benchmarks/bench_watch.py --threads 2            # both sizes (a few minutes)
+    python benchmarks/bench_watch.py --threads 2 --every 10 # recording every 10th step
+    python benchmarks/bench_watch.py --quick                # smoke run
 
 Prints one line per workload: median plain step, median watched step, ratio.
 """
@@ -42,49 +46,54 @@ class Block(nn.Module):
         return self.relu(self.bn2(self.conv2(y)) + x)
 
 
-def mlp() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    layers: list[nn.Module] = [nn.Linear(256, 512), nn.ReLU()]
+def mlp(width: int) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    layers: list[nn.Module] = [nn.Linear(256, width), nn.ReLU()]
     for _ in range(6):
-        layers += [nn.Linear(512, 512), nn.ReLU()]
-    layers.append(nn.Linear(512, 10))
+        layers += [nn.Linear(width, width), nn.ReLU()]
+    layers.append(nn.Linear(width, 10))
     return nn.Sequential(*layers), torch.randn(256, 256), torch.randint(0, 10, (256,))
 
 
-def cnn() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+def cnn(width: int) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     net = nn.Sequential(
-        nn.Conv2d(3, 32, 3, padding=1, bias=False),
-        nn.BatchNorm2d(32),
+        nn.Conv2d(3, width, 3, padding=1, bias=False),
+        nn.BatchNorm2d(width),
         nn.ReLU(inplace=True),
-        Block(32),
-        Block(32),
-        nn.Conv2d(32, 64, 3, stride=2, padding=1, bias=False),
-        nn.BatchNorm2d(64),
+        Block(width),
+        Block(width),
+        nn.Conv2d(width, 2 * width, 3, stride=2, padding=1, bias=False),
+        nn.BatchNorm2d(2 * width),
         nn.ReLU(inplace=True),
-        Block(64),
+        Block(2 * width),
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
-        nn.Linear(64, 10),
+        nn.Linear(2 * width, 10),
     )
     return net, torch.randn(32, 3, 32, 32), torch.randint(0, 10, (32,))
 
 
 class Classifier(nn.Module):
-    def __init__(self):
+    def __init__(self, d_model: int):
         super().__init__()
-        self.embed = nn.Embedding(1000, 128)
-        layer = nn.TransformerEncoderLayer(128, 4, 512, dropout=0.1, batch_first=True)
+        self.embed = nn.Embedding(1000, d_model)
+        layer = nn.TransformerEncoderLayer(d_model, 4, 4 * d_model, dropout=0.1, batch_first=True)
         self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
-        self.head = nn.Linear(128, 10)
+        self.head = nn.Linear(d_model, 10)
 
     def forward(self, tokens):
         return self.head(self.encoder(self.embed(tokens)).mean(dim=1))
 
 
-def transformer() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    return Classifier(), torch.randint(0, 1000, (32, 64)), torch.randint(0, 10, (32,))
+def transformer(d_model: int) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    return Classifier(d_model), torch.randint(0, 1000, (32, 64)), torch.randint(0, 10, (32,))
 
 
-WORKLOADS: dict[str, Callable] = {"cnn": cnn, "transformer": transformer, "mlp": mlp}
+#: workload -> (builder, width of the "compact" and the "standard" size)
+WORKLOADS: dict[str, tuple[Callable, dict[str, int]]] = {
+    "cnn": (cnn, {"compact": 32, "standard": 64}),
+    "transformer": (transformer, {"compact": 128, "standard": 256}),
+    "mlp": (mlp, {"compact": 512, "standard": 1024}),
+}
 
 
 def make_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, monitor=None):
@@ -107,11 +116,14 @@ def timed(fn: Callable[[], None]) -> float:
     return time.perf_counter() - t0
 
 
-def run(name: str, rounds: int, per_round: int, warmup: int) -> tuple[float, float]:
+def run(
+    name: str, size: str, rounds: int, per_round: int, warmup: int, every: int = 1
+) -> tuple[float, float]:
     torch.manual_seed(0)
-    model, x, y = WORKLOADS[name]()
+    build, widths = WORKLOADS[name]
+    model, x, y = build(widths[size])
     watched = copy.deepcopy(model)
-    mon = netviz.watch(watched, probes=("grad_norm", "activation_stats"))
+    mon = netviz.watch(watched, probes=("grad_norm", "activation_stats"), every=every)
     plain_step = make_step(model, x, y)
     watched_step = make_step(watched, x, y, mon)
     for _ in range(warmup):
@@ -135,18 +147,30 @@ def main() -> None:
         "--threads", type=int, default=None, help="torch threads (default: torch's)"
     )
     parser.add_argument("--only", nargs="*", choices=sorted(WORKLOADS), default=None)
+    parser.add_argument(
+        "--size", nargs="*", choices=("compact", "standard"), default=["standard", "compact"]
+    )
+    parser.add_argument("--every", type=int, default=1, help="record every N-th step (default 1)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    rounds, per_round, warmup = (2, 3, 2) if args.quick else (20, 10, 10)
+    rounds, per_round, warmup = (2, 3, 2) if args.quick else (10, 6, 6)
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, every={args.every}, "
         f"{rounds} rounds x {per_round} steps per side, interleaved"
     )
-    print(f"{'workload':12s} {'plain ms':>9s} {'watched ms':>11s} {'ratio':>6s}")
+    print(
+        f"{'workload':12s} {'size':9s} {'width':>5s} {'plain ms':>9s} {'watched ms':>11s} {'ratio':>6s}"
+    )
     for name in args.only or list(WORKLOADS):
-        base, probed = run(name, rounds, per_round, warmup)
-        print(f"{name:12s} {base * 1e3:9.2f} {probed * 1e3:11.2f} {probed / base:6.3f}")
+        for size in args.size:
+            base, probed = run(name, size, rounds, per_round, warmup, args.every)
+            width = WORKLOADS[name][1][size]
+            print(
+                f"{name:12s} {size:9s} {width:5d} {base * 1e3:9.2f} {probed * 1e3:11.2f} "
+                f"{probed / base:6.3f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
