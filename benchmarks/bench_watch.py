@@ -15,7 +15,10 @@ Run::
     python benchmarks/bench_watch.py --threads 2 --every 10 # recording every 10th step
     python benchmarks/bench_watch.py --quick                # smoke run
 
-Prints one line per workload: median plain step, median watched step, ratio.
+Prints one line per workload and size: the median plain step, the median
+step with ``netviz.watch`` and the ratio, and the same for naive hand-written
+hooks (the same statistics with ``.item()`` each, gradient norms per
+parameter) as a reference measured in the same run.
 """
 
 from __future__ import annotations
@@ -96,6 +99,48 @@ WORKLOADS: dict[str, tuple[Callable, dict[str, int]]] = {
 }
 
 
+class NaiveHooks:
+    """The hand-written alternative: forward hooks computing the same eight
+    statistics with ``.item()`` each (and per-parameter gradient norms),
+    as most training scripts and several peers do."""
+
+    def __init__(self, model: nn.Module):
+        self.rows: list[tuple[str, float]] = []
+        self.model = model
+        self.handles = [
+            m.register_forward_hook(self._hook(n))
+            for n, m in model.named_modules()
+            if not list(m.children())
+        ]
+
+    def _hook(self, name: str):
+        def hook(module, args, out):
+            if not isinstance(out, torch.Tensor):
+                return
+            x = out.detach().float()
+            fin = x[torch.isfinite(x)]
+            for stat, v in (
+                ("mean", fin.mean()),
+                ("std", fin.std(correction=0)),
+                ("min", fin.min()),
+                ("max", fin.max()),
+                ("abs_mean", fin.abs().mean()),
+                ("zero_frac", (x == 0).float().mean()),
+                ("nonfinite_frac", 1 - fin.numel() / x.numel() + 0 * x.sum()),
+            ):
+                self.rows.append((name + stat, v.item()))
+            self.rows.append((name + "numel", float(x.numel())))
+
+        return hook
+
+    def step(self) -> None:
+        for name, p in self.model.named_parameters():
+            if p.grad is not None:
+                self.rows.append((name, p.grad.norm().item()))
+        if len(self.rows) > 100_000:
+            self.rows.clear()
+
+
 def make_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, monitor=None):
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
@@ -118,26 +163,30 @@ def timed(fn: Callable[[], None]) -> float:
 
 def run(
     name: str, size: str, rounds: int, per_round: int, warmup: int, every: int = 1
-) -> tuple[float, float]:
+) -> tuple[float, ...]:
+    """Median step time: plain, with netviz.watch, with naive hand-written hooks."""
     torch.manual_seed(0)
     build, widths = WORKLOADS[name]
     model, x, y = build(widths[size])
-    watched = copy.deepcopy(model)
+    watched, naive_model = copy.deepcopy(model), copy.deepcopy(model)
     mon = netviz.watch(watched, probes=("grad_norm", "activation_stats"), every=every)
-    plain_step = make_step(model, x, y)
-    watched_step = make_step(watched, x, y, mon)
+    naive = NaiveHooks(naive_model)
+    steps = {
+        "plain": make_step(model, x, y),
+        "netviz": make_step(watched, x, y, mon),
+        "naive": make_step(naive_model, x, y, naive),
+    }
     for _ in range(warmup):
-        plain_step()
-        watched_step()
-    plain, probed = [], []
+        for fn in steps.values():
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    order = list(steps)
     for r in range(rounds):
-        order = (plain_step, watched_step) if r % 2 == 0 else (watched_step, plain_step)
-        for fn in order:
-            times = [timed(fn) for _ in range(per_round)]
-            (plain if fn is plain_step else probed).extend(times)
+        for k in order[r % 3 :] + order[: r % 3]:  # rotate who goes first
+            times[k].extend(timed(steps[k]) for _ in range(per_round))
     mon.detach()
     assert len(mon.to_pandas()) > 0
-    return statistics.median(plain), statistics.median(probed)
+    return tuple(statistics.median(times[k]) for k in ("plain", "netviz", "naive"))
 
 
 def main() -> None:
@@ -160,15 +209,16 @@ def main() -> None:
         f"{rounds} rounds x {per_round} steps per side, interleaved"
     )
     print(
-        f"{'workload':12s} {'size':9s} {'width':>5s} {'plain ms':>9s} {'watched ms':>11s} {'ratio':>6s}"
+        f"{'workload':12s} {'size':9s} {'width':>5s} {'plain ms':>9s} {'netviz ms':>10s} "
+        f"{'ratio':>6s} {'naive ms':>9s} {'ratio':>6s}"
     )
     for name in args.only or list(WORKLOADS):
         for size in args.size:
-            base, probed = run(name, size, rounds, per_round, warmup, args.every)
+            base, probed, naive = run(name, size, rounds, per_round, warmup, args.every)
             width = WORKLOADS[name][1][size]
             print(
-                f"{name:12s} {size:9s} {width:5d} {base * 1e3:9.2f} {probed * 1e3:11.2f} "
-                f"{probed / base:6.3f}",
+                f"{name:12s} {size:9s} {width:5d} {base * 1e3:9.2f} {probed * 1e3:10.2f} "
+                f"{probed / base:6.3f} {naive * 1e3:9.2f} {naive / base:6.3f}",
                 flush=True,
             )
 
