@@ -24,8 +24,17 @@ def test_functions_stay_callable_after_importing_every_submodule():
         if info.name.endswith("__main__"):
             continue
         importlib.import_module(info.name)
-    for name in ("watch", "summary", "diagnose", "capture_attention", "sinusoidal_encoding", "load"):
-        assert callable(getattr(netviz, name)) and not isinstance(getattr(netviz, name), type(netviz)), name
+    for name in (
+        "watch",
+        "summary",
+        "diagnose",
+        "capture_attention",
+        "sinusoidal_encoding",
+        "load",
+    ):
+        assert callable(getattr(netviz, name)) and not isinstance(
+            getattr(netviz, name), type(netviz)
+        ), name
     for name in netviz.plot.__all__:
         assert not isinstance(getattr(netviz.plot, name), type(netviz)), name
 
