@@ -155,12 +155,13 @@ def _chunk_moments(
     b.nan_to_num_(1.0, 1.0, 1.0)  # ... now 1 there
     nonfinite = b.sum()
     centre = total / (numel - nonfinite).clamp(min=1)
-    # Write the finite mean into the non-finite positions: the extremes and the
-    # spread of the filled tensor are exactly those of the finite elements.
-    a.addcmul_(b, centre)
-    lo = a.amin()
-    hi = a.amax()
-    dev = torch.linalg.vector_norm(a.sub_(centre))
+    # deviations from the finite mean, non-finite positions (a = 0) reset to 0
+    dev = torch.linalg.vector_norm(a.sub_(centre).addcmul_(b, centre))
+    # Extremes need their own passes: filling non-finite positions with the
+    # mean instead would report the rounded mean as an extreme whenever all
+    # finite values are equal.
+    lo = torch.nan_to_num(x, _INF, _INF, _INF, out=a).amin()
+    hi = torch.nan_to_num(x, -_INF, -_INF, -_INF, out=b).amax()
     return torch.stack(
         [total.new_full((), numel), nonfinite, total, centre, dev, lo, hi, l1, nonzero]
     ).to(dt)
