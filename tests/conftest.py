@@ -36,3 +36,36 @@ def _seed_one_thread_close_figures():
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+@pytest.fixture
+def run_gallery(monkeypatch, tmp_path):
+    """``run_gallery("E3")``: the namespace of ``gallery/E3_*.py`` run in fast mode.
+
+    Runs in a temporary folder with the gallery folder importable; torch's
+    thread count and deterministic flag and matplotlib's rcParams (which
+    gallery ``setup()`` changes) are restored afterwards.
+    """
+    import runpy
+    from pathlib import Path
+
+    import matplotlib as mpl
+    import matplotlib.pyplot as plt
+
+    gallery = Path(__file__).resolve().parents[1] / "gallery"
+    monkeypatch.setenv("NETVIZ_GALLERY_FAST", "1")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(gallery))
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    threads = torch.get_num_threads()
+    rc = mpl.rcParams.copy()
+
+    def run(figure_id: str) -> dict:
+        (path,) = gallery.glob(f"{figure_id}_*.py")
+        return runpy.run_path(str(path), run_name="__gallery__")
+
+    yield run
+    plt.close("all")
+    torch.use_deterministic_algorithms(deterministic)
+    torch.set_num_threads(threads)
+    mpl.rcParams.update(rc)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import runpy
 from pathlib import Path
 
 import numpy as np
@@ -21,26 +20,9 @@ GALLERY = Path(__file__).resolve().parents[2] / "gallery"
 
 
 @pytest.fixture
-def run(monkeypatch, tmp_path):
-    """``run("A2")`` runs the gallery script with that ID and returns its namespace."""
-    import matplotlib as mpl
-    import matplotlib.pyplot as plt
-
-    monkeypatch.setenv("NETVIZ_GALLERY_FAST", "1")
-    monkeypatch.chdir(tmp_path)
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    threads = torch.get_num_threads()
-    rc = mpl.rcParams.copy()
-
-    def _run(sid: str) -> dict:
-        (path,) = GALLERY.glob(f"{sid}_*.py")
-        return runpy.run_path(str(path), run_name="__gallery__")
-
-    yield _run
-    plt.close("all")
-    torch.use_deterministic_algorithms(deterministic)
-    torch.set_num_threads(threads)
-    mpl.rcParams.update(rc)
+def run(run_gallery):
+    """``run("A2")``: the namespace of that gallery script run in fast mode (tests/conftest.py)."""
+    return run_gallery
 
 
 def sigmoid(z):

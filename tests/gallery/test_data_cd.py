@@ -10,7 +10,6 @@ or PyTorch's own modules.
 from __future__ import annotations
 
 import math
-import runpy
 from pathlib import Path
 
 import numpy as np
@@ -21,26 +20,9 @@ GALLERY = Path(__file__).resolve().parents[2] / "gallery"
 
 
 @pytest.fixture
-def run(monkeypatch, tmp_path):
-    """``run("C1")`` -> the namespace of gallery/C1_*.py run in fast mode; state restored."""
-    import matplotlib as mpl
-    import matplotlib.pyplot as plt
-
-    monkeypatch.setenv("NETVIZ_GALLERY_FAST", "1")
-    monkeypatch.chdir(tmp_path)
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    threads = torch.get_num_threads()
-    rc = mpl.rcParams.copy()
-
-    def _run(figure_id: str) -> dict:
-        (path,) = GALLERY.glob(f"{figure_id}_*.py")
-        return runpy.run_path(str(path), run_name="__gallery__")
-
-    yield _run
-    plt.close("all")
-    torch.use_deterministic_algorithms(deterministic)
-    torch.set_num_threads(threads)
-    mpl.rcParams.update(rc)
+def run(run_gallery):
+    """``run("A2")``: the namespace of that gallery script run in fast mode (tests/conftest.py)."""
+    return run_gallery
 
 
 def quad_grad(w: np.ndarray) -> np.ndarray:
