@@ -8,6 +8,7 @@ import matplotlib
 import pytest
 import torch
 from hypothesis import HealthCheck, settings
+from torch.utils._python_dispatch import TorchDispatchMode
 
 matplotlib.use("Agg")
 
@@ -69,3 +70,25 @@ def run_gallery(monkeypatch, tmp_path):
     torch.use_deterministic_algorithms(deterministic)
     torch.set_num_threads(threads)
     mpl.rcParams.update(rc)
+
+
+class ScalarCounter(TorchDispatchMode):
+    """A dispatch mode counting host extractions (``aten._local_scalar_dense``:
+    every ``.item()``, ``.tolist()`` or Python branch on a tensor value)."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0  # host extractions
+        self.ops = 0  # all dispatched ops (shows that the mode saw the work)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops += 1
+        if func is torch.ops.aten._local_scalar_dense.default:
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.fixture
+def scalar_counter():
+    """A fresh dispatch mode that counts host synchronisations; use ``with``."""
+    return ScalarCounter()

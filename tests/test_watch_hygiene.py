@@ -8,7 +8,6 @@ import weakref
 import pytest
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 
 import netviz
 
@@ -111,28 +110,13 @@ def test_memory_stays_flat_over_many_steps():
     assert per_step.iloc[0] == per_step.iloc[1] - 2
 
 
-class ScalarCounter(TorchDispatchMode):
-    """Counts host extractions of tensor values (``aten._local_scalar_dense``)."""
-
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-        self.ops = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops += 1
-        if func is torch.ops.aten._local_scalar_dense.default:
-            self.count += 1
-        return func(*args, **(kwargs or {}))
-
-
-def test_no_host_synchronisation_during_forward_and_backward():
+def test_no_host_synchronisation_during_forward_and_backward(scalar_counter):
     torch.manual_seed(0)
     layer = nn.TransformerEncoderLayer(5, 1, 16, dropout=0.0, batch_first=True)
     net = nn.Sequential(nn.Conv1d(5, 5, 3, padding=1), nn.ReLU(inplace=True))
     with netviz.watch(net, probes=ALL) as mon, netviz.watch(layer, probes=ALL) as mon2:
         x = torch.randn(2, 5, 8)
-        counter = ScalarCounter()
+        counter = scalar_counter
         with counter:
             out = layer(net(x).transpose(1, 2))
             out.square().mean().backward()

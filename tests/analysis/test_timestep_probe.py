@@ -227,23 +227,8 @@ def test_probe_draws_no_random_numbers():
     assert len(mon.to_pandas()) == 5
 
 
-class _ScalarCounter(torch.utils._python_dispatch.TorchDispatchMode):
-    """Counts host extractions of tensor values (``aten._local_scalar_dense``)."""
-
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-        self.ops = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops += 1
-        if func is torch.ops.aten._local_scalar_dense.default:
-            self.count += 1
-        return func(*args, **(kwargs or {}))
-
-
 @pytest.mark.parametrize("kind", ["LSTM", "GRUCell"])
-def test_no_host_synchronisation_in_the_hooks(kind):
+def test_no_host_synchronisation_in_the_hooks(kind, scalar_counter):
     from netviz.analysis import UnitActivity
 
     torch.manual_seed(9)
@@ -254,7 +239,7 @@ def test_no_host_synchronisation_in_the_hooks(kind):
         netviz.watch(rnn, probes="timestep_grad") as mon,
         netviz.watch(m, probes=[UnitActivity()]) as mon2,
     ):
-        counter = _ScalarCounter()
+        counter = scalar_counter
         with counter:
             z = m(x)
             if kind == "LSTM":
