@@ -92,6 +92,7 @@ class Monitor:
         gather: Gather | None = None,
     ):
         self._probes = list(probes)
+        self._probe_index = {id(p): i for i, p in enumerate(self._probes)}  # hot path: per emit
         self._modules = modules
         self._every = every
         self._step = 0
@@ -187,11 +188,11 @@ class Monitor:
                 f"probe {probe.name!r} emitted a tensor of shape {tuple(raw.shape)}; "
                 f"expected ({len(probe.raw_fields)},) for raw fields {probe.raw_fields}"
             )
-        self._entries.append(_Entry(self._probes.index(probe), module, call, raw, sharded))
+        self._entries.append(_Entry(self._probe_index[id(probe)], module, call, raw, sharded))
 
     def _snapshot(self, probe: Probe, module: str, call: int, tensor: torch.Tensor) -> None:
         self._snapshots_open.append(
-            (self._probes.index(probe), module, call, tensor.detach().clone())
+            (self._probe_index[id(probe)], module, call, tensor.detach().clone())
         )
 
     def _track_handle(self, handle: Any) -> None:
