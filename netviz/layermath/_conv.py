@@ -6,7 +6,7 @@ Pure integer arithmetic, following PyTorch's rules exactly
 
 from __future__ import annotations
 
-from netviz.layermath._validate import broadcast, check_min, unbroadcast
+from netviz.layermath._validate import broadcast, check_min, check_window, unbroadcast
 
 __all__ = [
     "conv_output_size",
@@ -121,10 +121,7 @@ def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
         dilation=dilation,
         padding=0 if isinstance(padding, str) else padding,
     )
-    check_min(v["size"], "size", 1, "at least 1")
-    check_min(v["kernel_size"], "kernel_size", 1, "positive")
-    check_min(v["stride"], "stride", 1, "positive")
-    check_min(v["dilation"], "dilation", 1, "positive")
+    check_window(v, padding=False)
     pad_arg = padding if isinstance(padding, str) else v["padding"]
     pads = conv_padding(v["kernel_size"], pad_arg, v["dilation"], v["stride"])
     out = []
@@ -194,11 +191,7 @@ def conv_transpose_output_size(
         output_padding=output_padding,
         dilation=dilation,
     )
-    check_min(v["size"], "size", 1, "at least 1")
-    check_min(v["kernel_size"], "kernel_size", 1, "positive")
-    check_min(v["stride"], "stride", 1, "positive")
-    check_min(v["dilation"], "dilation", 1, "positive")
-    check_min(v["padding"], "padding", 0, "non-negative")
+    check_window(v)
     check_min(v["output_padding"], "output_padding", 0, "non-negative")
     out = []
     names = ("size", "kernel_size", "stride", "padding", "output_padding", "dilation")

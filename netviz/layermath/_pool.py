@@ -7,7 +7,7 @@ would *start* in the right padding is dropped.
 
 from __future__ import annotations
 
-from netviz.layermath._validate import broadcast, check_min, unbroadcast
+from netviz.layermath._validate import broadcast, check_min, check_window, unbroadcast
 
 __all__ = ["adaptive_pool_windows", "avg_pool_output_size", "pool_output_size"]
 
@@ -69,11 +69,7 @@ def pool_output_size(size, kernel_size, stride=None, padding=0, dilation=1, ceil
         padding=padding,
         dilation=dilation,
     )
-    check_min(v["size"], "size", 1, "at least 1")
-    check_min(v["kernel_size"], "kernel_size", 1, "positive")
-    check_min(v["stride"], "stride", 1, "positive")
-    check_min(v["dilation"], "dilation", 1, "positive")
-    check_min(v["padding"], "padding", 0, "non-negative")
+    check_window(v)
     out = []
     for i, k, s, p, d in zip(
         *(v[n] for n in ("size", "kernel_size", "stride", "padding", "dilation"))

@@ -67,6 +67,18 @@ def check_min(values: tuple[int, ...], name: str, minimum: int, what: str) -> No
             raise ValueError(f"`{name}` must be {what}, got {v}")
 
 
+def check_window(v: dict[str, tuple[int, ...]], *, padding: bool = True) -> None:
+    """The checks every sliding window shares: positive size, kernel, stride
+    and dilation (when given), and non-negative padding unless ``padding=False``."""
+    check_min(v["size"], "size", 1, "at least 1")
+    check_min(v["kernel_size"], "kernel_size", 1, "positive")
+    check_min(v["stride"], "stride", 1, "positive")
+    if "dilation" in v:
+        check_min(v["dilation"], "dilation", 1, "positive")
+    if padding:
+        check_min(v["padding"], "padding", 0, "non-negative")
+
+
 def unbroadcast(values: tuple, was_tuple: bool):
     """Answer in the caller's form: a tuple if any input was a tuple, else the scalar."""
     return tuple(values) if was_tuple else values[0]
