@@ -19,7 +19,11 @@ import threading
 import numpy as np
 import torch
 
+from netviz.capture import _fused
+from netviz.capture._fused import FusedMoments
+
 __all__ = [
+    "KERNELS",
     "MOMENT_FIELDS",
     "Scratch",
     "buffer_dtype",
@@ -55,6 +59,9 @@ ACTIVATION_STATS: tuple[str, ...] = (
 
 _INF = float("inf")
 
+#: Kernels :class:`Scratch` accepts: fused one-pass C kernel where available, or eager torch ops.
+KERNELS: tuple[str, ...] = ("auto", "fused", "eager")
+
 
 def buffer_dtype(device: torch.device) -> torch.dtype:
     """dtype of raw statistics on ``device``: float64 (exact counts to 2**53), float32 on MPS."""
@@ -83,11 +90,33 @@ class Scratch:
     blocks, and tensors are reduced whole.
     """
 
-    def __init__(self, chunk: int = 1 << 18):
+    def __init__(self, chunk: int = 1 << 18, kernel: str = "auto"):
         if chunk < 1:
             raise ValueError(f"`chunk` must be >= 1, got {chunk}")
+        if kernel not in KERNELS:
+            raise ValueError(
+                f"`kernel` must be one of {', '.join(map(repr, KERNELS))}, got {kernel!r}"
+            )
         self.chunk = chunk
+        self.kernel = kernel
         self._buffers: dict[tuple[int, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def fused(self) -> FusedMoments | None:
+        """The fused CPU kernel this scratch uses, or ``None`` for the eager one.
+
+        ``"auto"`` uses it where it can be built and loaded safely (see
+        :mod:`netviz.capture._fused`); ``"fused"`` requires it.
+        """
+        if self.kernel == "eager":
+            return None
+        kernel = _fused.load()
+        if kernel is None and self.kernel == "fused":
+            raise RuntimeError(
+                "the fused moments kernel is not available here: it needs Linux, "
+                "PyTorch with OpenMP, a C compiler ($CC, cc, gcc or clang) and "
+                "NETVIZ_KERNEL not set to 'eager'; use kernel='auto' or 'eager'"
+            )
+        return kernel
 
     def get(self, n: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """Two CPU buffers of ``n <= chunk`` elements."""
@@ -131,6 +160,9 @@ def tensor_moments(x: torch.Tensor, scratch: Scratch | None = None) -> torch.Ten
         )
     if scratch is None or x.device.type != "cpu":
         return _chunk_moments(x, torch.empty_like(x), torch.empty_like(x), dt)
+    fused = scratch.fused()
+    if fused is not None:
+        return fused.moments(x if fused.supports(x) else x.contiguous())
     flat = x.reshape(-1)
     if flat.numel() <= scratch.chunk:
         return _chunk_moments(flat, *scratch.get(flat.numel(), flat.dtype), dt)

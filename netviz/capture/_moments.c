@@ -1,0 +1,139 @@
+/*
+ * One-pass raw moments of a dense float32/float64 array, for netviz's
+ * activation statistics on CPU (see netviz/capture/_fused.py, which compiles
+ * this file at first use, and netviz/capture/stats.py for the layout).
+ *
+ * The array is cut into blocks of BLOCK elements. Each block is read once
+ * from memory for counts, sums, |sums| and extremes (one vectorised loop:
+ * `omp simd` reductions, exact IEEE semantics, no fast-math), and a second
+ * time from L1 cache for the squared deviations around the block's own finite
+ * mean, so the spread is free of cancellation. Blocks are merged in double
+ * precision with Chan et al.'s parallel update; threads (OpenMP, which must be
+ * PyTorch's own runtime: the loader checks) take contiguous runs of blocks and
+ * are merged in thread order.
+ *
+ * out[0..8] = numel, nonfinite, sum, centre (finite mean), dev (sqrt of the sum
+ * of squared deviations from centre), min, max (of finite elements; +inf/-inf
+ * when there are none), l1 (sum of |finite|), nonzero (finite non-zeros).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include <omp.h>
+
+#define BLOCK 1024
+#define MAX_THREADS 256
+/* below this many blocks a parallel region costs more than it saves */
+#define PARALLEL_BLOCKS 64
+
+typedef struct {
+    double n_f, sum, mean, m2, mn, mx, l1, nz;
+} acc_t;
+
+static void acc_init(acc_t *a) {
+    a->n_f = 0; a->sum = 0; a->mean = 0; a->m2 = 0;
+    a->mn = INFINITY; a->mx = -INFINITY; a->l1 = 0; a->nz = 0;
+}
+
+static void acc_merge(acc_t *a, const acc_t *b) {
+    if (b->n_f > 0) {
+        if (a->n_f == 0) {
+            a->mean = b->mean;
+            a->m2 = b->m2;
+            a->n_f = b->n_f;
+        } else {
+            double n = a->n_f + b->n_f, d = b->mean - a->mean;
+            a->mean += d * (b->n_f / n);
+            a->m2 += b->m2 + d * d * (a->n_f * b->n_f / n);
+            a->n_f = n;
+        }
+    }
+    a->sum += b->sum;
+    a->l1 += b->l1;
+    a->nz += b->nz;
+    if (b->mn < a->mn) a->mn = b->mn;
+    if (b->mx > a->mx) a->mx = b->mx;
+}
+
+/* BLOCK_FN(name, T, UINT, EXP_MASK): the per-block kernel for element type T. */
+#define BLOCK_FN(name, T, UINT, EXP_MASK)                                          \
+    static void name(const T *p, int64_t m, acc_t *out) {                          \
+        T s = 0, l1 = 0, nz = 0, nf = 0, mn = (T)INFINITY, mx = -(T)INFINITY;      \
+        _Pragma("omp simd reduction(+:s,l1,nz,nf) reduction(min:mn) reduction(max:mx)") \
+        for (int64_t i = 0; i < m; i++) {                                          \
+            T v = p[i];                                                            \
+            UINT bits;                                                             \
+            memcpy(&bits, &v, sizeof bits);                                        \
+            int fin = (bits & EXP_MASK) != EXP_MASK;                               \
+            T a = fin ? v : (T)0;                                                  \
+            T lo = fin ? v : (T)INFINITY, hi = fin ? v : -(T)INFINITY;             \
+            s += a;                                                                \
+            l1 += a < 0 ? -a : a;                                                  \
+            nz += a != 0 ? (T)1 : (T)0;                                            \
+            nf += fin ? (T)1 : (T)0;                                               \
+            mn = lo < mn ? lo : mn;                                                \
+            mx = hi > mx ? hi : mx;                                                \
+        }                                                                          \
+        T c = nf > 0 ? s / nf : (T)0, d2 = 0;                                      \
+        _Pragma("omp simd reduction(+:d2)")                                        \
+        for (int64_t i = 0; i < m; i++) {                                          \
+            T v = p[i];                                                            \
+            UINT bits;                                                             \
+            memcpy(&bits, &v, sizeof bits);                                        \
+            T t = (bits & EXP_MASK) != EXP_MASK ? v - c : (T)0;                    \
+            d2 += t * t;                                                           \
+        }                                                                          \
+        out->n_f = nf; out->sum = s; out->l1 = l1; out->nz = nz;                   \
+        out->mn = mn; out->mx = mx;                                                \
+        /* spread around the exact block mean (c is its rounding) */              \
+        out->mean = nf > 0 ? (double)s / nf : 0.0;                                 \
+        double dc = out->mean - (double)c;                                         \
+        out->m2 = (double)d2 - nf * dc * dc;                                       \
+        if (out->m2 < 0) out->m2 = 0;                                              \
+    }
+
+BLOCK_FN(block_f32, float, uint32_t, 0x7f800000u)
+BLOCK_FN(block_f64, double, uint64_t, 0x7ff0000000000000ull)
+
+#define MOMENTS_FN(name, T, block)                                                 \
+    void name(const T *x, int64_t n, double *out) {                                \
+        int64_t nb = (n + BLOCK - 1) / BLOCK;                                      \
+        int nt = nb >= PARALLEL_BLOCKS ? omp_get_max_threads() : 1;                \
+        if (nt > MAX_THREADS) nt = MAX_THREADS;                                    \
+        if (nt < 1) nt = 1;                                                        \
+        acc_t parts[MAX_THREADS];                                                  \
+        int used = 1;                                                              \
+        _Pragma("omp parallel num_threads(nt) if(nt > 1)")                         \
+        {                                                                          \
+            int t = omp_get_thread_num(), T_ = omp_get_num_threads();              \
+            int64_t lo = nb * t / T_, hi = nb * (t + 1) / T_;                      \
+            acc_t a, b;                                                            \
+            acc_init(&a);                                                          \
+            for (int64_t j = lo; j < hi; j++) {                                    \
+                int64_t start = j * BLOCK;                                         \
+                int64_t m = n - start < BLOCK ? n - start : BLOCK;                 \
+                block(x + start, m, &b);                                           \
+                acc_merge(&a, &b);                                                 \
+            }                                                                      \
+            parts[t] = a;                                                          \
+            if (t == 0) used = T_;                                                 \
+        }                                                                          \
+        acc_t a;                                                                   \
+        acc_init(&a);                                                              \
+        for (int t = 0; t < used; t++) acc_merge(&a, &parts[t]);                   \
+        out[0] = (double)n;                                                        \
+        out[1] = (double)n - a.n_f;                                                \
+        out[2] = a.sum;                                                            \
+        out[3] = a.mean;                                                           \
+        out[4] = sqrt(a.m2);                                                       \
+        out[5] = a.mn;                                                             \
+        out[6] = a.mx;                                                             \
+        out[7] = a.l1;                                                             \
+        out[8] = a.nz;                                                             \
+    }
+
+MOMENTS_FN(netviz_moments_f32, float, block_f32)
+MOMENTS_FN(netviz_moments_f64, double, block_f64)
+
+/* the OpenMP runtime's thread count, to check that it is PyTorch's */
+int netviz_omp_max_threads(void) { return omp_get_max_threads(); }
