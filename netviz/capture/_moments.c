@@ -6,8 +6,9 @@
  * The array is cut into blocks of BLOCK elements. Each block is read once
  * from memory for counts, sums, |sums| and extremes (one vectorised loop:
  * `omp simd` reductions, exact IEEE semantics, no fast-math), and a second
- * time from L1 cache for the squared deviations around the block's own finite
- * mean, so the spread is free of cancellation. Blocks are merged in double
+ * time from L1 cache for the deviations from a first estimate of the block's
+ * finite mean (corrected two-pass algorithm), so sum and spread are free of
+ * cancellation. Blocks are merged in double
  * precision with Chan et al.'s parallel update; threads (OpenMP, which must be
  * PyTorch's own runtime: the loader checks) take contiguous runs of blocks and
  * are merged in thread order.
@@ -74,21 +75,23 @@ static void acc_merge(acc_t *a, const acc_t *b) {
             mn = lo < mn ? lo : mn;                                                \
             mx = hi > mx ? hi : mx;                                                \
         }                                                                          \
-        T c = nf > 0 ? s / nf : (T)0, d2 = 0;                                      \
-        _Pragma("omp simd reduction(+:d2)")                                        \
+        T c = nf > 0 ? s / nf : (T)0, e = 0, d2 = 0;                               \
+        _Pragma("omp simd reduction(+:e,d2)")                                      \
         for (int64_t i = 0; i < m; i++) {                                          \
             T v = p[i];                                                            \
             UINT bits;                                                             \
             memcpy(&bits, &v, sizeof bits);                                        \
             T t = (bits & EXP_MASK) != EXP_MASK ? v - c : (T)0;                    \
+            e += t;                                                                \
             d2 += t * t;                                                           \
         }                                                                          \
-        out->n_f = nf; out->sum = s; out->l1 = l1; out->nz = nz;                   \
+        /* corrected two-pass (Chan, Golub & LeVeque): c is only close to the     \
+           block mean (s carries the rounding of a float sum); e fixes it */     \
+        out->n_f = nf; out->l1 = l1; out->nz = nz;                                 \
         out->mn = mn; out->mx = mx;                                                \
-        /* spread around the exact block mean (c is its rounding) */              \
-        out->mean = nf > 0 ? (double)s / nf : 0.0;                                 \
-        double dc = out->mean - (double)c;                                         \
-        out->m2 = (double)d2 - nf * dc * dc;                                       \
+        out->sum = nf * (double)c + (double)e;                                     \
+        out->mean = nf > 0 ? (double)c + (double)e / nf : 0.0;                     \
+        out->m2 = nf > 0 ? (double)d2 - (double)e * (double)e / nf : 0.0;          \
         if (out->m2 < 0) out->m2 = 0;                                              \
     }
 

@@ -100,6 +100,8 @@ class Scratch:
         self.chunk = chunk
         self.kernel = kernel
         self._buffers: dict[tuple[int, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+        if kernel == "fused":
+            self.fused()  # fail here, not in the first forward hook
 
     def fused(self) -> FusedMoments | None:
         """The fused CPU kernel this scratch uses, or ``None`` for the eager one.

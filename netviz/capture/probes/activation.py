@@ -44,6 +44,14 @@ class ActivationStats(Probe):
 
     Computed from the module's output at the moment the module returns, so a
     later in-place operation (``ReLU(inplace=True)``) cannot change them.
+
+    ``kernel`` picks how CPU outputs are reduced: ``"auto"`` (default) uses
+    the fused one-pass C kernel where it can be built (Linux, PyTorch with
+    OpenMP, a C compiler; see :mod:`netviz.capture._fused`) and the eager
+    torch kernel elsewhere, ``"fused"`` requires the fused one, ``"eager"``
+    never uses it. Both give the same statistics; CUDA outputs always use
+    torch ops. Pass ``watch(model, probes=[ActivationStats(kernel="eager")])``
+    to choose.
     """
 
     name = "activation_stats"
@@ -51,9 +59,9 @@ class ActivationStats(Probe):
     stats = ACTIVATION_STATS
     needs_forward = True
 
-    def __init__(self) -> None:
+    def __init__(self, kernel: str = "auto") -> None:
         # Reused work buffers (CPU), not per-step state: see Scratch.
-        self._scratch = Scratch()
+        self._scratch = Scratch(kernel=kernel)
 
     def on_forward(
         self, ctx: ProbeContext, name: str, module: nn.Module, args: tuple, output: Any

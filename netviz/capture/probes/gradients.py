@@ -93,8 +93,9 @@ class GradStats(Probe):
     raw_fields = (*MOMENT_FIELDS, "sum_sq")
     stats = ("mean", "std", "abs_mean", "abs_max", "l2", "zero_frac", "nonfinite_frac")
 
-    def __init__(self) -> None:
-        self._scratch = Scratch()
+    def __init__(self, kernel: str = "auto") -> None:
+        # kernel: "auto" (fused one-pass CPU kernel where available), "fused" or "eager"
+        self._scratch = Scratch(kernel=kernel)
 
     def on_step_end(self, ctx: ProbeContext) -> None:
         found = module_grads(ctx)

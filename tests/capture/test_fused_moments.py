@@ -1,0 +1,183 @@
+"""The fused one-pass CPU moments kernel against float64 NumPy references and the eager kernel."""
+
+from __future__ import annotations
+
+import platform
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+
+import netviz
+from netviz.capture import _fused
+from netviz.capture.probes import ActivationStats
+from netviz.capture.stats import ACTIVATION_STATS, Scratch, finalize_moments, tensor_moments
+
+HAS_COMPILER = platform.system() == "Linux" and any(
+    shutil.which(c) for c in ("cc", "gcc", "clang")
+)
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    k = _fused.load()
+    if k is None:
+        if HAS_COMPILER:
+            pytest.fail("a C compiler is here but the fused kernel did not load")
+        pytest.skip("no C compiler: the fused kernel is not built here")
+    return k
+
+
+def reference(x: np.ndarray) -> dict[str, float]:
+    """The activation statistics of ``x`` computed independently in float64."""
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    fin = x[np.isfinite(x)]
+    out = {
+        "zero_frac": float((x == 0).mean()),
+        "nonfinite_frac": float((~np.isfinite(x)).mean()),
+        "numel": float(x.size),
+    }
+    if fin.size:
+        out |= {
+            "mean": fin.mean(),
+            "std": fin.std(),
+            "min": fin.min(),
+            "max": fin.max(),
+            "abs_mean": np.abs(fin).mean(),
+        }
+    return out
+
+
+def fused_stats(kernel, x: torch.Tensor) -> dict[str, float]:
+    return dict(zip(ACTIVATION_STATS, finalize_moments(kernel.moments(x).numpy()[None])[0]))
+
+
+def assert_matches(got: dict[str, float], want: dict[str, float], scale: float) -> None:
+    for k in ("zero_frac", "nonfinite_frac", "numel", "min", "max"):
+        if k in want:
+            assert got[k] == want[k], k  # counts and extremes are exact
+    for k in ("mean", "abs_mean", "std"):
+        if k in want:
+            assert got[k] == pytest.approx(want[k], rel=1e-5, abs=1e-6 * scale), k
+        else:
+            assert np.isnan(got[k]), k
+
+
+special = st.sampled_from([0.0, -0.0, float("nan"), float("inf"), -float("inf")])
+finite32 = st.floats(-1e6, 1e6, width=32)
+
+
+@given(
+    st.lists(st.one_of(finite32, special), min_size=1, max_size=3000),
+    st.sampled_from([torch.float32, torch.float64]),
+)
+def test_fused_equals_float64_reference(kernel, values, dtype):
+    # up to three blocks of 1024, so partial and several blocks are covered
+    x = torch.tensor(values, dtype=dtype)
+    scale = max(1.0, float(np.nanmax(np.abs(np.where(np.isfinite(values), values, 0)))))
+    assert_matches(fused_stats(kernel, x), reference(x.numpy()), scale)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_large_tensor_on_torch_threads(kernel, threads, dtype):
+    # above 64 blocks the kernel runs on PyTorch's OpenMP threads
+    torch.set_num_threads(threads)  # restored by the autouse fixture
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(300_001, generator=g, dtype=dtype) * 4 - 3
+    x[::7] = 0.0
+    x[11], x[150_000], x[-1] = float("nan"), float("inf"), -float("inf")
+    x[4096:9000] = float("nan")  # whole blocks without a finite value
+    assert_matches(fused_stats(kernel, x), reference(x.numpy()), 10.0)
+
+
+def test_fused_all_nonfinite(kernel):
+    x = torch.tensor([float("nan")] * 2000 + [float("inf")] * 100)
+    got = fused_stats(kernel, x)
+    assert got["nonfinite_frac"] == 1.0 and got["zero_frac"] == 0.0
+    assert np.isnan([got[k] for k in ("mean", "std", "min", "max", "abs_mean")]).all()
+
+
+def test_fused_spread_has_no_cancellation(kernel):
+    # a large offset with a small spread: sum-of-squares formulas lose it all
+    g = torch.Generator().manual_seed(2)
+    x = 1e4 + torch.randn(200_000, generator=g) * 1e-2
+    want = x.double().std(correction=0).item()
+    assert fused_stats(kernel, x)["std"] == pytest.approx(want, rel=1e-4)
+
+
+def test_extremes_exact_when_finite_values_are_equal(kernel):
+    v = 171.18637084960938
+    x = torch.tensor([v, v, v, float("nan")] * 700)
+    got = fused_stats(kernel, x)
+    assert got["min"] == got["max"] == torch.tensor(v).item()
+    assert got["std"] == pytest.approx(0.0, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda t: t.to(memory_format=torch.channels_last),  # dense, not contiguous
+        lambda t: t.transpose(1, 3),  # strided view: copied first
+        lambda t: t[:, :, ::2],  # non-dense slice
+        lambda t: t.to(torch.bfloat16),
+        lambda t: t.to(torch.float16),
+        lambda t: (t * 100).to(torch.int32),
+    ],
+    ids=["channels_last", "transposed", "slice", "bf16", "fp16", "int32"],
+)
+def test_tensor_moments_layouts_and_dtypes(kernel, make):
+    g = torch.Generator().manual_seed(3)
+    base = torch.randn(4, 6, 20, 30, generator=g).relu()
+    x = make(base)
+    got = dict(zip(ACTIVATION_STATS, finalize_moments(tensor_moments(x, Scratch()).numpy()[None])[0]))
+    assert_matches(got, reference(x.float().numpy()), 10.0)
+
+
+def test_watch_uses_the_fused_kernel_and_both_kernels_agree(kernel):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(inplace=True), nn.Conv2d(8, 4, 3))
+    x = torch.randn(4, 3, 40, 40)
+    x[0, 0, 0, 0] = float("nan")
+    frames = {}
+    for k in ("fused", "eager"):
+        with netviz.watch(model, probes=[ActivationStats(kernel=k)]) as mon:
+            model(x)
+            mon.step()
+        frames[k] = mon.to_pandas().set_index(["module", "stat"]).value.sort_index()
+    np.testing.assert_allclose(frames["fused"], frames["eager"], rtol=1e-4, atol=1e-6)
+    assert frames["fused"][("0", "nonfinite_frac")] > 0
+
+
+def test_kernel_choice_is_validated():
+    with pytest.raises(ValueError, match=r"`kernel` must be one of 'auto', 'fused', 'eager', got 'c'"):
+        Scratch(kernel="c")
+    with pytest.raises(ValueError, match="`kernel` must be one of"):
+        ActivationStats(kernel="fast")
+
+
+def test_required_fused_kernel_fails_early_where_unavailable(monkeypatch):
+    monkeypatch.setattr(_fused, "load", lambda: None)
+    with pytest.raises(RuntimeError, match="fused moments kernel is not available"):
+        ActivationStats(kernel="fused")
+    # "auto" falls back to the eager kernel with the same results
+    x = torch.tensor([1.0, float("nan"), -2.0, 0.0])
+    np.testing.assert_array_equal(tensor_moments(x, Scratch()), tensor_moments(x))
+
+
+def test_environment_turns_the_fused_kernel_off(monkeypatch):
+    monkeypatch.setenv("NETVIZ_KERNEL", "eager")
+    assert _fused.load.__wrapped__() is None
+
+
+def test_eager_choice_never_loads_the_kernel(monkeypatch):
+    def boom():
+        raise AssertionError("loaded")
+
+    monkeypatch.setattr(_fused, "load", boom)
+    x = torch.randn(5000)
+    np.testing.assert_allclose(tensor_moments(x, Scratch(kernel="eager")), tensor_moments(x))
