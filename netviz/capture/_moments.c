@@ -5,7 +5,8 @@
  *
  * The array is cut into blocks of BLOCK elements. Each block is read once
  * from memory for counts, sums, |sums| and extremes (one vectorised loop:
- * `omp simd` reductions, exact IEEE semantics, no fast-math), and a second
+ * `omp simd` reductions, exact IEEE semantics, no fast-math; blocks holding
+ * NaN or infinities take a slower masked loop), and a second
  * time from L1 cache for the deviations from a first estimate of the block's
  * finite mean (corrected two-pass algorithm), so sum and spread are free of
  * cancellation. Blocks are merged in double
@@ -56,37 +57,64 @@ static void acc_merge(acc_t *a, const acc_t *b) {
     if (b->mx > a->mx) a->mx = b->mx;
 }
 
-/* BLOCK_FN(name, T, UINT, EXP_MASK): the per-block kernel for element type T. */
-#define BLOCK_FN(name, T, UINT, EXP_MASK)                                          \
+/* BLOCK_FN(name, T, UINT, EXP_MASK): the per-block kernel for element type T.
+ *
+ * A first loop assumes every element is finite (sum, |sum|, non-zeros,
+ * extremes: the cheapest loop there is). Any NaN or infinity makes its sum
+ * non-finite; such a block (rare) is done again by a loop that masks
+ * non-finite elements out. Then the deviations from the block's approximate
+ * mean c are summed from L1 cache (corrected two-pass algorithm of Chan,
+ * Golub & LeVeque: e = sum(v - c) fixes c's rounding).
+ */
+#define BLOCK_FN(name, T, UINT, EXP_MASK, ABS)                                        \
     static void name(const T *p, int64_t m, acc_t *out) {                          \
-        T s = 0, l1 = 0, nz = 0, nf = 0, mn = (T)INFINITY, mx = -(T)INFINITY;      \
-        _Pragma("omp simd reduction(+:s,l1,nz,nf) reduction(min:mn) reduction(max:mx)") \
+        T s = 0, l1 = 0, nz = 0, nf = (T)m, mn = (T)INFINITY, mx = -(T)INFINITY;   \
+        _Pragma("omp simd reduction(+:s,l1,nz) reduction(min:mn) reduction(max:mx)") \
         for (int64_t i = 0; i < m; i++) {                                          \
             T v = p[i];                                                            \
-            UINT bits;                                                             \
-            memcpy(&bits, &v, sizeof bits);                                        \
-            int fin = (bits & EXP_MASK) != EXP_MASK;                               \
-            T a = fin ? v : (T)0;                                                  \
-            T lo = fin ? v : (T)INFINITY, hi = fin ? v : -(T)INFINITY;             \
-            s += a;                                                                \
-            l1 += a < 0 ? -a : a;                                                  \
-            nz += a != 0 ? (T)1 : (T)0;                                            \
-            nf += fin ? (T)1 : (T)0;                                               \
-            mn = lo < mn ? lo : mn;                                                \
-            mx = hi > mx ? hi : mx;                                                \
+            s += v;                                                                \
+            l1 += ABS(v);                                                          \
+            nz += v != 0 ? (T)1 : (T)0;                                            \
+            mn = v < mn ? v : mn;                                                  \
+            mx = v > mx ? v : mx;                                                  \
+        }                                                                          \
+        if (!isfinite(s)) {                                                        \
+            s = 0; l1 = 0; nz = 0; nf = 0; mn = (T)INFINITY; mx = -(T)INFINITY;    \
+            _Pragma("omp simd reduction(+:s,l1,nz,nf) reduction(min:mn) reduction(max:mx)") \
+            for (int64_t i = 0; i < m; i++) {                                      \
+                T v = p[i];                                                        \
+                UINT bits;                                                         \
+                memcpy(&bits, &v, sizeof bits);                                    \
+                int fin = (bits & EXP_MASK) != EXP_MASK;                           \
+                T a = fin ? v : (T)0;                                              \
+                T lo = fin ? v : (T)INFINITY, hi = fin ? v : -(T)INFINITY;         \
+                s += a;                                                            \
+                l1 += ABS(a);                                                      \
+                nz += a != 0 ? (T)1 : (T)0;                                        \
+                nf += fin ? (T)1 : (T)0;                                           \
+                mn = lo < mn ? lo : mn;                                            \
+                mx = hi > mx ? hi : mx;                                            \
+            }                                                                      \
         }                                                                          \
         T c = nf > 0 ? s / nf : (T)0, e = 0, d2 = 0;                               \
-        _Pragma("omp simd reduction(+:e,d2)")                                      \
-        for (int64_t i = 0; i < m; i++) {                                          \
-            T v = p[i];                                                            \
-            UINT bits;                                                             \
-            memcpy(&bits, &v, sizeof bits);                                        \
-            T t = (bits & EXP_MASK) != EXP_MASK ? v - c : (T)0;                    \
-            e += t;                                                                \
-            d2 += t * t;                                                           \
+        if (nf == (T)m) {                                                          \
+            _Pragma("omp simd reduction(+:e,d2)")                                  \
+            for (int64_t i = 0; i < m; i++) {                                      \
+                T t = p[i] - c;                                                    \
+                e += t;                                                            \
+                d2 += t * t;                                                       \
+            }                                                                      \
+        } else {                                                                   \
+            _Pragma("omp simd reduction(+:e,d2)")                                  \
+            for (int64_t i = 0; i < m; i++) {                                      \
+                T v = p[i];                                                        \
+                UINT bits;                                                         \
+                memcpy(&bits, &v, sizeof bits);                                    \
+                T t = (bits & EXP_MASK) != EXP_MASK ? v - c : (T)0;                \
+                e += t;                                                            \
+                d2 += t * t;                                                       \
+            }                                                                      \
         }                                                                          \
-        /* corrected two-pass (Chan, Golub & LeVeque): c is only close to the     \
-           block mean (s carries the rounding of a float sum); e fixes it */     \
         out->n_f = nf; out->l1 = l1; out->nz = nz;                                 \
         out->mn = mn; out->mx = mx;                                                \
         out->sum = nf * (double)c + (double)e;                                     \
@@ -95,8 +123,8 @@ static void acc_merge(acc_t *a, const acc_t *b) {
         if (out->m2 < 0) out->m2 = 0;                                              \
     }
 
-BLOCK_FN(block_f32, float, uint32_t, 0x7f800000u)
-BLOCK_FN(block_f64, double, uint64_t, 0x7ff0000000000000ull)
+BLOCK_FN(block_f32, float, uint32_t, 0x7f800000u, fabsf)
+BLOCK_FN(block_f64, double, uint64_t, 0x7ff0000000000000ull, fabs)
 
 #define MOMENTS_FN(name, T, block)                                                 \
     void name(const T *x, int64_t n, double *out) {                                \

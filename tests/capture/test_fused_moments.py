@@ -17,9 +17,7 @@ from netviz.capture import _fused
 from netviz.capture.probes import ActivationStats
 from netviz.capture.stats import ACTIVATION_STATS, Scratch, finalize_moments, tensor_moments
 
-HAS_COMPILER = platform.system() == "Linux" and any(
-    shutil.which(c) for c in ("cc", "gcc", "clang")
-)
+HAS_COMPILER = platform.system() == "Linux" and any(shutil.which(c) for c in ("cc", "gcc", "clang"))
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +132,9 @@ def test_tensor_moments_layouts_and_dtypes(kernel, make):
     g = torch.Generator().manual_seed(3)
     base = torch.randn(4, 6, 20, 30, generator=g).relu()
     x = make(base)
-    got = dict(zip(ACTIVATION_STATS, finalize_moments(tensor_moments(x, Scratch()).numpy()[None])[0]))
+    got = dict(
+        zip(ACTIVATION_STATS, finalize_moments(tensor_moments(x, Scratch()).numpy()[None])[0])
+    )
     assert_matches(got, reference(x.float().numpy()), 10.0)
 
 
@@ -154,7 +154,9 @@ def test_watch_uses_the_fused_kernel_and_both_kernels_agree(kernel):
 
 
 def test_kernel_choice_is_validated():
-    with pytest.raises(ValueError, match=r"`kernel` must be one of 'auto', 'fused', 'eager', got 'c'"):
+    with pytest.raises(
+        ValueError, match=r"`kernel` must be one of 'auto', 'fused', 'eager', got 'c'"
+    ):
         Scratch(kernel="c")
     with pytest.raises(ValueError, match="`kernel` must be one of"):
         ActivationStats(kernel="fast")
