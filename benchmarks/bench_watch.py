@@ -13,6 +13,7 @@ Run::
 
     python benchmarks/bench_watch.py --threads 2            # both sizes (a few minutes)
     python benchmarks/bench_watch.py --threads 2 --every 10 # recording every 10th step
+    python benchmarks/bench_watch.py --threads 2 --kernel eager  # torch ops only
     python benchmarks/bench_watch.py --quick                # smoke run
 
 Prints one line per workload and size: the median plain step, the median
@@ -33,6 +34,8 @@ import torch
 from torch import nn
 
 import netviz
+from netviz.capture.probes import ActivationStats
+from netviz.capture.stats import KERNELS, Scratch
 
 
 class Block(nn.Module):
@@ -162,14 +165,21 @@ def timed(fn: Callable[[], None]) -> float:
 
 
 def run(
-    name: str, size: str, rounds: int, per_round: int, warmup: int, every: int = 1
+    name: str,
+    size: str,
+    rounds: int,
+    per_round: int,
+    warmup: int,
+    every: int = 1,
+    kernel: str = "auto",
 ) -> tuple[float, ...]:
     """Median step time: plain, with netviz.watch, with naive hand-written hooks."""
     torch.manual_seed(0)
     build, widths = WORKLOADS[name]
     model, x, y = build(widths[size])
     watched, naive_model = copy.deepcopy(model), copy.deepcopy(model)
-    mon = netviz.watch(watched, probes=("grad_norm", "activation_stats"), every=every)
+    probes = ["grad_norm", ActivationStats(kernel=kernel)]
+    mon = netviz.watch(watched, probes=probes, every=every)
     naive = NaiveHooks(naive_model)
     steps = {
         "plain": make_step(model, x, y),
@@ -200,12 +210,19 @@ def main() -> None:
         "--size", nargs="*", choices=("compact", "standard"), default=["standard", "compact"]
     )
     parser.add_argument("--every", type=int, default=1, help="record every N-th step (default 1)")
+    parser.add_argument(
+        "--kernel",
+        choices=KERNELS,
+        default="auto",
+        help="activation-statistics kernel on CPU (default auto: fused where it builds)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     rounds, per_round, warmup = (2, 3, 2) if args.quick else (10, 6, 6)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, every={args.every}, "
+        f"kernel={args.kernel} ({'eager' if Scratch(kernel=args.kernel).fused() is None else 'fused'}), "
         f"{rounds} rounds x {per_round} steps per side, interleaved"
     )
     print(
@@ -214,7 +231,9 @@ def main() -> None:
     )
     for name in args.only or list(WORKLOADS):
         for size in args.size:
-            base, probed, naive = run(name, size, rounds, per_round, warmup, args.every)
+            base, probed, naive = run(
+                name, size, rounds, per_round, warmup, args.every, args.kernel
+            )
             width = WORKLOADS[name][1][size]
             print(
                 f"{name:12s} {size:9s} {width:5d} {base * 1e3:9.2f} {probed * 1e3:10.2f} "

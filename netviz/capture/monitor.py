@@ -283,18 +283,13 @@ class Monitor:
         flat = pending.host.numpy().astype(np.float64, copy=False)
         if flat.ndim == 1:
             flat = flat[None, :]
-        modules: list[str] = []
-        calls: list[int] = []
-        probes: list[str] = []
-        stats: list[str] = []
-        values: list[np.ndarray] = []
         offset = 0
         by_probe: dict[int, list[tuple[_Entry, int]]] = {}
         for e in pending.entries:
             by_probe.setdefault(e.probe, []).append((e, offset))
             offset += len(self._probes[e.probe].raw_fields)
         per_rank = getattr(self._gather, "per_rank", False)
-        ranks: list[int] = []
+        grids = []
         for pi, items in by_probe.items():
             probe = self._probes[pi]
             width = len(probe.raw_fields)
@@ -307,29 +302,16 @@ class Monitor:
                 parts = [(-1, probe.merge(raw, sharded))]
             else:
                 parts = [(-1, raw[0])]
+            modules = [e.module for e, _ in items]
+            calls = [e.call for e, _ in items]
+            optional = np.array([s in probe.optional_stats for s in probe.stats], dtype=bool)
             for rank, merged in parts:
                 final = np.asarray(probe.finalize(merged), dtype=np.float64)
-                final = final.reshape(len(items), -1)
-                for j, (entry, _) in enumerate(items):
-                    for k, stat in enumerate(probe.stats):
-                        v = final[j, k]
-                        if np.isnan(v) and stat in probe.optional_stats:
-                            continue
-                        modules.append(entry.module)
-                        calls.append(entry.call)
-                        probes.append(probe.name)
-                        stats.append(stat)
-                        values.append(v)
-                        ranks.append(rank)
-        self._records.append(
-            pending.step,
-            modules,
-            calls,
-            probes,
-            stats,
-            np.asarray(values),
-            ranks=ranks if per_rank else None,
-        )
+                final = final.reshape(len(items), len(probe.stats))
+                # optional statistics that are undefined (NaN) produce no row
+                keep = ~(np.isnan(final) & optional[None, :])
+                grids.append((modules, calls, probe.name, probe.stats, final, keep, rank))
+        self._records.append_grids(pending.step, grids, per_rank=per_rank)
 
     # ----------------------------------------------------------------- results
     def to_pandas(self) -> pd.DataFrame:

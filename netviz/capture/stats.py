@@ -3,6 +3,9 @@
 Hooks call :func:`tensor_moments`, which launches a fixed handful of reduction
 kernels and returns a small device vector of *raw* moments without ever
 reading a value on the host (no ``.item()``, no branching on tensor values).
+On CPU, with a :class:`Scratch`, a fused one-pass C kernel does the same work
+where it can be built (:mod:`netviz.capture._fused`); the eager torch kernel
+below is the reference, the fallback and the CUDA path.
 The host later turns many such vectors at once into reported statistics with
 :func:`finalize_moments`, and merges vectors of several ranks with
 :func:`merge_moments` (Chan et al.'s parallel variance update).
@@ -88,6 +91,12 @@ class Scratch:
     Tensors larger than ``chunk`` are reduced chunk by chunk, which also keeps
     the passes in cache. CUDA needs none of this: its caching allocator reuses
     blocks, and tensors are reduced whole.
+
+    ``kernel`` (one of :data:`KERNELS`): ``"auto"`` reduces CPU tensors with the
+    fused one-pass C kernel where it can be built and loaded safely (see
+    :mod:`netviz.capture._fused`; it needs no buffers), else eagerly;
+    ``"fused"`` requires the fused kernel (``RuntimeError`` here if it is not
+    available); ``"eager"`` never uses it.
     """
 
     def __init__(self, chunk: int = 1 << 18, kernel: str = "auto"):

@@ -111,6 +111,35 @@ class RecordStore:
         rank_col = None if ranks is None else np.asarray(ranks, dtype=np.int64)
         self._blocks.append(_StepBlock(step, keys, np.asarray(values, dtype=np.float64), rank_col))
 
+    def append_grids(self, step: int, grids: list[tuple], per_rank: bool = False) -> None:
+        """Add the rows of one step given per probe as grids (vectorised :meth:`append`).
+
+        Each grid is ``(modules, calls, probe, stats, values, keep, rank)``:
+        ``values`` and the boolean ``keep`` are ``(len(modules), len(stats))``;
+        a row is stored for each kept cell, with ``rank`` when ``per_rank``.
+        """
+        keys, values, ranks = [], [], []
+        for modules, calls, probe, stats, grid, keep, rank in grids:
+            n, k = grid.shape
+            block = np.empty((n, k, 4), dtype=np.int64)
+            block[:, :, 0] = np.array([self._intern(m) for m in modules], dtype=np.int64)[:, None]
+            block[:, :, 1] = np.asarray(calls, dtype=np.int64)[:, None]
+            block[:, :, 2] = self._intern(probe)
+            block[:, :, 3] = np.array([self._intern(s) for s in stats], dtype=np.int64)[None, :]
+            keys.append(block[keep])
+            values.append(grid[keep])
+            ranks.append(np.full(int(keep.sum()), rank, dtype=np.int64))
+        if not keys or not sum(len(v) for v in values):
+            return
+        self._blocks.append(
+            _StepBlock(
+                step,
+                np.concatenate(keys),
+                np.concatenate(values),
+                np.concatenate(ranks) if per_rank else None,
+            )
+        )
+
     def __len__(self) -> int:
         return sum(len(b.values) for b in self._blocks)
 

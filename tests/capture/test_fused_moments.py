@@ -183,3 +183,29 @@ def test_eager_choice_never_loads_the_kernel(monkeypatch):
     monkeypatch.setattr(_fused, "load", boom)
     x = torch.randn(5000)
     np.testing.assert_allclose(tensor_moments(x, Scratch(kernel="eager")), tensor_moments(x))
+
+
+def test_a_failed_self_test_falls_back_with_a_warning(monkeypatch):
+    if not HAS_COMPILER:
+        pytest.skip("no C compiler")
+    monkeypatch.setattr(_fused, "_self_test", lambda kernel: False)
+    with pytest.warns(RuntimeWarning, match="failed its self-test"):
+        assert _fused.load.__wrapped__() is None
+
+
+def test_no_compiler_means_no_fused_kernel(monkeypatch):
+    monkeypatch.setattr(_fused, "_compiler", lambda: None)
+    assert _fused.load.__wrapped__() is None
+
+
+def test_the_kernel_runs_on_pytorchs_openmp_runtime(kernel):
+    # a second OpenMP pool would spin against PyTorch's threads
+    torch.set_num_threads(3)  # restored by the autouse fixture
+    assert kernel._threads() == 3
+    assert _fused._shares_torch_threads(kernel)
+
+
+def test_a_kernel_on_another_runtime_is_refused(kernel, monkeypatch):
+    monkeypatch.setattr(kernel, "_threads", lambda: 7)
+    assert not _fused._shares_torch_threads(kernel)
+    assert torch.get_num_threads() == 1  # left as it was
