@@ -133,3 +133,23 @@ def test_extremes_are_exact_with_nonfinite_values_and_equal_finite_ones():
     got = finalize_moments(tensor_moments(x).numpy()[None])[0]
     assert got[2] == torch.tensor(v, dtype=torch.float32).item()
     assert got[3] == torch.tensor(v, dtype=torch.float32).item()
+
+
+def test_grid_append_equals_row_append():
+    from netviz.records import RecordStore
+
+    values = np.array([[1.0, np.nan, 3.0], [4.0, 5.0, np.nan]])
+    keep = np.array([[True, False, True], [True, True, True]])
+    grid = RecordStore()
+    grid.append_grids(7, [(["a", "b.c"], [0, 1], "p", ("x", "y", "z"), values, keep, -1)])
+    rows = RecordStore()
+    rows.append(
+        7,
+        ["a", "a", "b.c", "b.c", "b.c"],
+        [0, 0, 1, 1, 1],
+        ["p"] * 5,
+        ["x", "z", "x", "y", "z"],
+        np.array([1.0, 3.0, 4.0, 5.0, np.nan]),
+    )
+    pd.testing.assert_frame_equal(grid.to_pandas(), rows.to_pandas())
+    assert len(grid) == 5 and grid.steps == [7]

@@ -61,10 +61,12 @@ class FusedMoments:
         self._lib = lib  # keep the library mapped
 
     def supports(self, x: torch.Tensor) -> bool:
-        """Whether ``x`` can be reduced in place: float32/64 on CPU, dense and non-overlapping."""
+        """Whether ``x`` can be reduced where it lies: float32/64 on CPU, dense, non-overlapping."""
         return (
             x.dtype in self._fns
             and x.device.type == "cpu"
+            and x.layout == torch.strided
+            and not x.is_neg()  # a lazy negation is not in memory
             and (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last))
         )
 

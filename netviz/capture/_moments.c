@@ -4,13 +4,11 @@
  * this file at first use, and netviz/capture/stats.py for the layout).
  *
  * The array is cut into blocks of BLOCK elements. Each block is read once
- * from memory for counts, sums, |sums| and extremes (one vectorised loop:
- * `omp simd` reductions, exact IEEE semantics, no fast-math; blocks holding
- * NaN or infinities take a slower masked loop), and a second
- * time from L1 cache for the deviations from a first estimate of the block's
- * finite mean (corrected two-pass algorithm), so sum and spread are free of
- * cancellation. Blocks are merged in double
- * precision with Chan et al.'s parallel update; threads (OpenMP, which must be
+ * from memory for counts, sums, |sums|, extremes and the spread (one
+ * vectorised loop: `omp simd` reductions, exact IEEE semantics, no
+ * fast-math); blocks holding NaN or infinities, or whose spread would lose
+ * digits to cancellation, are read again from L1 cache (see BLOCK_FN).
+ * Blocks are merged in double precision with Chan et al.'s parallel update; threads (OpenMP, which must be
  * PyTorch's own runtime: the loader checks) take contiguous runs of blocks and
  * are merged in thread order.
  *
@@ -57,28 +55,49 @@ static void acc_merge(acc_t *a, const acc_t *b) {
     if (b->mx > a->mx) a->mx = b->mx;
 }
 
-/* BLOCK_FN(name, T, UINT, EXP_MASK): the per-block kernel for element type T.
+/* BLOCK_FN(name, T, UINT, EXP_MASK, ABS): the per-block kernel for element type T.
  *
- * A first loop assumes every element is finite (sum, |sum|, non-zeros,
- * extremes: the cheapest loop there is). Any NaN or infinity makes its sum
- * non-finite; such a block (rare) is done again by a loop that masks
- * non-finite elements out. Then the deviations from the block's approximate
- * mean c are summed from L1 cache (corrected two-pass algorithm of Chan,
- * Golub & LeVeque: e = sum(v - c) fixes c's rounding).
+ * A first loop assumes every element is finite and takes everything in one
+ * read: sums of t = v - K and t^2 around the block's first element K (a value
+ * of the data, so a large common offset cancels exactly), |v|, non-zeros and
+ * extremes. Any NaN or infinity makes the sum of t non-finite; such a block
+ * (rare) is done again by a loop that masks non-finite elements out. The
+ * spread is then sum(t^2) - sum(t)^2 / n, unless K lies so far from the block
+ * mean that this difference would lose digits (or the block had non-finite
+ * elements): then the deviations from the mean c are summed once more, from
+ * L1 cache (corrected two-pass algorithm of Chan, Golub & LeVeque:
+ * e = sum(v - c) fixes the rounding of c).
  */
-#define BLOCK_FN(name, T, UINT, EXP_MASK, ABS)                                        \
+#define BLOCK_FN(name, T, UINT, EXP_MASK, ABS)                                     \
     static void name(const T *p, int64_t m, acc_t *out) {                          \
-        T s = 0, l1 = 0, nz = 0, nf = (T)m, mn = (T)INFINITY, mx = -(T)INFINITY;   \
-        _Pragma("omp simd reduction(+:s,l1,nz) reduction(min:mn) reduction(max:mx)") \
+        const T K = p[0];                                                          \
+        T s = 0, q = 0, l1 = 0, nz = 0, nf = (T)m;                                 \
+        T mn = (T)INFINITY, mx = -(T)INFINITY;                                     \
+        _Pragma("omp simd reduction(+:s,q,l1,nz) reduction(min:mn) reduction(max:mx)") \
         for (int64_t i = 0; i < m; i++) {                                          \
             T v = p[i];                                                            \
-            s += v;                                                                \
+            T t = v - K;                                                           \
+            s += t;                                                                \
+            q += t * t;                                                            \
             l1 += ABS(v);                                                          \
             nz += v != 0 ? (T)1 : (T)0;                                            \
             mn = v < mn ? v : mn;                                                  \
             mx = v > mx ? v : mx;                                                  \
         }                                                                          \
-        if (!isfinite(s)) {                                                        \
+        out->l1 = l1; out->nz = nz; out->mn = mn; out->mx = mx; out->n_f = nf;     \
+        if (isfinite(s) && isfinite(q)                                             \
+            && (double)s * (double)s <= 0.9 * (double)m * (double)q) {             \
+            /* all finite, and sum(t^2) keeps at least a tenth of its digits */    \
+            out->sum = m * (double)K + (double)s;                                  \
+            out->mean = (double)K + (double)s / m;                                 \
+            out->m2 = (double)q - (double)s * (double)s / m;                       \
+            if (out->m2 < 0) out->m2 = 0;                                          \
+            return;                                                                \
+        }                                                                          \
+        T c;                                                                       \
+        if (isfinite(s)) {                                                         \
+            c = (T)((double)K + (double)s / m);                                    \
+        } else {                                                                   \
             s = 0; l1 = 0; nz = 0; nf = 0; mn = (T)INFINITY; mx = -(T)INFINITY;    \
             _Pragma("omp simd reduction(+:s,l1,nz,nf) reduction(min:mn) reduction(max:mx)") \
             for (int64_t i = 0; i < m; i++) {                                      \
@@ -95,8 +114,10 @@ static void acc_merge(acc_t *a, const acc_t *b) {
                 mn = lo < mn ? lo : mn;                                            \
                 mx = hi > mx ? hi : mx;                                            \
             }                                                                      \
+            out->l1 = l1; out->nz = nz; out->mn = mn; out->mx = mx; out->n_f = nf; \
+            c = nf > 0 ? s / nf : (T)0;                                            \
         }                                                                          \
-        T c = nf > 0 ? s / nf : (T)0, e = 0, d2 = 0;                               \
+        T e = 0, d2 = 0;                                                           \
         if (nf == (T)m) {                                                          \
             _Pragma("omp simd reduction(+:e,d2)")                                  \
             for (int64_t i = 0; i < m; i++) {                                      \
@@ -115,8 +136,6 @@ static void acc_merge(acc_t *a, const acc_t *b) {
                 d2 += t * t;                                                       \
             }                                                                      \
         }                                                                          \
-        out->n_f = nf; out->l1 = l1; out->nz = nz;                                 \
-        out->mn = mn; out->mx = mx;                                                \
         out->sum = nf * (double)c + (double)e;                                     \
         out->mean = nf > 0 ? (double)c + (double)e / nf : 0.0;                     \
         out->m2 = nf > 0 ? (double)d2 - (double)e * (double)e / nf : 0.0;          \

@@ -173,7 +173,10 @@ def tensor_moments(x: torch.Tensor, scratch: Scratch | None = None) -> torch.Ten
         return _chunk_moments(x, torch.empty_like(x), torch.empty_like(x), dt)
     fused = scratch.fused()
     if fused is not None:
-        return fused.moments(x if fused.supports(x) else x.contiguous())
+        if not fused.supports(x) and x.layout == torch.strided:
+            x = x.resolve_neg().contiguous()  # a strided or overlapping view: copy once
+        if fused.supports(x):
+            return fused.moments(x)
     flat = x.reshape(-1)
     if flat.numel() <= scratch.chunk:
         return _chunk_moments(flat, *scratch.get(flat.numel(), flat.dtype), dt)

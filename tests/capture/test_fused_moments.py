@@ -125,8 +125,10 @@ def test_extremes_exact_when_finite_values_are_equal(kernel):
         lambda t: t.to(torch.bfloat16),
         lambda t: t.to(torch.float16),
         lambda t: (t * 100).to(torch.int32),
+        lambda t: t[:1, :1, :1, :1].expand(4, 6, 20, 30),  # overlapping: stride 0
+        lambda t: torch._neg_view(t),  # negation bit, not in memory
     ],
-    ids=["channels_last", "transposed", "slice", "bf16", "fp16", "int32"],
+    ids=["channels_last", "transposed", "slice", "bf16", "fp16", "int32", "expanded", "neg_view"],
 )
 def test_tensor_moments_layouts_and_dtypes(kernel, make):
     g = torch.Generator().manual_seed(3)
@@ -135,7 +137,7 @@ def test_tensor_moments_layouts_and_dtypes(kernel, make):
     got = dict(
         zip(ACTIVATION_STATS, finalize_moments(tensor_moments(x, Scratch()).numpy()[None])[0])
     )
-    assert_matches(got, reference(x.float().numpy()), 10.0)
+    assert_matches(got, reference(x.float().resolve_neg().numpy()), 10.0)
 
 
 def test_watch_uses_the_fused_kernel_and_both_kernels_agree(kernel):
@@ -209,3 +211,23 @@ def test_a_kernel_on_another_runtime_is_refused(kernel, monkeypatch):
     monkeypatch.setattr(kernel, "_threads", lambda: 7)
     assert not _fused._shares_torch_threads(kernel)
     assert torch.get_num_threads() == 1  # left as it was
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda x: x.index_fill_(0, torch.tensor([0, 1024, 2048]), 1e6),  # outlier first in a block
+        lambda x: x.add_(3e4),  # large common offset
+        lambda x: x.mul_(1e-30),  # tiny values
+        lambda x: x.zero_().index_fill_(0, torch.tensor([0]), -7.0),  # one non-zero, first
+    ],
+    ids=["outlier_first", "offset", "tiny", "single"],
+)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_spread_is_accurate_where_the_shift_is_poor(kernel, make, dtype):
+    g = torch.Generator().manual_seed(4)
+    x = make(torch.randn(5000, generator=g, dtype=dtype))
+    want = x.double().std(correction=0).item()
+    got = fused_stats(kernel, x)
+    assert got["std"] == pytest.approx(want, rel=2e-6)
+    assert got["mean"] == pytest.approx(x.double().mean().item(), rel=1e-6, abs=1e-6 * want)
