@@ -25,7 +25,6 @@ parameter) as a reference measured in the same run.
 from __future__ import annotations
 
 import argparse
-import copy
 import statistics
 import time
 from collections.abc import Callable
@@ -136,6 +135,10 @@ class NaiveHooks:
 
         return hook
 
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+
     def step(self) -> None:
         for name, p in self.model.named_parameters():
             if p.grad is not None:
@@ -144,23 +147,27 @@ class NaiveHooks:
             self.rows.clear()
 
 
-def make_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, monitor=None):
+def make_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable:
+    """``step(after=None)``: one SGD step of ``model``, then ``after()`` (a monitor's step)."""
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
 
-    def step() -> None:
+    def step(after: Callable[[], None] | None = None) -> None:
         opt.zero_grad(set_to_none=True)
         loss_fn(model(x), y).backward()
         opt.step()
-        if monitor is not None:
-            monitor.step()
+        if after is not None:
+            after()
 
     return step
 
 
-def timed(fn: Callable[[], None]) -> float:
+SIDES = ("plain", "netviz", "naive")
+
+
+def timed(step: Callable, after: Callable | None) -> float:
     t0 = time.perf_counter()
-    fn()
+    step(after)
     return time.perf_counter() - t0
 
 
@@ -172,31 +179,50 @@ def run(
     warmup: int,
     every: int = 1,
     kernel: str = "auto",
-) -> tuple[float, ...]:
-    """Median step time: plain, with netviz.watch, with naive hand-written hooks."""
+    sides: tuple[str, ...] = SIDES,
+) -> dict[str, float]:
+    """Median step time of each side, all on one model, interleaved round by round.
+
+    One model serves every side: each round attaches its probes (a fresh
+    ``netviz.watch`` of ``per_round`` steps, a multiple of ``every``, or the
+    naive hooks), times the steps, and detaches. Separate copies of a model
+    differ by several per cent in speed on their own (measured: two identical
+    deep copies, no hooks at all, 8% apart), which would drown the overhead.
+    """
     torch.manual_seed(0)
     build, widths = WORKLOADS[name]
     model, x, y = build(widths[size])
-    watched, naive_model = copy.deepcopy(model), copy.deepcopy(model)
-    probes = ["grad_norm", ActivationStats(kernel=kernel)]
-    mon = netviz.watch(watched, probes=probes, every=every)
-    naive = NaiveHooks(naive_model)
-    steps = {
-        "plain": make_step(model, x, y),
-        "netviz": make_step(watched, x, y, mon),
-        "naive": make_step(naive_model, x, y, naive),
-    }
+    step = make_step(model, x, y)
+    per_round = -(-per_round // every) * every  # each round records 1 step in `every`
+    recorded = []
+
+    def one_round(side: str) -> list[float]:
+        after, detach = None, None
+        if side == "netviz":
+            mon = netviz.watch(
+                model, probes=["grad_norm", ActivationStats(kernel=kernel)], every=every
+            )
+            after, detach = mon.step, mon.detach
+        elif side == "naive":
+            hooks = NaiveHooks(model)
+            after, detach = hooks.step, hooks.remove
+        out = [timed(step, after) for _ in range(per_round)]
+        if detach is not None:
+            detach()
+        if side == "netviz":
+            recorded.append(len(mon.to_pandas()))
+        return out
+
     for _ in range(warmup):
-        for fn in steps.values():
-            fn()
-    times: dict[str, list[float]] = {k: [] for k in steps}
-    order = list(steps)
+        for side in sides:
+            one_round(side)
+    times: dict[str, list[float]] = {k: [] for k in sides}
     for r in range(rounds):
-        for k in order[r % 3 :] + order[: r % 3]:  # rotate who goes first
-            times[k].extend(timed(steps[k]) for _ in range(per_round))
-    mon.detach()
-    assert len(mon.to_pandas()) > 0
-    return tuple(statistics.median(times[k]) for k in ("plain", "netviz", "naive"))
+        k = r % len(sides)
+        for side in sides[k:] + sides[:k]:  # rotate who goes first
+            times[side].extend(one_round(side))
+    assert "netviz" not in sides or min(recorded) > 0
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def main() -> None:
@@ -216,28 +242,37 @@ def main() -> None:
         default="auto",
         help="activation-statistics kernel on CPU (default auto: fused where it builds)",
     )
+    parser.add_argument(
+        "--aa",
+        action="store_true",
+        help="add a second plain side (A/A): the noise floor of the ratios",
+    )
+    parser.add_argument("--no-naive", action="store_true", help="skip the naive-hooks side")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    rounds, per_round, warmup = (2, 3, 2) if args.quick else (10, 6, 6)
+    rounds, per_round, warmup = (2, 3, 1) if args.quick else (12, 6, 1)
+    sides = ("plain", *(("plain_again",) if args.aa else ()), "netviz")
+    sides += () if args.no_naive else ("naive",)
+    fused = Scratch(kernel=args.kernel).fused() is not None
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, every={args.every}, "
-        f"kernel={args.kernel} ({'eager' if Scratch(kernel=args.kernel).fused() is None else 'fused'}), "
-        f"{rounds} rounds x {per_round} steps per side, interleaved"
+        f"kernel={args.kernel} ({'fused' if fused else 'eager'}), one model per workload, "
+        f"{rounds} rounds x {-(-per_round // args.every) * args.every} steps per side, interleaved"
     )
+    others = [k for k in sides if k != "plain"]
     print(
-        f"{'workload':12s} {'size':9s} {'width':>5s} {'plain ms':>9s} {'netviz ms':>10s} "
-        f"{'ratio':>6s} {'naive ms':>9s} {'ratio':>6s}"
+        f"{'workload':12s} {'size':9s} {'width':>5s} {'plain ms':>9s}"
+        + "".join(f" {k + ' ms':>15s} {'ratio':>6s}" for k in others)
     )
     for name in args.only or list(WORKLOADS):
         for size in args.size:
-            base, probed, naive = run(
-                name, size, rounds, per_round, warmup, args.every, args.kernel
-            )
+            med = run(name, size, rounds, per_round, warmup, args.every, args.kernel, sides)
             width = WORKLOADS[name][1][size]
+            base = med["plain"]
             print(
-                f"{name:12s} {size:9s} {width:5d} {base * 1e3:9.2f} {probed * 1e3:10.2f} "
-                f"{probed / base:6.3f} {naive * 1e3:9.2f} {naive / base:6.3f}",
+                f"{name:12s} {size:9s} {width:5d} {base * 1e3:9.2f}"
+                + "".join(f" {med[k] * 1e3:15.2f} {med[k] / base:6.3f}" for k in others),
                 flush=True,
             )
 
