@@ -2,7 +2,8 @@
 
 On CPU, the eager kernel of :func:`netviz.capture.stats.tensor_moments` costs
 17 vectorised torch passes over each activation; this C kernel reads it once
-(and each 4 KiB block a second time, from L1 cache) and is 6-9x cheaper
+(a block again from L1 cache only where it holds NaN/Inf or its spread would
+cancel) and is 7-13x cheaper from a million elements on
 (``benchmarks/bench_moments.py``; figures in ``docs/performance.md``). It is
 compiled with the system's C compiler (``$CC``, else ``cc``, ``gcc`` or
 ``clang``) into a temporary file the first time a CPU statistic is taken,
