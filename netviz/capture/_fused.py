@@ -64,7 +64,9 @@ class FusedMoments:
     def supports(self, x: torch.Tensor) -> bool:
         """Whether ``x`` can be reduced where it lies: float32/64 on CPU, dense, non-overlapping."""
         return (
-            x.dtype in self._fns
+            type(x) is torch.Tensor  # no fake, functional or distributed tensor subclass
+            and not torch.compiler.is_compiling()
+            and x.dtype in self._fns
             and x.device.type == "cpu"
             and x.layout == torch.strided
             and not x.is_neg()  # a lazy negation is not in memory

@@ -169,7 +169,8 @@ def tensor_moments(x: torch.Tensor, scratch: Scratch | None = None) -> torch.Ten
         return torch.tensor(
             [0.0, 0.0, 0.0, 0.0, 0.0, _INF, -_INF, 0.0, 0.0], dtype=dt, device=x.device
         )
-    if scratch is None or x.device.type != "cpu":
+    if scratch is None or x.device.type != "cpu" or torch.compiler.is_compiling():
+        # (traced by torch.compile: plain torch ops, no buffers keyed by thread)
         return _chunk_moments(x, torch.empty_like(x), torch.empty_like(x), dt)
     fused = scratch.fused()
     if fused is not None:

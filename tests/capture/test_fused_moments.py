@@ -231,3 +231,27 @@ def test_fused_spread_is_accurate_where_the_shift_is_poor(kernel, make, dtype):
     got = fused_stats(kernel, x)
     assert got["std"] == pytest.approx(want, rel=2e-6)
     assert got["mean"] == pytest.approx(x.double().mean().item(), rel=1e-6, abs=1e-6 * want)
+
+
+def test_tensor_subclasses_take_the_torch_kernel(kernel):
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        x = torch.randn(5000)
+        assert not kernel.supports(x)  # no data pointer to read
+        out = tensor_moments(x, Scratch())
+    assert out.shape == (9,)
+
+
+@pytest.mark.slow
+def test_watch_of_a_compiled_model_matches_the_eager_model():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+    x = torch.randn(4, 8)
+    frames = []
+    for run in (lambda: model(x), lambda: torch.compile(model)(x)):
+        with netviz.watch(model, probes="activation_stats") as mon:
+            run()
+            mon.step()
+        frames.append(mon.to_pandas().set_index(["module", "stat"]).value.sort_index())
+    np.testing.assert_allclose(frames[1], frames[0], rtol=1e-5, atol=1e-7)
