@@ -59,6 +59,9 @@ class FusedMoments:
             self._fns[dtype] = fn
         self._threads = lib.netviz_omp_max_threads
         self._threads.restype = ctypes.c_int
+        self._set_threads = lib.netviz_omp_set_num_threads
+        self._set_threads.argtypes = (ctypes.c_int,)
+        self._set_threads.restype = None
         self._lib = lib  # keep the library mapped
 
     def supports(self, x: torch.Tensor) -> bool:
@@ -92,20 +95,22 @@ def _compiler() -> str | None:
 
 
 def _shares_torch_threads(kernel: FusedMoments) -> bool:
-    """Whether the kernel's OpenMP runtime is PyTorch's: it follows ``torch.set_num_threads``.
+    """Whether the kernel's OpenMP runtime is PyTorch's.
 
-    (A second runtime in the process, such as scikit-learn's bundled libgomp,
-    does not matter as long as the kernel is bound to PyTorch's.)
+    The kernel sets its runtime's thread count and PyTorch must see it
+    (``torch.get_num_threads`` reads the OpenMP runtime PyTorch uses); the
+    count is put back. A second OpenMP runtime elsewhere in the process, such
+    as scikit-learn's bundled libgomp, does not matter: what counts is the one
+    the kernel is bound to.
     """
-    before = torch.get_num_threads()
+    before = kernel._threads()
+    if before != torch.get_num_threads():
+        return False
     try:
-        for n in (before + 1, before):
-            torch.set_num_threads(n)
-            if kernel._threads() != n:
-                return False
+        kernel._set_threads(before + 1)
+        return torch.get_num_threads() == before + 1
     finally:
-        torch.set_num_threads(before)
-    return True
+        kernel._set_threads(before)
 
 
 def _build(cc: str, workdir: str) -> str | None:

@@ -187,3 +187,4 @@ MOMENTS_FN(netviz_moments_f64, double, block_f64)
 
 /* the OpenMP runtime's thread count, to check that it is PyTorch's */
 int netviz_omp_max_threads(void) { return omp_get_max_threads(); }
+void netviz_omp_set_num_threads(int n) { omp_set_num_threads(n); }

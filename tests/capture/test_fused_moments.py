@@ -208,9 +208,14 @@ def test_the_kernel_runs_on_pytorchs_openmp_runtime(kernel):
 
 
 def test_a_kernel_on_another_runtime_is_refused(kernel, monkeypatch):
-    monkeypatch.setattr(kernel, "_threads", lambda: 7)
+    # another runtime: its thread count is its own, torch never sees it
+    own = {"n": 7}
+    monkeypatch.setattr(kernel, "_threads", lambda: own["n"])
+    monkeypatch.setattr(kernel, "_set_threads", lambda n: own.update(n=n))
     assert not _fused._shares_torch_threads(kernel)
-    assert torch.get_num_threads() == 1  # left as it was
+    own["n"] = torch.get_num_threads()  # same count by chance: still refused
+    assert not _fused._shares_torch_threads(kernel)
+    assert torch.get_num_threads() == 1 and own["n"] == 1  # both left as they were
 
 
 @pytest.mark.parametrize(
