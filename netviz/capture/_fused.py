@@ -13,9 +13,10 @@ It is used only where it is safe, else :func:`load` returns ``None`` and the
 eager kernel is used, with the same results:
 
 - Linux, PyTorch's parallel backend is OpenMP, and the loaded kernel is bound
-  to PyTorch's OpenMP runtime (its thread count follows
-  ``torch.set_num_threads``), so its parallel regions run on PyTorch's own
-  thread pool (a second pool would spin against it: measured 20x slower);
+  to PyTorch's OpenMP runtime (a thread count it sets is what
+  ``torch.get_num_threads`` reports), so its parallel regions run on
+  PyTorch's own thread pool (a second pool would spin against it: measured
+  20x slower);
 - a C compiler is found and the build succeeds;
 - a self-test on values with NaN, infinities, zeros and an all-equal block
   agrees with the eager kernel.
