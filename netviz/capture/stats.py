@@ -174,7 +174,7 @@ def tensor_moments(x: torch.Tensor, scratch: Scratch | None = None) -> torch.Ten
         return _chunk_moments(x, torch.empty_like(x), torch.empty_like(x), dt)
     fused = scratch.fused()
     if fused is not None:
-        if not fused.supports(x) and x.layout == torch.strided:
+        if not fused.supports(x) and type(x) is torch.Tensor and x.layout == torch.strided:
             x = x.resolve_neg().contiguous()  # a strided or overlapping view: copy once
         if fused.supports(x):
             return fused.moments(x)
