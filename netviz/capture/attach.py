@@ -13,6 +13,7 @@ from netviz.capture.monitor import Gather, Monitor
 from netviz.capture.probe import Probe
 from netviz.capture.probes import BUILTIN_PROBES
 from netviz.capture.selection import ModuleSelector, select_modules
+from netviz.sinks.base import as_sink_list  # issue #15
 
 __all__ = ["DEFAULT_PROBES", "resolve_probes", "watch"]
 
@@ -65,6 +66,8 @@ def watch(
     per_rank: bool = False,
     process_group: Any = None,
     all_ranks: bool = False,
+    sinks: Any = None,
+    keep: bool = True,
 ) -> Monitor:
     """Attach probes to ``model`` and return a :class:`Monitor`.
 
@@ -107,6 +110,15 @@ def watch(
         Distributed runs only: keep the records on every rank (for example
         to take the same decision everywhere); by default only rank 0 keeps
         them and :meth:`Monitor.save` writes nothing on the other ranks.
+    sinks
+        Where each recorded step also goes once it is on the host: a
+        :mod:`netviz.sinks` object (``TensorBoard``, ``Wandb``, ``MLflow``,
+        ``Parquet``), any callable ``(step, table)``, or a list of them. See
+        ``docs/integrations.md``.
+    keep
+        ``False`` keeps no records in memory (they only go to ``sinks``, for
+        example a :class:`netviz.sinks.Parquet` file, so a long run's memory
+        stays flat); :meth:`Monitor.to_pandas` then raises.
 
     Returns
     -------
@@ -169,6 +181,8 @@ def watch(
         per_rank=per_rank,
         process_group=process_group,
         all_ranks=all_ranks,
+        sinks=sinks,
+        keep=keep,
     )
 
 
@@ -183,6 +197,8 @@ def _watch(
     per_rank: bool = False,
     process_group: Any = None,
     all_ranks: bool = False,
+    sinks: Any = None,
+    keep: bool = True,
 ) -> Monitor:
     if not isinstance(model, nn.Module):
         raise TypeError(
@@ -194,8 +210,16 @@ def _watch(
         raise TypeError(
             f"`optimizer` must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}"
         )
+    sink_list = as_sink_list(sinks)  # issue #15
+    if not isinstance(keep, bool):
+        raise TypeError(f"`keep` must be True or False, got {keep!r}")
+    if not keep and not sink_list:
+        raise ValueError(
+            "watch(..., keep=False) keeps no records in memory, so it needs a sink to send them "
+            "to, e.g. sinks=[netviz.sinks.Parquet('run.parquet')]"
+        )
     resolved = resolve_probes(probes)
     selected = select_modules(model, modules)
     if gather is None:
         gather = make_gather(model, distributed, per_rank, process_group, all_ranks)
-    return Monitor(model, resolved, selected, every, optimizer, gather)
+    return Monitor(model, resolved, selected, every, optimizer, gather, sink_list, keep)

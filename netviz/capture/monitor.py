@@ -16,6 +16,7 @@ from netviz.capture.distributed import StepGather
 from netviz.capture.probe import Probe, ProbeContext
 from netviz.records.io import save_frame
 from netviz.records.store import RecordStore
+from netviz.sinks.base import SinkSet  # issue #15: sinks (framework-free module)
 
 __all__ = ["Gather", "Monitor"]
 
@@ -90,7 +91,12 @@ class Monitor:
         every: int,
         optimizer: torch.optim.Optimizer | None = None,
         gather: Gather | None = None,
+        sinks: Sequence[Any] = (),
+        keep: bool = True,
     ):
+        # issue #15 (sinks): set before _attach, which may call detach on failure
+        self._sinks = SinkSet(sinks)
+        self._keep = keep
         self._probes = list(probes)
         self._probe_index = {id(p): i for i, p in enumerate(self._probes)}  # hot path: per emit
         self._modules = modules
@@ -154,6 +160,8 @@ class Monitor:
         try:
             if flush and self._attached and (self._entries or self._snapshots_open):
                 self.step()
+            if self._sinks:  # issue #15: sinks get the last step before detach returns
+                self.flush()
         finally:
             _remove_all(self._handles)
             self._step_handles = []
@@ -311,7 +319,44 @@ class Monitor:
                 # optional statistics that are undefined (NaN) produce no row
                 keep = ~(np.isnan(final) & optional[None, :])
                 grids.append((modules, calls, probe.name, probe.stats, final, keep, rank))
-        self._records.append_grids(pending.step, grids, per_rank=per_rank)
+        self._keep_step(pending.step, grids, per_rank)
+
+    # ------------------------------------------------- sinks (issue #15 hook-up)
+    def _keep_step(self, step: int, grids: list[tuple], per_rank: bool) -> None:
+        """Store one finalised step and hand its host-side table to the sinks.
+
+        Sinks run here, after the step's single transfer, never inside hooks. A
+        step that a sink failed to take stays in memory even with ``keep=False``.
+        """
+        delivered = True
+        if self._sinks:
+            one = RecordStore()
+            one.append_grids(step, grids, per_rank=per_rank)
+            delivered = self._sinks.write(step, one.to_pandas())
+        if self._keep or not delivered:
+            self._records.append_grids(step, grids, per_rank=per_rank)
+
+    def add_sink(self, sink: Any) -> None:
+        """Feed every later recorded step to ``sink``.
+
+        ``sink`` is a :class:`netviz.sinks.Sink` or any callable ``(step, table)``
+        (``table``: that step's records as a DataFrame).
+        """
+        self._sinks.add(sink)
+
+    def flush(self) -> None:
+        """Finish pending host copies, hand them to the sinks and flush the sinks."""
+        self._materialize()
+        self._sinks.flush()
+
+    def _start_at(self, step: int) -> None:
+        """Number the open step ``step`` (frameworks that resume at a global step)."""
+        self._step = int(step)
+        self._recording = self._step % self._every == 0
+
+    def _pause(self, paused: bool) -> None:
+        """Stop (or restart) recording forwards of the open step (e.g. a sanity check)."""
+        self._recording = not paused and self._step % self._every == 0
 
     # ----------------------------------------------------------------- results
     def to_pandas(self) -> pd.DataFrame:
@@ -321,6 +366,11 @@ class Monitor:
         call index within the step), ``probe``, ``stat``, ``value`` (float).
         """
         self._materialize()
+        if not self._keep:  # issue #15
+            raise RuntimeError(
+                "this monitor keeps no records in memory (watch(..., keep=False)); "
+                "read them from its sink instead, e.g. netviz.load(<the Parquet sink's path>)"
+            )
         return self._records.to_pandas()
 
     def save(self, path: str | os.PathLike) -> os.PathLike | None:
