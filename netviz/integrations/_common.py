@@ -1,0 +1,85 @@
+"""What the framework callbacks share (no framework imports here)."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+from netviz.capture.attach import DEFAULT_PROBES, watch
+from netviz.capture.monitor import Monitor
+
+__all__ = ["DEFAULT_PROBES", "attach", "check_every", "inner_optimizer", "save_path"]
+
+
+def inner_optimizer(optimizer: Any) -> Any:
+    """The real ``torch.optim.Optimizer`` behind a framework's wrapper.
+
+    Lightning's ``LightningOptimizer`` keeps it in ``._optimizer``;
+    accelerate's ``AcceleratedOptimizer`` (the HF Trainer's) in ``.optimizer``
+    (its own ``register_step_post_hook`` raises, as it never runs
+    ``Optimizer.__init__``).
+    """
+    import torch
+
+    for _ in range(8):  # wrappers of wrappers, never an endless chain
+        if isinstance(optimizer, torch.optim.Optimizer) and hasattr(
+            optimizer, "_optimizer_step_post_hooks"
+        ):
+            return optimizer  # a real optimizer (also one wrapping another, e.g. Lookahead)
+        inner = getattr(optimizer, "_optimizer", None) or getattr(optimizer, "optimizer", None)
+        if inner is None:
+            break
+        optimizer = inner
+    raise TypeError(
+        f"cannot find the torch.optim.Optimizer inside {type(optimizer).__name__}; pass the "
+        "optimizer whose step() runs each training step"
+    )
+
+
+def check_every(every: Any, default: Any, source: str) -> int:
+    """``every`` or, if None, the framework's logging interval (an int >= 1)."""
+    value = default if every is None else every
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"NetvizCallback(every=...) must be an int >= 1 (None: {source}), got {value!r}"
+        )
+    return value
+
+
+def attach(model: Any, optimizer: Any, step: int, **kwargs: Any) -> Monitor:
+    """``watch`` closing steps on the inner optimizer, numbered from ``step``."""
+    monitor = watch(model, optimizer=inner_optimizer(optimizer), **kwargs)
+    monitor._start_at(step)
+    return monitor
+
+
+def warn_deepspeed(framework: str) -> None:
+    warnings.warn(
+        f"{framework} runs DeepSpeed: ZeRO keeps gradients in its own partitioned buffers and "
+        "leaves each parameter's .grad empty, so netviz's gradient probes (grad_norm, "
+        "grad_stats) record nothing; activation and weight statistics still work",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
+def fsdp1_error(framework: str, instead: str) -> ValueError:
+    return ValueError(
+        f"netviz cannot record under FSDP1 ({framework}): its flat parameters cannot be mapped "
+        f"back to modules. Use FSDP2 instead ({instead}); netviz merges FSDP2's sharded "
+        "gradients into full per-module norms"
+    )
+
+
+def save_path(save: str | os.PathLike | None, base: str | os.PathLike | None) -> Path | None:
+    """Where records are saved: ``save`` relative to ``base`` (None: not saved)."""
+    if save is None:
+        return None
+    path = Path(save)
+    if not path.is_absolute() and base is not None:
+        path = Path(base) / path
+    return path
