@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -366,10 +367,17 @@ class Monitor:
         call index within the step), ``probe``, ``stat``, ``value`` (float).
         """
         self._materialize()
-        if not self._keep:  # issue #15
-            raise RuntimeError(
-                "this monitor keeps no records in memory (watch(..., keep=False)); "
-                "read them from its sink instead, e.g. netviz.load(<the Parquet sink's path>)"
+        if not self._keep:  # issue #15: only steps that a sink failed to take are here
+            if not len(self._records):
+                raise RuntimeError(
+                    "this monitor keeps no records in memory (watch(..., keep=False)); read "
+                    "them from its sink instead, e.g. netviz.load(<the Parquet sink's folder>)"
+                )
+            warnings.warn(
+                f"watch(..., keep=False): only the {len(self._records.steps)} step(s) that a "
+                "sink failed to take are in memory; the others are in the sinks",
+                RuntimeWarning,
+                stacklevel=2,
             )
         return self._records.to_pandas()
 

@@ -1,0 +1,44 @@
+"""Small models and record tables shared by the integration tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+CONTRACT = [
+    "step",
+    "skipped",
+    "phase",
+    "micro",
+    "module",
+    "call",
+    "order",
+    "probe",
+    "stat",
+    "value",
+]
+
+
+def mlp() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+
+
+def train(net: nn.Module, opt: torch.optim.Optimizer, steps: int, batch: int = 16) -> None:
+    g = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        opt.zero_grad()
+        net(torch.randn(batch, 4, generator=g)).pow(2).mean().backward()
+        opt.step()
+
+
+def table(rows: list[tuple]) -> pd.DataFrame:
+    """A record table with every contract column: rows are
+    ``(step, phase, micro, module, call, order, probe, stat, value)``."""
+    frame = pd.DataFrame(
+        [(s, False, ph, mi, m, c, o, p, st, v) for s, ph, mi, m, c, o, p, st, v in rows],
+        columns=CONTRACT,
+    )
+    return frame.astype({"value": np.float64})
