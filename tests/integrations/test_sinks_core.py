@@ -58,9 +58,12 @@ def test_failing_sink_warns_once_and_loses_no_record():
         raise OSError("disk full")
 
     good: list[int] = []
-    with pytest.warns(RuntimeWarning, match="disk full") as caught:
-        with netviz.watch(net, optimizer=opt, sinks=[broken, lambda s, t: good.append(s)]) as mon:
-            train(net, opt, 3)
+    sinks = [broken, lambda s, t: good.append(s)]
+    with (
+        pytest.warns(RuntimeWarning, match="disk full") as caught,
+        netviz.watch(net, optimizer=opt, sinks=sinks) as mon,
+    ):
+        train(net, opt, 3)
     assert len([w for w in caught if "disk full" in str(w.message)]) == 1
     assert calls == [0, 1, 2] and good == [0, 1, 2]  # the other sink still got everything
     assert sorted(mon.to_pandas().step.unique()) == [0, 1, 2]
@@ -74,9 +77,11 @@ def test_keep_false_keeps_steps_a_sink_failed_to_take():
         if step == 1:
             raise ValueError("tracker offline")
 
-    with pytest.warns(RuntimeWarning, match="tracker offline"):
-        with netviz.watch(net, optimizer=opt, sinks=[flaky], keep=False) as mon:
-            train(net, opt, 3)
+    with (
+        pytest.warns(RuntimeWarning, match="tracker offline"),
+        netviz.watch(net, optimizer=opt, sinks=[flaky], keep=False) as mon,
+    ):
+        train(net, opt, 3)
     with pytest.warns(RuntimeWarning, match="only the 1 step"):
         kept = mon.to_pandas()
     assert kept.step.unique().tolist() == [1]
@@ -162,6 +167,7 @@ def test_parquet_folder_is_readable_while_running_and_equals_the_records(tmp_pat
     assert [pq.ParquetFile(p).num_row_groups for p in sorted(folder.glob("part-*"))] == [2, 2, 2]
 
 
+@pytest.mark.slow
 def test_parquet_after_a_crash_keeps_every_closed_part(tmp_path):
     folder = tmp_path / "crash.parquet"
     script = textwrap.dedent(
