@@ -176,7 +176,8 @@ def moment_histograms(table: pd.DataFrame, prefix: str = "netviz") -> list[Hist]
     if rows.empty:
         return []
     cols = [c for c in ("module", "call", "micro", "rank") if c in rows.columns]
-    wide = rows.pivot_table(index=cols, columns="stat", values="value", aggfunc="first")
+    keyed = rows.drop_duplicates([*cols, "stat"]).set_index([*cols, "stat"])["value"]
+    wide = keyed.unstack("stat")  # keeps NaN cells (pivot_table would drop them)
     if not need <= set(wide.columns):
         return []
     wide = wide.reset_index()
