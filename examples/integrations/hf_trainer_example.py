@@ -27,12 +27,28 @@ class Tokens(torch.utils.data.Dataset):
         return {"input_ids": self.ids[i], "labels": self.ids[i]}
 
 
-def main(out_dir: str = "hf_out", max_steps: int = 3, accumulate: int = 2, report_to="none"):
+def main(
+    out_dir: str = "hf_out",
+    max_steps: int = 3,
+    accumulate: int = 2,
+    report_to="none",
+    modules="transformer.h.*",
+    max_grad_norm: float = 1.0,
+):
     """Train a 1-layer GPT-2; return ``(trainer, callback)``."""
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=64, n_positions=16, n_embd=16, n_layer=1, n_head=2)
+    config = GPT2Config(
+        vocab_size=64,
+        n_positions=16,
+        n_embd=16,
+        n_layer=1,
+        n_head=2,
+        tie_word_embeddings=False,
+        bos_token_id=0,
+        eos_token_id=0,
+    )
     model = GPT2LMHeadModel(config)
-    callback = NetvizCallback(probes=["grad_norm", "activation_stats"], modules="transformer.h.*")
+    callback = NetvizCallback(probes=["grad_norm", "activation_stats"], modules=modules)
     args = TrainingArguments(
         output_dir=out_dir,
         max_steps=max_steps,
@@ -40,6 +56,7 @@ def main(out_dir: str = "hf_out", max_steps: int = 3, accumulate: int = 2, repor
         gradient_accumulation_steps=accumulate,
         logging_steps=1,
         learning_rate=1e-3,
+        max_grad_norm=max_grad_norm,
         report_to=report_to,
         use_cpu=True,
         save_strategy="no",

@@ -47,7 +47,9 @@ def loaders(n_train: int = 64, n_val: int = 32, batch: int = 16):
     return DataLoader(train, batch_size=batch), DataLoader(val, batch_size=batch)
 
 
-def main(out_dir: str = "lightning_logs", max_steps: int = 3, accumulate: int = 2):
+def main(
+    out_dir: str = "lightning_logs", max_steps: int = 3, accumulate: int = 2, more_callbacks=()
+):
     """Train for ``max_steps`` optimizer steps; return the callback (records in ``.monitor``)."""
     torch.manual_seed(0)
     callback = NetvizCallback(probes=["grad_norm", "activation_stats"], every=1)
@@ -56,7 +58,7 @@ def main(out_dir: str = "lightning_logs", max_steps: int = 3, accumulate: int = 
         max_steps=max_steps,
         accumulate_grad_batches=accumulate,
         logger=TensorBoardLogger(out_dir, name="demo"),
-        callbacks=[callback],
+        callbacks=[callback, *more_callbacks],
         enable_progress_bar=False,
         enable_checkpointing=False,
         enable_model_summary=False,

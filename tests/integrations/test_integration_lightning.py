@@ -1,0 +1,137 @@
+"""NetvizCallback in a real Lightning Trainer (CPU, offline)."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import netviz
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+pl = pytest.importorskip("lightning.pytorch")
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "integrations"))
+import lightning_example  # noqa: E402
+
+from netviz.integrations.lightning import NetvizCallback  # noqa: E402
+
+
+class GradReference(pl.Callback):
+    """Per-module gradient norms just before each optimizer step (plain SGD, no clipping:
+    the same gradients netviz reads after the step)."""
+
+    def __init__(self):
+        self.norms: list[dict[str, float]] = []
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        self.norms.append(
+            {
+                name: torch.sqrt(sum(p.grad.double().pow(2).sum() for p in m.parameters())).item()
+                for name, m in pl_module.named_modules()
+                if name and list(m.parameters(recurse=False))
+            }
+        )
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pl")
+    ref = GradReference()
+    callback = lightning_example.main(str(out), max_steps=3, accumulate=2, more_callbacks=[ref])
+    return callback, ref, out
+
+
+def test_records_one_step_per_optimizer_step_with_two_micro_batches(run):
+    callback, _, _ = run
+    records = callback.monitor.to_pandas()
+    assert sorted(records.step.unique()) == [0, 1, 2]
+    acts = records[records.probe == "activation_stats"]
+    train_rows = acts[acts.phase == "train"] if "phase" in acts.columns else acts
+    if "micro" in acts.columns:
+        per_step = train_rows.groupby(["step", "module"]).micro.unique()
+        assert all(sorted(v) == [0, 1] for v in per_step)
+    else:  # before the record model's micro column: one call per forward
+        counts = acts.groupby(["step", "module"]).call.nunique().groupby("step").first()
+        # 2 micro-batches per step; step 2 also holds the 2 validation batches run after step 1
+        assert counts.to_dict() == {0: 2, 1: 2, 2: 4}
+
+
+def test_grad_norms_equal_the_gradients_the_optimizer_stepped_with(run):
+    callback, ref, _ = run
+    records = callback.monitor.to_pandas()
+    grads = records[records.probe == "grad_norm"]
+    assert len(ref.norms) == 3
+    for step, expected in enumerate(ref.norms):
+        got = grads[grads.step == step].set_index("module")["value"].to_dict()
+        assert got.keys() == expected.keys()
+        for name in expected:
+            assert got[name] == pytest.approx(expected[name], rel=1e-6)
+
+
+def test_validation_is_recorded_as_eval_and_sanity_check_not_at_all(run):
+    callback, _, _ = run
+    records = callback.monitor.to_pandas()
+    if "phase" not in records.columns:
+        pytest.xfail("needs the record model's phase column (issue #11)")
+    evals = records[records.phase == "eval"]
+    assert sorted(evals.step.unique()) == [2]  # validation ran after step 1, before step 2
+    assert not (records[records.step == 0].phase == "eval").any()  # sanity check paused
+
+
+def test_tensorboard_logger_gets_the_tags_in_its_own_run(run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    callback, _, out = run
+    logdir = Path(callback.saved_to).parent
+    assert logdir == out / "demo" / "version_0"
+    acc = EventAccumulator(str(logdir), size_guidance={"scalars": 0})
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert "train_loss" in tags  # Lightning's own metrics, same run
+    records = callback.monitor.to_pandas()
+    grads = records[records.probe == "grad_norm"]
+    for module in ("net.0", "net.2"):
+        events = acc.Scalars(f"netviz/grad_norm.l2/{module}")
+        expected = grads[grads.module == module].sort_values("step")
+        assert [e.step for e in events] == expected.step.tolist() == [0, 1, 2]
+        np.testing.assert_allclose(
+            [e.value for e in events], expected.value.to_numpy(np.float32), rtol=1e-6
+        )
+    assert not [p for p in logdir.iterdir() if p.is_dir()]  # no per-key runs
+
+
+def test_records_are_saved_in_the_log_dir(run):
+    callback, _, _ = run
+    assert Path(callback.saved_to).name == "netviz.parquet"
+    pd.testing.assert_frame_equal(netviz.load(callback.saved_to), callback.monitor.to_pandas())
+    assert not callback.monitor.attached
+
+
+def _trainer(strategy):
+    return types.SimpleNamespace(strategy=strategy, optimizers=[], log_every_n_steps=50)
+
+
+def test_fsdp1_is_refused_with_what_to_use_instead():
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    with pytest.raises(ValueError, match="ModelParallelStrategy"):
+        NetvizCallback().on_fit_start(_trainer(FSDPStrategy()), None)
+
+
+def test_deepspeed_warns_that_gradients_are_empty():
+    strategy = type("DeepSpeedStrategy", (), {})()  # deepspeed itself is not installed here
+    with pytest.warns(RuntimeWarning, match=r"\.grad empty"), pytest.raises(RuntimeError):
+        NetvizCallback().on_fit_start(_trainer(strategy), None)  # then: no optimizer
+
+
+def test_bad_every_is_refused():
+    cb = NetvizCallback(every=0)
+    trainer = types.SimpleNamespace(strategy=object(), optimizers=[object()], log_every_n_steps=50)
+    with pytest.raises(ValueError, match="every"):
+        cb.on_fit_start(trainer, None)
