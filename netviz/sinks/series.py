@@ -12,7 +12,6 @@ column's business; the trackers key series by name).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -73,8 +72,13 @@ def resolve_series(series: str | Iterable[str]) -> frozenset[tuple[str, str]] | 
 
 def select_rows(table: pd.DataFrame, wanted: frozenset[tuple[str, str]] | None) -> pd.DataFrame:
     """The rows of ``table`` whose ``(probe, stat)`` is wanted (None: all)."""
-    if wanted is None or table.empty:
-        return table
+    mask = _mask(table, wanted)
+    return table if mask is None else table[mask]
+
+
+def _mask(table: pd.DataFrame, wanted: frozenset[tuple[str, str]] | None) -> np.ndarray | None:
+    if wanted is None:
+        return None
     probe = table["probe"].to_numpy(dtype=object)
     stat = table["stat"].to_numpy(dtype=object)
     mask = np.zeros(len(table), dtype=bool)
@@ -83,7 +87,7 @@ def select_rows(table: pd.DataFrame, wanted: frozenset[tuple[str, str]] | None) 
         if s != "*":
             hit &= stat == s
         mask |= hit
-    return table[mask]
+    return mask
 
 
 def tag(probe: str, stat: str, module: str, phase: str = "train", prefix: str = "netviz") -> str:
@@ -92,13 +96,50 @@ def tag(probe: str, stat: str, module: str, phase: str = "train", prefix: str = 
     return f"{head}/{probe}.{stat}/{module or ROOT_NAME}"
 
 
-def _group_keys(rows: pd.DataFrame) -> list[str]:
+def _series_codes(
+    table: pd.DataFrame, mask: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, dict[str, list]]:
+    """Group the masked rows by series: ``(codes, row index of each row, key columns per group)``."""
     keys = ["probe", "stat", "module"]
-    if "phase" in rows.columns:
+    if "phase" in table.columns:
         keys.insert(0, "phase")
-    if "rank" in rows.columns:
+    if "rank" in table.columns:
         keys.append("rank")
-    return keys
+    arrays = {k: table[k].to_numpy(dtype=object) for k in keys}
+    if mask is not None:
+        arrays = {k: a[mask] for k, a in arrays.items()}
+    joined = arrays[keys[0]].astype(str)
+    for k in keys[1:]:
+        joined = joined + "\x00" + arrays[k].astype(str)
+    codes, uniques = pd.factorize(joined)
+    first = np.full(len(uniques), len(codes), dtype=np.int64)
+    np.minimum.at(first, codes, np.arange(len(codes)))
+    return codes, first, {k: a[first].tolist() for k, a in arrays.items()}
+
+
+def _reduce(codes: np.ndarray, values: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """Per group: mean, max, min, sum of the finite values, and which are non-finite."""
+    finite = np.isfinite(values)
+    clean = np.where(finite, values, 0.0)
+    count = np.bincount(codes, weights=finite, minlength=n)
+    total = np.bincount(codes, weights=clean, minlength=n)
+    vmax = np.full(n, -np.inf)
+    vmin = np.full(n, np.inf)
+    np.maximum.at(vmax, codes[finite], values[finite])
+    np.minimum.at(vmin, codes[finite], values[finite])
+    empty = count == 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / count
+    for arr in (mean, vmax, vmin, total):
+        arr[empty] = np.nan
+    out = {"mean": mean, "max": vmax, "min": vmin, "sum": total}
+    any_nan = np.bincount(codes, weights=np.isnan(values), minlength=n) > 0
+    pos = np.bincount(codes, weights=values == np.inf, minlength=n) > 0
+    neg = np.bincount(codes, weights=values == -np.inf, minlength=n) > 0
+    bad = np.where(pos & ~neg, np.inf, np.where(neg & ~pos, -np.inf, np.nan))
+    out["bad"] = np.where(any_nan | (pos & neg), np.nan, bad)
+    out["is_bad"] = any_nan | pos | neg
+    return out
 
 
 def step_scalars(
@@ -107,38 +148,27 @@ def step_scalars(
     tag_fn: TagFn | None = None,
 ) -> dict[str, float]:
     """One step's records -> ``{tag: value}``, one value per series (see the module doc)."""
-    rows = select_rows(table, wanted)
-    if rows.empty:
+    mask = _mask(table, wanted)
+    values = table["value"].to_numpy(dtype=np.float64)
+    if mask is not None:
+        values = values[mask]
+    if not len(values):
         return {}
-    keys = _group_keys(rows)
-    values = rows["value"].to_numpy(dtype=np.float64)
-    frame = pd.DataFrame({k: rows[k].to_numpy() for k in keys})
-    frame["value"] = np.where(np.isfinite(values), values, np.nan)
-    frame["nan"] = np.isnan(values)
-    frame["inf"] = np.where(np.isinf(values), values, 0.0)
-    grouped = frame.groupby(keys, sort=True)
-    mean, vmax = grouped["value"].mean(), grouped["value"].max()
-    vmin, vsum = grouped["value"].min(), grouped["value"].sum(min_count=1)
-    any_nan, inf_sum = grouped["nan"].any(), grouped["inf"].sum()
+    codes, first, cols = _series_codes(table, mask)
+    red = _reduce(codes, values, len(first))
+    n = len(first)
+    phases = cols.get("phase", ["train"] * n)
+    ranks = cols.get("rank", [-1] * n)
+    is_bad, bad = red["is_bad"].tolist(), red["bad"].tolist()
+    picked = {agg: red[agg].tolist() for agg in ("mean", "max", "min", "sum")}
+    make = tag_fn if tag_fn is not None else tag
     out: dict[str, float] = {}
-    for i, key in enumerate(mean.index):
-        parts = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
-        stat = parts["stat"]
-        agg = _AGG.get(stat, "mean")
-        value = {"mean": mean, "max": vmax, "min": vmin, "sum": vsum}[agg].iloc[i]
-        if any_nan.iloc[i]:
-            value = math.nan
-        elif inf_sum.iloc[i] != 0 or math.isnan(inf_sum.iloc[i]):
-            value = float(inf_sum.iloc[i])  # +inf, -inf, or NaN for both signs
-        phase = str(parts.get("phase", "train"))
-        module = str(parts["module"])
-        name = (
-            tag_fn(parts["probe"], stat, module, phase)
-            if tag_fn is not None
-            else tag(parts["probe"], stat, module, phase)
-        )
-        rank = parts.get("rank", -1)
-        if rank is not None and int(rank) >= 0:
+    for g, (probe, stat, module, phase, rank) in enumerate(
+        zip(cols["probe"], cols["stat"], cols["module"], phases, ranks)
+    ):
+        value = bad[g] if is_bad[g] else picked[_AGG.get(stat, "mean")][g]
+        name = make(probe, stat, str(module), str(phase))
+        if int(rank) >= 0:
             name = f"{name}/rank{int(rank)}"
         out[name] = float(value)
     return out
@@ -168,41 +198,50 @@ def moment_histograms(table: pd.DataFrame, prefix: str = "netviz") -> list[Hist]
     when a histogram probe (``activation_hist``/``grad_hist``) records bin
     counts, build :class:`Hist` objects from its rows here.
     """
-    need = {"min", "max", "numel", "mean", "std", "nonfinite_frac"}
-    rows = table[table["probe"] == "activation_stats"]
+    need = ("min", "max", "numel", "mean", "std", "nonfinite_frac")
+    rows = table[(table["probe"] == "activation_stats") & table["stat"].isin(need)]
     if "phase" in rows.columns:
         rows = rows[rows["phase"] == "train"]
-    rows = rows[rows["stat"].isin(need)]
     if rows.empty:
         return []
-    cols = [c for c in ("module", "call", "micro", "rank") if c in rows.columns]
-    keyed = rows.drop_duplicates([*cols, "stat"]).set_index([*cols, "stat"])["value"]
-    wide = keyed.unstack("stat")  # keeps NaN cells (pivot_table would drop them)
-    if not need <= set(wide.columns):
-        return []
-    wide = wide.reset_index()
-    n = np.rint(wide["numel"] * (1.0 - wide["nonfinite_frac"].fillna(0.0)))
-    wide = wide.assign(
-        n=n,
-        s=n * wide["mean"].fillna(0.0),
-        ss=n * (wide["std"].fillna(0.0) ** 2 + wide["mean"].fillna(0.0) ** 2),
-    )
+    # one "forward" per (module, call[, micro][, rank]); its statistics side by side
+    fwd_cols = [c for c in ("module", "call", "micro", "rank") if c in rows.columns]
+    joined = rows[fwd_cols[0]].astype(str).to_numpy(dtype=object)
+    for c in fwd_cols[1:]:
+        joined = joined + "\x00" + rows[c].astype(str).to_numpy(dtype=object)
+    fwd, _ = pd.factorize(joined)
+    n_fwd = int(fwd.max()) + 1
+    grid = np.full((n_fwd, len(need)), np.nan)
+    stat_idx = pd.Index(need).get_indexer(rows["stat"])
+    grid[fwd, stat_idx] = rows["value"].to_numpy(dtype=np.float64)
+    lo, hi, numel, mean, std, bad = grid.T
+    count = np.rint(numel * (1.0 - np.nan_to_num(bad)))
+    mean, std = np.nan_to_num(mean), np.nan_to_num(std)
+    module_of_fwd = np.empty(n_fwd, dtype=object)
+    module_of_fwd[fwd] = rows["module"].to_numpy(dtype=object)
+    mod, names = pd.factorize(module_of_fwd)
+    m = len(names)
+    num = np.bincount(mod, weights=np.nan_to_num(count), minlength=m)
+    total = np.bincount(mod, weights=np.nan_to_num(count * mean), minlength=m)
+    squares = np.bincount(mod, weights=np.nan_to_num(count * (std**2 + mean**2)), minlength=m)
+    vmin, vmax = np.full(m, np.inf), np.full(m, -np.inf)
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    np.minimum.at(vmin, mod[ok], lo[ok])
+    np.maximum.at(vmax, mod[ok], hi[ok])
     out = []
-    for module, grp in wide.groupby("module", sort=True):
-        num = float(grp["n"].sum())
-        if num <= 0 or not np.isfinite(grp["min"]).any():
+    for j in np.argsort(np.asarray(names, dtype=str), kind="stable"):
+        if num[j] <= 0 or not np.isfinite(vmin[j]):
             continue  # nothing finite to show
-        lo, hi = float(np.nanmin(grp["min"])), float(np.nanmax(grp["max"]))
         out.append(
             Hist(
-                tag=f"{prefix}/activation_hist/{module or ROOT_NAME}",
-                edges=np.array([lo, hi]),
-                counts=np.array([num]),
-                num=num,
-                sum=float(grp["s"].sum()),
-                sum_squares=float(grp["ss"].sum()),
-                min=lo,
-                max=hi,
+                tag=f"{prefix}/activation_hist/{names[j] or ROOT_NAME}",
+                edges=np.array([vmin[j], vmax[j]]),
+                counts=np.array([num[j]]),
+                num=float(num[j]),
+                sum=float(total[j]),
+                sum_squares=float(squares[j]),
+                min=float(vmin[j]),
+                max=float(vmax[j]),
             )
         )
     return out
