@@ -76,18 +76,25 @@ def select_rows(table: pd.DataFrame, wanted: frozenset[tuple[str, str]] | None) 
     return table if mask is None else table[mask]
 
 
+def _factorize(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    # through Python objects: Arrow-backed string kernels pay a thread-pool handoff
+    # per call (milliseconds on a busy machine), hashing ~1000 str objects does not
+    return pd.factorize(np.asarray(column.tolist(), dtype=object))
+
+
 def _mask(table: pd.DataFrame, wanted: frozenset[tuple[str, str]] | None) -> np.ndarray | None:
     if wanted is None:
         return None
-    probe = table["probe"].to_numpy(dtype=object)
-    stat = table["stat"].to_numpy(dtype=object)
-    mask = np.zeros(len(table), dtype=bool)
+    # compare the few distinct names, not every row (string columns may be Arrow-backed)
+    pc, pu = _factorize(table["probe"])
+    sc, su = _factorize(table["stat"])
+    pu, su = [str(x) for x in pu], [str(x) for x in su]
+    ok = np.zeros((len(pu) + 1, len(su) + 1), dtype=bool)
     for p, s in wanted:
-        hit = probe == p
-        if s != "*":
-            hit &= stat == s
-        mask |= hit
-    return mask
+        if p in pu:
+            cols = [su.index(s)] if s in su else ([] if s != "*" else list(range(len(su))))
+            ok[pu.index(p), cols] = True
+    return ok[pc, sc]
 
 
 def tag(probe: str, stat: str, module: str, phase: str = "train", prefix: str = "netviz") -> str:
@@ -96,25 +103,31 @@ def tag(probe: str, stat: str, module: str, phase: str = "train", prefix: str = 
     return f"{head}/{probe}.{stat}/{module or ROOT_NAME}"
 
 
+def _combine(
+    table: pd.DataFrame, keys: list[str], mask: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, dict[str, list]]:
+    """Group the masked rows by ``keys``: ``(group per row, first row of each group, key values)``."""
+    combined = np.zeros(len(table), dtype=np.int64)
+    per_key = {}
+    for k in keys:
+        codes, uniques = _factorize(table[k])
+        per_key[k] = (codes, np.asarray(uniques, dtype=object))
+        combined = combined * (len(uniques) + 1) + codes
+    if mask is not None:
+        combined = combined[mask]
+        per_key = {k: (c[mask], u) for k, (c, u) in per_key.items()}
+    group, uniques = pd.factorize(combined)
+    first = np.full(len(uniques), len(group), dtype=np.int64)
+    np.minimum.at(first, group, np.arange(len(group)))
+    return group, first, {k: u[c[first]].tolist() for k, (c, u) in per_key.items()}
+
+
 def _series_codes(
     table: pd.DataFrame, mask: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, dict[str, list]]:
-    """Group the masked rows by series: ``(codes, row index of each row, key columns per group)``."""
-    keys = ["probe", "stat", "module"]
-    if "phase" in table.columns:
-        keys.insert(0, "phase")
-    if "rank" in table.columns:
-        keys.append("rank")
-    arrays = {k: table[k].to_numpy(dtype=object) for k in keys}
-    if mask is not None:
-        arrays = {k: a[mask] for k, a in arrays.items()}
-    joined = arrays[keys[0]].astype(str)
-    for k in keys[1:]:
-        joined = joined + "\x00" + arrays[k].astype(str)
-    codes, uniques = pd.factorize(joined)
-    first = np.full(len(uniques), len(codes), dtype=np.int64)
-    np.minimum.at(first, codes, np.arange(len(codes)))
-    return codes, first, {k: a[first].tolist() for k, a in arrays.items()}
+    """Group the masked rows by series (phase, probe, stat, module, rank)."""
+    keys = [k for k in ("phase", "probe", "stat", "module", "rank") if k in table.columns]
+    return _combine(table, keys, mask)
 
 
 def _reduce(codes: np.ndarray, values: np.ndarray, n: int) -> dict[str, np.ndarray]:
@@ -199,27 +212,26 @@ def moment_histograms(table: pd.DataFrame, prefix: str = "netviz") -> list[Hist]
     counts, build :class:`Hist` objects from its rows here.
     """
     need = ("min", "max", "numel", "mean", "std", "nonfinite_frac")
-    rows = table[(table["probe"] == "activation_stats") & table["stat"].isin(need)]
-    if "phase" in rows.columns:
-        rows = rows[rows["phase"] == "train"]
-    if rows.empty:
+    if table.empty:
+        return []
+    pc, pu = _factorize(table["probe"])
+    sc, su = _factorize(table["stat"])
+    stat_idx = pd.Index(need).get_indexer(su)[sc]  # -1: not needed
+    mask = (np.asarray(pu, dtype=object)[pc] == "activation_stats") & (stat_idx >= 0)
+    if "phase" in table.columns:
+        hc, hu = _factorize(table["phase"])
+        mask &= np.asarray(hu, dtype=object)[hc] == "train"
+    if not mask.any():
         return []
     # one "forward" per (module, call[, micro][, rank]); its statistics side by side
-    fwd_cols = [c for c in ("module", "call", "micro", "rank") if c in rows.columns]
-    joined = rows[fwd_cols[0]].astype(str).to_numpy(dtype=object)
-    for c in fwd_cols[1:]:
-        joined = joined + "\x00" + rows[c].astype(str).to_numpy(dtype=object)
-    fwd, _ = pd.factorize(joined)
-    n_fwd = int(fwd.max()) + 1
-    grid = np.full((n_fwd, len(need)), np.nan)
-    stat_idx = pd.Index(need).get_indexer(rows["stat"])
-    grid[fwd, stat_idx] = rows["value"].to_numpy(dtype=np.float64)
+    fwd_cols = [c for c in ("module", "call", "micro", "rank") if c in table.columns]
+    fwd, first, keyed = _combine(table, fwd_cols, mask)
+    grid = np.full((len(first), len(need)), np.nan)
+    grid[fwd, stat_idx[mask]] = table["value"].to_numpy(dtype=np.float64)[mask]
     lo, hi, numel, mean, std, bad = grid.T
     count = np.rint(numel * (1.0 - np.nan_to_num(bad)))
     mean, std = np.nan_to_num(mean), np.nan_to_num(std)
-    module_of_fwd = np.empty(n_fwd, dtype=object)
-    module_of_fwd[fwd] = rows["module"].to_numpy(dtype=object)
-    mod, names = pd.factorize(module_of_fwd)
+    mod, names = pd.factorize(np.asarray(keyed["module"], dtype=object))
     m = len(names)
     num = np.bincount(mod, weights=np.nan_to_num(count), minlength=m)
     total = np.bincount(mod, weights=np.nan_to_num(count * mean), minlength=m)
