@@ -58,6 +58,7 @@ from torch import nn
 from netviz.capture._sdpa import SdpaPatch, bind_sdpa, sdpa_weights
 from netviz.capture.activations import call_keys, fastpath_bypassed
 from netviz.capture.selection import ModuleSelector, select_modules, unwrap
+from netviz.errors import NothingRecordedWarning
 
 __all__ = ["AttentionCapture", "capture_attention", "mha_weights", "record_attention"]
 
@@ -467,4 +468,26 @@ def capture_attention(
     """
     with AttentionCapture(model, modules) as capture:
         model(*args, **kwargs)
+    if not capture.weights:
+        suspects = [
+            n or type(m).__name__
+            for n, m in unwrap(model).named_modules()
+            if "attention" in type(m).__name__.lower() or n.rsplit(".", 1)[-1] in _ATTN_NAMES
+        ]
+        if suspects:
+            warnings.warn(
+                f"capture_attention found no attention it can see in {type(model).__name__}, "
+                f"although it has attention-like modules ({', '.join(suspects[:3])}"
+                f"{', ...' if len(suspects) > 3 else ''}): netviz recomputes "
+                "nn.MultiheadAttention and scaled_dot_product_attention; for a hand-written "
+                'softmax (e.g. a Hugging Face model with attn_implementation="eager") call '
+                "netviz.record_attention(probs) in its forward, or use the model's own "
+                "output_attentions=True",
+                NothingRecordedWarning,
+                stacklevel=2,
+            )
     return capture.weights
+
+
+#: Last name parts that suggest an attention module.
+_ATTN_NAMES = frozenset({"attn", "self_attn", "attention", "self_attention", "cross_attn"})
