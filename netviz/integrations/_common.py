@@ -10,32 +10,7 @@ from typing import Any
 from netviz.capture.attach import DEFAULT_PROBES, watch
 from netviz.capture.monitor import Monitor
 
-__all__ = ["DEFAULT_PROBES", "attach", "check_every", "inner_optimizer", "save_path"]
-
-
-def inner_optimizer(optimizer: Any) -> Any:
-    """The real ``torch.optim.Optimizer`` behind a framework's wrapper.
-
-    Lightning's ``LightningOptimizer`` keeps it in ``._optimizer``;
-    accelerate's ``AcceleratedOptimizer`` (the HF Trainer's) in ``.optimizer``
-    (its own ``register_step_post_hook`` raises, as it never runs
-    ``Optimizer.__init__``).
-    """
-    import torch
-
-    for _ in range(8):  # wrappers of wrappers, never an endless chain
-        if isinstance(optimizer, torch.optim.Optimizer) and hasattr(
-            optimizer, "_optimizer_step_post_hooks"
-        ):
-            return optimizer  # a real optimizer (also one wrapping another, e.g. Lookahead)
-        inner = getattr(optimizer, "_optimizer", None) or getattr(optimizer, "optimizer", None)
-        if inner is None:
-            break
-        optimizer = inner
-    raise TypeError(
-        f"cannot find the torch.optim.Optimizer inside {type(optimizer).__name__}; pass the "
-        "optimizer whose step() runs each training step"
-    )
+__all__ = ["DEFAULT_PROBES", "attach", "check_every", "save_path"]
 
 
 def check_every(every: Any, default: Any, source: str) -> int:
@@ -51,8 +26,14 @@ def check_every(every: Any, default: Any, source: str) -> int:
 
 
 def attach(model: Any, optimizer: Any, step: int, **kwargs: Any) -> Monitor:
-    """``watch`` closing steps on the inner optimizer, numbered from ``step``."""
-    monitor = watch(model, optimizer=inner_optimizer(optimizer), **kwargs)
+    """``watch`` closing steps on ``optimizer``, numbered from ``step``.
+
+    ``watch`` hooks the real torch optimizer inside framework wrappers:
+    Lightning's ``LightningOptimizer`` (``._optimizer``) and accelerate's
+    ``AcceleratedOptimizer`` (``.optimizer``; its own ``register_step_post_hook``
+    raises, as it never runs ``Optimizer.__init__``).
+    """
+    monitor = watch(model, optimizer=optimizer, **kwargs)
     monitor._start_at(step)
     return monitor
 

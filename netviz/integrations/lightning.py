@@ -156,11 +156,11 @@ class NetvizCallback(Callback):
 
     def on_sanity_check_start(self, trainer: Any, pl_module: Any) -> None:
         if self.monitor is not None:
-            self.monitor._pause(True)
+            self.monitor._set_record_eval(False)
 
     def on_sanity_check_end(self, trainer: Any, pl_module: Any) -> None:
         if self.monitor is not None:
-            self.monitor._pause(False)
+            self.monitor._set_record_eval(self.watch_kwargs.get("eval", True))
 
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
         path = save_path(self.save, trainer.log_dir)  # log_dir is collective: all ranks
