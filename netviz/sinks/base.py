@@ -74,7 +74,10 @@ class TrackerSink(Sink):
         """The ``{tag: value}`` of one step's table."""
         from netviz.sinks.series import step_scalars
 
-        return step_scalars(table, self._wanted, self._tag_fn)
+        out = step_scalars(table, self._wanted, self._tag_fn)
+        if out and "skipped" in table.columns:  # the GradScaler skipped this optimizer step
+            out["netviz/skipped"] = float(bool(table["skipped"].any()))
+        return out
 
 
 def _check_sink(sink: Any) -> Any:

@@ -58,8 +58,7 @@ def test_one_netviz_step_per_synced_step_and_tracker_tags(tmp_path, fresh_state,
         got = grads[grads.step == step].set_index("module")["value"].to_dict()
         assert got == pytest.approx(expected, rel=1e-6)
     acts = records[records.probe == "activation_stats"]
-    column = "micro" if "micro" in acts.columns else "call"
-    assert set(acts.groupby(["step", "module"])[column].nunique()) == {2}
+    assert set(acts.groupby(["step", "module"])["micro"].nunique()) == {2}
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

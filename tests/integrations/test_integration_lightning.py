@@ -52,14 +52,13 @@ def test_records_one_step_per_optimizer_step_with_two_micro_batches(run):
     records = callback.monitor.to_pandas()
     assert sorted(records.step.unique()) == [0, 1, 2]
     acts = records[records.probe == "activation_stats"]
-    train_rows = acts[acts.phase == "train"] if "phase" in acts.columns else acts
-    if "micro" in acts.columns:
-        per_step = train_rows.groupby(["step", "module"]).micro.unique()
-        assert all(sorted(v) == [0, 1] for v in per_step)
-    else:  # before the record model's micro column: one call per forward
-        counts = acts.groupby(["step", "module"]).call.nunique().groupby("step").first()
-        # 2 micro-batches per step; step 2 also holds the 2 validation batches run after step 1
-        assert counts.to_dict() == {0: 2, 1: 2, 2: 4}
+    train_rows = acts[acts.phase == "train"]
+    per_step = train_rows.groupby(["step", "module"]).micro.unique()
+    assert len(per_step) == 3 * 3  # 3 steps x 3 modules
+    assert all(sorted(v) == [0, 1] for v in per_step)
+    assert set(train_rows.call) == {0}  # no module is called twice in one forward
+    grads = records[records.probe == "grad_norm"]
+    assert set(grads.micro) == {-1} and set(grads.phase) == {"train"}  # step-level rows
 
 
 def test_grad_norms_equal_the_gradients_the_optimizer_stepped_with(run):
@@ -77,11 +76,14 @@ def test_grad_norms_equal_the_gradients_the_optimizer_stepped_with(run):
 def test_validation_is_recorded_as_eval_and_sanity_check_not_at_all(run):
     callback, _, _ = run
     records = callback.monitor.to_pandas()
-    if "phase" not in records.columns:
-        pytest.xfail("needs the record model's phase column (issue #11)")
     evals = records[records.phase == "eval"]
     assert sorted(evals.step.unique()) == [2]  # validation ran after step 1, before step 2
-    assert not (records[records.step == 0].phase == "eval").any()  # sanity check paused
+    assert set(evals.probe) == {"activation_stats"}
+    # the 2 validation batches of 16 (val set: 32 rows), numbered per phase
+    assert sorted(evals.micro.unique()) == [0, 1]
+    numel = evals[(evals.stat == "numel") & (evals.module == "net.0")].value
+    assert numel.tolist() == [16 * 16, 16 * 16]
+    assert not (records[records.step == 0].phase == "eval").any()  # sanity check not recorded
 
 
 def test_tensorboard_logger_gets_the_tags_in_its_own_run(run):
@@ -103,6 +105,11 @@ def test_tensorboard_logger_gets_the_tags_in_its_own_run(run):
         np.testing.assert_allclose(
             [e.value for e in events], expected.value.to_numpy(np.float32), rtol=1e-6
         )
+    evals = records[(records.phase == "eval") & (records.stat == "mean")]
+    (event,) = acc.Scalars("netviz/eval/activation_stats.mean/net.0")
+    expected_eval = evals[evals.module == "net.0"].value.mean()  # over the 2 val batches
+    assert (event.step, event.value) == (2, pytest.approx(expected_eval, rel=1e-6))
+    assert [e.value for e in acc.Scalars("netviz/skipped")] == [0.0, 0.0, 0.0]
     assert not [p for p in logdir.iterdir() if p.is_dir()]  # no per-key runs
 
 

@@ -46,8 +46,7 @@ def test_accelerated_optimizer_is_unwrapped_and_steps_line_up(clipped):
     acts = records[
         (records.probe == "activation_stats") & (records.module == "transformer.h.0.mlp.c_fc")
     ]
-    column = "micro" if "micro" in acts.columns else "call"
-    assert acts.groupby("step")[column].nunique().tolist() == [2, 2, 2]  # 2 micro-batches
+    assert acts.groupby("step")["micro"].nunique().tolist() == [2, 2, 2]  # 2 micro-batches
 
 
 def test_trainer_grad_norm_is_pre_clip_and_netviz_is_post_clip(clipped):

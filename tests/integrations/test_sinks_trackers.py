@@ -61,7 +61,7 @@ def test_tensorboard_scalars_and_moment_histograms_read_back(tmp_path):
     expected_tags = {
         f"netviz/{p}.{s}/{m}" for p, s, m in zip(records.probe, records.stat, records.module)
     }
-    assert set(acc.Tags()["scalars"]) == expected_tags
+    assert set(acc.Tags()["scalars"]) == expected_tags | {"netviz/skipped"}
     for row in records.itertuples():
         events = acc.Scalars(f"netviz/{row.probe}.{row.stat}/{row.module}")
         by_step = {e.step: e.value for e in events}
@@ -84,6 +84,7 @@ def test_tensorboard_scalars_and_moment_histograms_read_back(tmp_path):
     # the compact default: only the chosen series
     small = _read_tb(tmp_path / "compact")
     assert {t.split("/")[1] for t in small.Tags()["scalars"]} == {
+        "skipped",
         "grad_norm.l2",
         "activation_stats.mean",
         "activation_stats.std",
@@ -107,7 +108,7 @@ def test_tensorboard_writes_into_a_given_writer_without_closing_it(tmp_path):
     writer.add_scalar("loss", 1.0, 1)  # still open
     writer.close()
     acc = _read_tb(tmp_path)
-    assert set(acc.Tags()["scalars"]) == {"loss", "netviz/grad_norm.l2/enc"}
+    assert set(acc.Tags()["scalars"]) == {"loss", "netviz/grad_norm.l2/enc", "netviz/skipped"}
     assert [(e.step, e.value) for e in acc.Scalars("netviz/grad_norm.l2/enc")] == [(10, 0.5)]
     with pytest.raises(TypeError, match="SummaryWriter"):
         netviz.sinks.TensorBoard(object())
@@ -220,7 +221,7 @@ def test_mlflow_metric_history_equals_the_records(mlflow_store):
     client = MlflowClient()
     names = set(client.get_run(run.info.run_id).data.metrics)
     assert "netviz/grad_norm.l2/blocks_0_" in names
-    assert len(names) == len(records.groupby(["probe", "stat", "module"]))
+    assert len(names) == len(records.groupby(["probe", "stat", "module"])) + 1  # netviz/skipped
     for row in records[records.probe == "grad_norm"].itertuples():
         key = f"netviz/grad_norm.l2/{row.module.replace('[', '_').replace(']', '_')}"
         history = {m.step: m.value for m in client.get_metric_history(run.info.run_id, key)}
@@ -250,7 +251,7 @@ def test_mlflow_batches_are_chunked_at_1000_and_names_checked_first(mlflow_store
         ]
         with pytest.raises(ValueError, match="both map to the MLflow metric name"):
             sink.write(3, table(clash))
-    assert batches == [1000, 250]
+    assert batches == [1000, 251]  # 1250 series + netviz/skipped
     history = client.get_metric_history(run.info.run_id, "netviz/grad_norm.l2/m1249")
     assert [(m.step, m.value) for m in history] == [(2, 1249 / 8)]
     assert client.get_metric_history(run.info.run_id, "netviz/grad_norm.l2/a_0_") == []
@@ -276,5 +277,9 @@ def test_tensorboard_series_do_not_depend_on_row_order(tmp_path):
         acc = _read_tb(tmp_path / str(i))
         got.append({k: [e.value for e in acc.Scalars(k)] for k in acc.Tags()["scalars"]})
     # module a: mean over its two micro-batches (1 and 2)
-    expected = {"netviz/activation_stats.mean/a": [1.5], "netviz/activation_stats.mean/b": [3.0]}
+    expected = {
+        "netviz/activation_stats.mean/a": [1.5],
+        "netviz/activation_stats.mean/b": [3.0],
+        "netviz/skipped": [0.0],
+    }
     assert got[0] == got[1] == expected
