@@ -142,3 +142,30 @@ def test_bad_every_is_refused():
     trainer = types.SimpleNamespace(strategy=object(), optimizers=[object()], log_every_n_steps=50)
     with pytest.raises(ValueError, match="every"):
         cb.on_fit_start(trainer, None)
+
+
+def test_any_other_logger_gets_flat_scalars_through_log_metrics(tmp_path):
+    from lightning.pytorch.loggers import CSVLogger
+
+    model = lightning_example.TinyRegressor()
+    logger = CSVLogger(tmp_path, name="csv")
+    callback = NetvizCallback(probes=["grad_norm"], every=1)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=2,
+        logger=logger,
+        callbacks=[callback],
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+    )
+    train, _ = lightning_example.loaders()
+    trainer.fit(model, train)
+    metrics = pd.read_csv(Path(logger.log_dir) / "metrics.csv")
+    rows = metrics.dropna(subset=["netviz/grad_norm.l2/net.0"])
+    records = callback.monitor.to_pandas()
+    expected = records[(records.module == "net.0")].sort_values("step")
+    assert rows.step.tolist() == expected.step.tolist() == [0, 1]
+    np.testing.assert_allclose(rows["netviz/grad_norm.l2/net.0"], expected.value, rtol=1e-6)
