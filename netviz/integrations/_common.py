@@ -10,7 +10,7 @@ from typing import Any
 from netviz.capture.attach import DEFAULT_PROBES, watch
 from netviz.capture.monitor import Monitor
 
-__all__ = ["DEFAULT_PROBES", "attach", "check_every", "save_path"]
+__all__ = ["DEFAULT_PROBES", "CallbackOptions", "attach", "check_every", "save_path"]
 
 
 def check_every(every: Any, default: Any, source: str) -> int:
@@ -64,3 +64,25 @@ def save_path(save: str | os.PathLike | None, base: str | os.PathLike | None) ->
     if not path.is_absolute() and base is not None:
         path = Path(base) / path
     return path
+
+
+class CallbackOptions:
+    """The options both framework callbacks take (see their docstrings)."""
+
+    def __init__(
+        self,
+        probes: Any = DEFAULT_PROBES,
+        modules: Any = None,
+        every: int | None = None,
+        sinks: Any = "auto",
+        save: str | os.PathLike | None = "netviz.parquet",
+        series: Any = "compact",
+        watch_kwargs: dict | None = None,
+    ):
+        if isinstance(sinks, str) and sinks != "auto":
+            raise ValueError(f"`sinks` must be 'auto', None or a list of sinks, got {sinks!r}")
+        self.probes, self.modules, self.every = probes, modules, every
+        self.sinks, self.save, self.series = sinks, save, series
+        self.watch_kwargs = dict(watch_kwargs or {})
+        self.monitor: Monitor | None = None
+        self.saved_to: Path | None = None

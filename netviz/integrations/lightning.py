@@ -16,6 +16,7 @@ from lightning.pytorch.callbacks import Callback
 
 from netviz.integrations._common import (
     DEFAULT_PROBES,
+    CallbackOptions,
     attach,
     check_every,
     fsdp1_error,
@@ -72,7 +73,7 @@ def sinks_for_loggers(loggers: list[Any], series: Any = "compact") -> list[Any]:
     return out
 
 
-class NetvizCallback(Callback):
+class NetvizCallback(Callback, CallbackOptions):
     """Record a ``LightningModule`` while ``Trainer.fit`` runs.
 
     Parameters
@@ -113,14 +114,8 @@ class NetvizCallback(Callback):
         optimizer_idx: int = -1,
         **watch_kwargs: Any,
     ):
-        if isinstance(sinks, str) and sinks != "auto":
-            raise ValueError(f"`sinks` must be 'auto', None or a list of sinks, got {sinks!r}")
-        self.probes, self.modules, self.every = probes, modules, every
-        self.sinks, self.save, self.series = sinks, save, series
+        CallbackOptions.__init__(self, probes, modules, every, sinks, save, series, watch_kwargs)
         self.optimizer_idx = optimizer_idx
-        self.watch_kwargs = watch_kwargs
-        self.monitor: Any = None
-        self.saved_to: Any = None
 
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         strategy = trainer.strategy

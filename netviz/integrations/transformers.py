@@ -18,6 +18,7 @@ from transformers import TrainerCallback
 
 from netviz.integrations._common import (
     DEFAULT_PROBES,
+    CallbackOptions,
     attach,
     check_every,
     fsdp1_error,
@@ -67,7 +68,7 @@ def sinks_for_report_to(args: Any, series: Any = "compact") -> list[Any]:
     return out
 
 
-class NetvizCallback(TrainerCallback):
+class NetvizCallback(TrainerCallback, CallbackOptions):
     """Record a model trained by the Hugging Face ``Trainer``.
 
     Parameters
@@ -108,13 +109,7 @@ class NetvizCallback(TrainerCallback):
         series: Any = "compact",
         **watch_kwargs: Any,
     ):
-        if isinstance(sinks, str) and sinks != "auto":
-            raise ValueError(f"`sinks` must be 'auto', None or a list of sinks, got {sinks!r}")
-        self.probes, self.modules, self.every = probes, modules, every
-        self.sinks, self.save, self.series = sinks, save, series
-        self.watch_kwargs = watch_kwargs
-        self.monitor: Any = None
-        self.saved_to: Any = None
+        CallbackOptions.__init__(self, probes, modules, every, sinks, save, series, watch_kwargs)
         self._trackers: list[Any] = []
         self._queue: list[tuple[int, Any]] = []
 

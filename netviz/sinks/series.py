@@ -47,6 +47,13 @@ TagFn = Callable[[str, str, str, str], str]
 _AGG = {"max": "max", "abs_max": "max", "min": "min", "numel": "sum"}
 
 
+def check_histograms(histograms: object) -> object:
+    """``histograms=`` of the tracker sinks: ``False`` or ``"moments"``."""
+    if histograms not in (False, "moments"):
+        raise ValueError(f"`histograms` must be False or 'moments', got {histograms!r}")
+    return histograms
+
+
 def resolve_series(series: str | Iterable[str]) -> frozenset[tuple[str, str]] | None:
     """``"compact"``, ``"all"`` (None: everything) or ``"probe.stat"``/``"probe"`` names."""
     if series == "all":

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from netviz.sinks.base import TrackerSink
-from netviz.sinks.series import Hist, moment_histograms
+from netviz.sinks.series import Hist, check_histograms, moment_histograms
 
 __all__ = ["TensorBoard"]
 
@@ -57,9 +57,7 @@ class TensorBoard(TrackerSink):
         step_offset: int = 0,
     ):
         super().__init__(series, tag_fn, step_offset)
-        if histograms not in (False, "moments"):
-            raise ValueError(f"`histograms` must be False or 'moments', got {histograms!r}")
-        self._histograms = histograms
+        self._histograms = check_histograms(histograms)
         if isinstance(writer_or_logdir, (str, os.PathLike)):
             from torch.utils.tensorboard import SummaryWriter
 

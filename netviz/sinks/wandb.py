@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from netviz.sinks.base import TrackerSink
-from netviz.sinks.series import Hist, moment_histograms
+from netviz.sinks.series import Hist, check_histograms, moment_histograms
 
 __all__ = ["MAX_BINS", "Wandb"]
 
@@ -65,8 +65,6 @@ class Wandb(TrackerSink):
         step_offset: int = 0,
     ):
         super().__init__(series, tag_fn, step_offset)
-        if histograms not in (False, "moments"):
-            raise ValueError(f"`histograms` must be False or 'moments', got {histograms!r}")
         if not isinstance(step_metric, str) or not step_metric:
             raise ValueError(f"`step_metric` must be a non-empty str, got {step_metric!r}")
         if run is None:
@@ -80,7 +78,7 @@ class Wandb(TrackerSink):
                 )
         self.run = run
         self.step_metric = step_metric
-        self._histograms = histograms
+        self._histograms = check_histograms(histograms)
         self._defined = False
 
     def _define(self) -> None:

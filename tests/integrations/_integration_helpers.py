@@ -7,18 +7,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-CONTRACT = [
-    "step",
-    "skipped",
-    "phase",
-    "micro",
-    "module",
-    "call",
-    "order",
-    "probe",
-    "stat",
-    "value",
-]
+from netviz.records.store import COLUMNS
+
+CONTRACT = list(COLUMNS)
 
 
 def mlp() -> nn.Module:
