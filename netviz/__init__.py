@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from netviz import sinks  # light: tracker sinks import their tracker on first use
 from netviz.capture import Monitor, Probe, ProbeContext, watch
 from netviz.errors import NetvizWarning, NothingRecordedWarning
 from netviz.records import load
@@ -33,6 +34,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "conv_filters": ("netviz.capture.filters", "conv_filters"),
     "diagnose": ("netviz.analysis", "diagnose"),
     "layermath": ("netviz.layermath", None),
+    "integrations": ("netviz.integrations", None),
     "load_tensors": ("netviz.capture.tensorfile", "load_tensors"),
     "plot": ("netviz.plot", None),
     "record_attention": ("netviz.capture.attention", "record_attention"),
@@ -57,12 +59,14 @@ __all__ = [
     "capture_positional_encoding",
     "conv_filters",
     "diagnose",
+    "integrations",
     "layermath",
     "load",
     "load_tensors",
     "plot",
     "record_attention",
     "save_tensors",
+    "sinks",
     "sinusoidal_encoding",
     "summary",
     "watch",
