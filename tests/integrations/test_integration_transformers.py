@@ -98,3 +98,31 @@ def test_fsdp1_is_refused_and_every_follows_logging_steps():
     args = types.SimpleNamespace(fsdp="", fsdp_config={}, deepspeed=None, logging_steps=0)
     with pytest.raises(ValueError, match="logging_steps"):
         NetvizCallback().on_train_begin(args, state, None, model=object(), optimizer=object())
+
+
+def test_mlflow_run_of_the_trainer_gets_netviz_steps_at_k_plus_1(tmp_path, monkeypatch):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"file:{tmp_path / 'mlruns'}")
+    mlflow.set_tracking_uri(f"file:{tmp_path / 'mlruns'}")
+    try:
+        _, callback = hf_trainer_example.main(
+            str(tmp_path / "out"), max_steps=2, accumulate=1, report_to="mlflow"
+        )
+        (run,) = MlflowClient().search_runs(
+            [e.experiment_id for e in MlflowClient().search_experiments()]
+        )
+    finally:
+        if mlflow.active_run() is not None:
+            mlflow.end_run()
+        mlflow.set_tracking_uri("")
+    client = MlflowClient(f"file:{tmp_path / 'mlruns'}")
+    key = "netviz/grad_norm.l2/transformer.h.0.mlp.c_fc"
+    history = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, key))
+    records = callback.monitor.to_pandas()
+    expected = records[(records.probe == "grad_norm") & (records.module == key.rsplit("/", 1)[1])]
+    assert history == [(s + 1, v) for s, v in zip(expected.step, expected.value)]
+    loss_steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss")]
+    assert sorted(loss_steps) == [1, 2]  # the Trainer's own metric, same x
