@@ -126,3 +126,46 @@ def test_mlflow_run_of_the_trainer_gets_netviz_steps_at_k_plus_1(tmp_path, monke
     assert history == [(s + 1, v) for s, v in zip(expected.step, expected.value)]
     loss_steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss")]
     assert sorted(loss_steps) == [1, 2]  # the Trainer's own metric, same x
+
+
+def test_wandb_run_of_the_trainer_gets_netviz_on_train_global_step(tmp_path, monkeypatch):
+    import json
+    import shutil
+    import subprocess
+
+    import wandb
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_PROJECT", "netviz-test")
+    try:
+        _, callback = hf_trainer_example.main(
+            str(tmp_path / "out"), max_steps=2, accumulate=1, report_to="wandb"
+        )
+    finally:
+        if wandb.run is not None:
+            wandb.run.finish()
+    cli = Path(sys.executable).parent / "wandb"
+    cli = str(cli) if cli.exists() else shutil.which("wandb")
+    out = subprocess.run(
+        [cli, "leet", "inspect", "--json", str(tmp_path / "wandb")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if out.returncode != 0:
+        pytest.skip(f"wandb leet inspect unavailable: {out.stderr[-200:]}")
+    history = [
+        json.loads(line)["history"]["item"]
+        for line in out.stdout.splitlines()
+        if '"type":"history"' in line
+    ]
+    key = "netviz/grad_norm.l2/transformer.h.0.mlp.c_fc"
+    mine = [h for h in history if key in h]
+    records = callback.monitor.to_pandas()
+    expected = records[(records.probe == "grad_norm") & (records.module == key.rsplit("/", 1)[1])]
+    assert [(h["train/global_step"], h[key]) for h in mine] == [
+        (s + 1, pytest.approx(v, rel=1e-6)) for s, v in zip(expected.step, expected.value)
+    ]
+    assert sorted(h["train/global_step"] for h in history if "train/loss" in h) == [1, 2]
