@@ -304,9 +304,12 @@ def maybe_triton_moments(x: torch.Tensor, out: torch.Tensor | None = None) -> to
     interpret = _interpreting()
     if x.device.type != ("cpu" if interpret else "cuda") or torch.compiler.is_compiling():
         return None
-    if not _ready(x.device, x.dtype, interpret):
-        return None
-    return moments(x, out)
+    ok = _VERDICTS.get((x.device, x.dtype, interpret))
+    if ok is None:
+        if x.is_cuda and torch.cuda.is_current_stream_capturing():
+            return None  # the self-test reads its result on the host: not inside a CUDA graph
+        ok = _ready(x.device, x.dtype, interpret)
+    return moments(x, out) if ok else None
 
 
 def triton_moments_available(
@@ -334,8 +337,19 @@ def triton_moments_available(
     return _ready(device, dtype, interpret)
 
 
-@functools.cache
+# (device, dtype, interpreted) -> whether the kernel passed its self-test there;
+# filled once per process like the CPU kernel's loader (tests clear it)
+_VERDICTS: dict[tuple[torch.device, torch.dtype, bool], bool] = {}
+
+
 def _ready(device: torch.device, dtype: torch.dtype, interpret: bool) -> bool:
+    key = (device, dtype, interpret)
+    if key not in _VERDICTS:
+        _VERDICTS[key] = _check(device, dtype, interpret)
+    return _VERDICTS[key]
+
+
+def _check(device: torch.device, dtype: torch.dtype, interpret: bool) -> bool:
     if os.environ.get("NETVIZ_KERNEL", "").lower() == "eager":
         return False
     if _kernels(interpret) is None:
@@ -348,7 +362,7 @@ def _ready(device: torch.device, dtype: torch.dtype, interpret: bool) -> bool:
                 f"netviz: the Triton moments kernel failed to run on {device} for {dtype} "
                 f"({type(err).__name__}: {err}); using the torch-op kernel",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
             return False
     if not ok:
@@ -356,7 +370,7 @@ def _ready(device: torch.device, dtype: torch.dtype, interpret: bool) -> bool:
             f"netviz: the Triton moments kernel failed its self-test on {device} for {dtype}; "
             "using the torch-op kernel (please report this)",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
     return ok
 

@@ -47,12 +47,12 @@ NAN, INF = float("nan"), float("inf")
 def interpreter():
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("NETVIZ_KERNEL", raising=False)
-        T._ready.cache_clear()
+        T._VERDICTS.clear()
         kernels = T._kernels(True)
         assert kernels is not None
         assert all(isinstance(k, InterpretedFunction) for k in kernels)
         yield kernels
-    T._ready.cache_clear()
+    T._VERDICTS.clear()
 
 
 @pytest.fixture
@@ -233,11 +233,11 @@ def test_selection(monkeypatch):
 
     assert T.maybe_triton_moments(x.as_subclass(Sub)) is None
     monkeypatch.setenv("NETVIZ_KERNEL", "eager")
-    T._ready.cache_clear()
+    T._VERDICTS.clear()
     assert T.maybe_triton_moments(x) is None
     assert not T.triton_moments_available()
     monkeypatch.delenv("NETVIZ_KERNEL")
-    T._ready.cache_clear()
+    T._VERDICTS.clear()
     monkeypatch.delenv("TRITON_INTERPRET")  # CPU tensors need the interpreter
     assert T.maybe_triton_moments(x) is None
     assert not T.triton_moments_available("cpu")
@@ -256,14 +256,14 @@ def test_self_test_catches_a_wrong_kernel(monkeypatch):
 
     monkeypatch.setattr(T, "moments", off_by_one_nonzero)
     assert not T._self_test(torch.device("cpu"), torch.float32)
-    T._ready.cache_clear()
+    T._VERDICTS.clear()
     with pytest.warns(RuntimeWarning, match="failed its self-test"):
         assert T.maybe_triton_moments(torch.randn(4)) is None
-    T._ready.cache_clear()
+    T._VERDICTS.clear()
 
 
 def test_self_test_runs_in_a_clean_context():
-    T._ready.cache_clear()
+    T._VERDICTS.clear()
     with (
         torch.inference_mode(),
         torch.autocast("cpu", dtype=torch.bfloat16),
