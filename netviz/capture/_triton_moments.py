@@ -217,7 +217,8 @@ def _launch(kernels, x: torch.Tensor, out: torch.Tensor, block: int, max_program
     partials[(programs,)](
         x, part, n, BLOCK=block, F64=f64, FINAL=False, num_warps=4, enable_fp_fusion=False
     )
-    rows = 1 << (programs - 1).bit_length()
+    # one merge variant for every size (each ROWS is a compilation on first use)
+    rows = max(MAX_PROGRAMS, 1 << (programs - 1).bit_length())
     merge[(1,)](part, out, programs, ROWS=rows, num_warps=4, enable_fp_fusion=False)
 
 
