@@ -271,16 +271,31 @@ def moments(
     kernels = _kernels(interpret)
     if kernels is None:
         raise RuntimeError("Triton is not importable here (install netviz[cuda])")
+    return _run(kernels, x.detach(), _check_out(out, x), block, max_programs)
+
+
+def _check_out(out: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
     if out is None:
-        out = torch.empty(9, dtype=torch.float64, device=x.device)
-    elif out.dtype != torch.float64 or out.numel() != 9 or not out.is_contiguous():
+        return torch.empty(9, dtype=torch.float64, device=x.device)
+    if out.dtype is not torch.float64 or out.numel() != 9 or not out.is_contiguous():
         raise ValueError(
             f"`out` must be a contiguous float64 tensor of 9 elements, got "
             f"{out.dtype} of shape {tuple(out.shape)}"
         )
-    x = _dense(x.detach().resolve_neg())
-    ctx = torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
-    with ctx:
+    if out.device != x.device:
+        raise ValueError(f"`out` must be on {x.device}, got {out.device}")
+    return out
+
+
+def _run(kernels, x: torch.Tensor, out: torch.Tensor, block: int, max_programs: int):
+    """Launch on a detached tensor ``x`` of a supported dtype (checked by the callers)."""
+    if x.is_neg():
+        x = x.resolve_neg()
+    x = _dense(x)
+    if x.is_cuda and x.device.index != torch.cuda.current_device():
+        with torch.cuda.device(x.device):  # Triton launches on the current device
+            _launch(kernels, x, out, block, max_programs)
+    else:
         _launch(kernels, x, out, block, max_programs)
     return out
 
@@ -299,18 +314,27 @@ def maybe_triton_moments(x: torch.Tensor, out: torch.Tensor | None = None) -> to
     :func:`moments`, also for ``out``). Empty tensors give
     ``[0, 0, 0, 0, 0, inf, -inf, 0, 0]`` like the torch-op kernel.
     """
-    x = x.detach()
+    if x.requires_grad or type(x) is not torch.Tensor:
+        x = x.detach()  # (a Parameter detaches to a plain tensor)
     if type(x) is not torch.Tensor or x.dtype not in _SUPPORTED or x.layout != torch.strided:
         return None
-    interpret = _interpreting()
-    if x.device.type != ("cpu" if interpret else "cuda") or torch.compiler.is_compiling():
+    device = x.device
+    if device.type == "cuda":
+        interpret = False  # (a process interpreting Triton fails the check in _kernels)
+    elif device.type == "cpu" and _interpreting():
+        interpret = True
+    else:
         return None
-    ok = _VERDICTS.get((x.device, x.dtype, interpret))
+    if torch.compiler.is_compiling():
+        return None
+    ok = _VERDICTS.get((device, x.dtype, interpret))
     if ok is None:
-        if x.is_cuda and torch.cuda.is_current_stream_capturing():
+        if interpret is False and torch.cuda.is_current_stream_capturing():
             return None  # the self-test reads its result on the host: not inside a CUDA graph
-        ok = _ready(x.device, x.dtype, interpret)
-    return moments(x, out) if ok else None
+        ok = _ready(device, x.dtype, interpret)
+    if not ok:
+        return None
+    return _run(_kernels(interpret), x, _check_out(out, x), BLOCK, MAX_PROGRAMS)
 
 
 def triton_moments_available(
