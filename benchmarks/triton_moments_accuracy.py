@@ -2,18 +2,25 @@
 
 Runs on CPU tensors under Triton's interpreter (no GPU needed)::
 
-    TRITON_INTERPRET=1 python benchmarks/triton_moments_accuracy.py
+    TRITON_INTERPRET=1 python benchmarks/triton_moments_accuracy.py [--host]
 
 Per dtype: 20,000 values of spread 10**[-1, 1] around 3 (1% NaN), scaled by
 10**e for e = -30, -20, ..., 30; scales where the dtype cannot hold the
 values (overflow, or all zeros) are left out. Prints the worst error of the
 mean (relative to the mean |x|) and of the std (relative), and whether
 min/max were exact in every case.
+
+``--host``: instead, the host cost of netviz's Python around the launch
+(checks, cached self-test verdict, output allocation) per call of
+``maybe_triton_moments`` on a 4,096-element tensor, with Triton's launch
+replaced by a no-op, with and without a caller-given ``out``.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+import timeit
 
 import numpy as np
 import torch
@@ -24,9 +31,26 @@ from netviz.capture.stats import finalize_moments
 DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
+def host_cost() -> None:
+    x = torch.randn(4096)
+    out = torch.empty(9, dtype=torch.float64)
+    assert _triton_moments.maybe_triton_moments(x) is not None  # self-test, compile
+    _triton_moments._launch = lambda *args: None
+    for label, given in (("out given", out), ("out allocated", None)):
+        times = timeit.repeat(
+            lambda given=given: _triton_moments.maybe_triton_moments(x, given),
+            number=20_000,
+            repeat=5,
+        )
+        print(f"{label:<14} {min(times) / 20_000 * 1e6:6.1f} us per call (launch excluded)")
+
+
 def main() -> None:
     if os.environ.get("TRITON_INTERPRET") != "1":
         raise SystemExit("set TRITON_INTERPRET=1 (this script runs the kernel on CPU tensors)")
+    if "--host" in sys.argv[1:]:
+        host_cost()
+        return
     rng = np.random.default_rng(0)
     print(f"{'dtype':<16}{'scales':>8}{'mean err':>12}{'std err':>12}  extremes exact")
     for dtype in DTYPES:
