@@ -196,10 +196,12 @@ def _kernels(interpret: bool):
     except Exception:  # not installed, or broken (no driver, wrong version)
         return None
     triton, tl = _triton, _tl
-    # triton.jit reads TRITON_INTERPRET when it decorates
+    # triton.jit reads TRITON_INTERPRET when it decorates, Triton's own library
+    # (tl.sum, ...) was decorated when triton was imported: both must agree
     kernels = (triton.jit(_partials_kernel), triton.jit(_merge_kernel))
-    if isinstance(kernels[0], triton.runtime.JITFunction) == interpret:
-        return None  # the interpreter setting changed under us: do not mix modes
+    compiled = triton.runtime.JITFunction
+    if isinstance(kernels[0], compiled) == interpret or isinstance(tl.sum, compiled) == interpret:
+        return None  # TRITON_INTERPRET changed after triton was imported: do not mix modes
     return kernels
 
 
@@ -270,7 +272,10 @@ def moments(
         )
     kernels = _kernels(interpret)
     if kernels is None:
-        raise RuntimeError("Triton is not importable here (install netviz[cuda])")
+        raise RuntimeError(
+            "Triton is not importable here (install netviz[cuda]), or TRITON_INTERPRET "
+            "was changed after triton was imported"
+        )
     return _run(kernels, x.detach(), _check_out(out, x), block, max_programs)
 
 

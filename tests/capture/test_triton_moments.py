@@ -50,6 +50,22 @@ def test_cpu_tensors_need_the_interpreter(monkeypatch):
         assert not T.triton_moments_available()
 
 
+@needs_triton
+def test_interpreter_switched_on_after_import_is_refused(monkeypatch):
+    # Triton's library was decorated for the compiler when it was imported
+    # here; kernels interpreted now would fail inside tl.sum: refuse cleanly
+    import triton  # noqa: F401
+
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        pytest.skip("this process runs Triton's interpreter")
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    monkeypatch.setattr(T, "_VERDICTS", {})
+    assert T.maybe_triton_moments(torch.randn(4)) is None
+    assert not T.triton_moments_available()
+    with pytest.raises(RuntimeError, match="TRITON_INTERPRET was changed"):
+        T.moments(torch.randn(4))
+
+
 def test_import_netviz_does_not_import_triton():
     code = (
         "import sys, torch, netviz\n"
