@@ -556,9 +556,11 @@ class Monitor:
 
 # ------------------------------------------------------------------ root hooks
 def _root_pre(ref: weakref.ref) -> Callable:
+    # On steps that are not recorded the root hooks cost one attribute check
+    # each, like the module hooks: nothing is tracked then.
     def hook(module: nn.Module, args: tuple) -> None:
         monitor = ref()
-        if monitor is not None and monitor._attached:
+        if monitor is not None and (monitor._recording or monitor._depth):
             monitor._root_begin()
 
     return hook
@@ -578,7 +580,7 @@ def _root_end(ref: weakref.ref) -> Callable:
     # always_call=True: also runs when the forward raised.
     def hook(module: nn.Module, args: tuple, output: Any) -> None:
         monitor = ref()
-        if monitor is not None and monitor._attached:
+        if monitor is not None and monitor._depth:
             monitor._root_end()
 
     return hook
