@@ -86,3 +86,9 @@ class CallbackOptions:
         self.watch_kwargs = dict(watch_kwargs or {})
         self.monitor: Monitor | None = None
         self.saved_to: Path | None = None
+
+    def records_path(self, base: str | os.PathLike | None) -> Path | None:
+        """Where :meth:`Monitor.save` writes at the end (None: not saved, also with keep=False)."""
+        if self.watch_kwargs.get("keep", True) is False:
+            return None  # the records are in the sinks, not in memory
+        return save_path(self.save, base)

@@ -20,7 +20,6 @@ from netviz.integrations._common import (
     attach,
     check_every,
     fsdp1_error,
-    save_path,
     warn_deepspeed,
 )
 from netviz.sinks.base import TrackerSink
@@ -133,11 +132,14 @@ class NetvizCallback(Callback, CallbackOptions):
             )
         every = check_every(self.every, trainer.log_every_n_steps, "trainer.log_every_n_steps")
         sinks: list[Any] = []
+        kwargs = dict(self.watch_kwargs)
         if trainer.is_global_zero:  # every rank attaches (the gather is collective)
             if self.sinks == "auto":
                 sinks = sinks_for_loggers(trainer.loggers, self.series)
             elif self.sinks:
                 sinks = list(self.sinks)
+        else:
+            kwargs.pop("keep", None)  # other ranks keep nothing anyway, and have no sinks
         self.monitor = attach(
             pl_module,
             trainer.optimizers[self.optimizer_idx],
@@ -146,7 +148,7 @@ class NetvizCallback(Callback, CallbackOptions):
             modules=self.modules,
             every=every,
             sinks=sinks,
-            **self.watch_kwargs,
+            **kwargs,
         )
 
     def on_sanity_check_start(self, trainer: Any, pl_module: Any) -> None:
@@ -158,7 +160,7 @@ class NetvizCallback(Callback, CallbackOptions):
             self.monitor._set_record_eval(self.watch_kwargs.get("eval", True))
 
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
-        path = save_path(self.save, trainer.log_dir)  # log_dir is collective: all ranks
+        path = self.records_path(trainer.log_dir)  # log_dir is collective: all ranks
         self._finish(flush=True)
         if path is not None and self.monitor is not None and trainer.is_global_zero:
             self.saved_to = self.monitor.save(path)

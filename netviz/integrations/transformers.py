@@ -22,7 +22,6 @@ from netviz.integrations._common import (
     attach,
     check_every,
     fsdp1_error,
-    save_path,
     warn_deepspeed,
 )
 
@@ -174,6 +173,6 @@ class NetvizCallback(TrainerCallback, CallbackOptions):
         self._drain()
         for sink in self._trackers:
             sink.close()
-        path = save_path(self.save, args.output_dir)
+        path = self.records_path(args.output_dir)
         if path is not None and state.is_world_process_zero:
             self.saved_to = self.monitor.save(path)

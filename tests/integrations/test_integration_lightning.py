@@ -169,3 +169,28 @@ def test_any_other_logger_gets_flat_scalars_through_log_metrics(tmp_path):
     expected = records[(records.module == "net.0")].sort_values("step")
     assert rows.step.tolist() == expected.step.tolist() == [0, 1]
     np.testing.assert_allclose(rows["netviz/grad_norm.l2/net.0"], expected.value, rtol=1e-6)
+
+
+def test_keep_false_streams_to_a_parquet_sink_and_saves_nothing_else(tmp_path):
+    stream = netviz.sinks.Parquet(tmp_path / "stream.parquet")
+    callback = NetvizCallback(probes=["grad_norm"], every=1, sinks=[stream], keep=False)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=3,
+        accumulate_grad_batches=2,
+        logger=False,
+        default_root_dir=tmp_path,
+        callbacks=[callback],
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    train, _ = lightning_example.loaders()
+    trainer.fit(lightning_example.TinyRegressor(), train)
+    assert callback.saved_to is None and not (tmp_path / "netviz.parquet").exists()
+    records = netviz.load(tmp_path / "stream.parquet")
+    assert sorted(records.step.unique()) == [0, 1, 2]
+    assert set(records.module) == {"net.0", "net.2"}
+    with pytest.raises(RuntimeError, match="keep=False"):
+        callback.monitor.to_pandas()
