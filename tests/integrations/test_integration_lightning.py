@@ -194,3 +194,31 @@ def test_keep_false_streams_to_a_parquet_sink_and_saves_nothing_else(tmp_path):
     assert set(records.module) == {"net.0", "net.2"}
     with pytest.raises(RuntimeError, match="keep=False"):
         callback.monitor.to_pandas()
+
+
+def test_mlflow_logger_run_gets_netviz_at_lightnings_steps(tmp_path, monkeypatch):
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    logger = MLFlowLogger(experiment_name="netviz", tracking_uri=f"file:{tmp_path / 'mlruns'}")
+    callback = NetvizCallback(probes=["grad_norm"], every=1, save=None)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=3,
+        logger=logger,
+        callbacks=[callback],
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+    )
+    train, _ = lightning_example.loaders()
+    trainer.fit(lightning_example.TinyRegressor(), train)
+    client = logger.experiment
+    history = client.get_metric_history(logger.run_id, "netviz/grad_norm.l2/net.0")
+    records = callback.monitor.to_pandas()
+    expected = records[records.module == "net.0"].sort_values("step")
+    assert sorted((m.step, m.value) for m in history) == list(zip(expected.step, expected.value))
+    loss = client.get_metric_history(logger.run_id, "train_loss")
+    assert sorted(m.step for m in loss) == [0, 1, 2]  # Lightning logs step k at x = k too
