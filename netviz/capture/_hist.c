@@ -37,9 +37,17 @@
 #define LANES 4
 /* below this many elements a parallel region costs more than it saves */
 #define PARALLEL_MIN (1 << 16)
+#define BLOCK 512
 
-/* Adds the counts of IDXFN(x, i, ...) over i in [0, n) to out[0..nf), over threads. */
-#define HIST_DRIVER(IDXFN, ...)                                                    \
+/* Each thread counts blocks of BLOCK elements: a vectorised loop (`omp
+ * simd`, branch-free) writes the block's bin indices to a small buffer, then
+ * a scalar loop adds them to LANES private histograms (consecutive elements go
+ * to different lanes, so a run of equal bins does not serialise on one
+ * counter). INDEX_BLOCK(p, m, ix) fills ix[0..m) for the block at p; FIX(p, j,
+ * k) may correct index k of element j in the scalar loop. Counts of all
+ * threads and lanes are summed into out[0..nf) at the end.
+ * Returns 0, or -1 when out of memory (out untouched). */
+#define HIST_DRIVER(T, UINT, SINT, BITS, EXP, INDEX_BLOCK, FIX)                                           \
     int nt = n >= PARALLEL_MIN ? omp_get_max_threads() : 1;                        \
     if (nt > MAX_THREADS) nt = MAX_THREADS;                                        \
     if (nt < 1) nt = 1;                                                            \
@@ -51,14 +59,20 @@
         int t = omp_get_thread_num(), T_ = omp_get_num_threads();                  \
         int64_t lo_i = n * t / T_, hi_i = n * (t + 1) / T_;                        \
         int64_t *h = parts + (size_t)t * LANES * (size_t)nf;                       \
-        int64_t i = lo_i;                                                          \
-        for (; i + LANES <= hi_i; i += LANES) {                                    \
-            h[IDXFN(x, i, __VA_ARGS__)]++;                                         \
-            h[nf + IDXFN(x, i + 1, __VA_ARGS__)]++;                                \
-            h[2 * nf + IDXFN(x, i + 2, __VA_ARGS__)]++;                            \
-            h[3 * nf + IDXFN(x, i + 3, __VA_ARGS__)]++;                            \
+        int32_t ix[BLOCK];                                                         \
+        for (int64_t start = lo_i; start < hi_i; start += BLOCK) {                 \
+            const T *p = x + start;                                                \
+            int64_t m = hi_i - start < BLOCK ? hi_i - start : BLOCK;               \
+            INDEX_BLOCK(T, UINT, SINT, BITS, EXP, p, m, ix);                                                 \
+            int64_t j = 0;                                                         \
+            for (; j + LANES <= m; j += LANES) {                                   \
+                h[FIX(p, j, ix[j])]++;                                             \
+                h[nf + FIX(p, j + 1, ix[j + 1])]++;                                \
+                h[2 * nf + FIX(p, j + 2, ix[j + 2])]++;                            \
+                h[3 * nf + FIX(p, j + 3, ix[j + 3])]++;                            \
+            }                                                                      \
+            for (; j < m; j++) h[FIX(p, j, ix[j])]++;                              \
         }                                                                          \
-        for (; i < hi_i; i++) h[IDXFN(x, i, __VA_ARGS__)]++;                       \
         if (t == 0) used = T_;                                                     \
     }                                                                              \
     for (int64_t k = 0; k < nf; k++) {                                             \
@@ -69,63 +83,78 @@
     free(parts);                                                                   \
     return 0;
 
-/* LOG_FN(name, T, UINT, SIGN, EXP): log grid with nm magnitude bins per sign;
- * lo = bit pattern of the smallest magnitude edge, shift as above.
+#define NO_FIX(p, j, k) (k)
+
+/* LOG_FN(name, T, UINT, SINT, BITS, EXP): log grid with nm magnitude bins per
+ * sign; lo = bit pattern of the smallest magnitude edge, shift as above.
  * Layout (nf = 2 nm + 8): 0 = [-inf, -max), 1..nm negative magnitudes
  * (descending), nm+1 = [-min, 0), nm+2 = zero, nm+3 = (0, min),
  * nm+4..2nm+3 positive magnitudes, 2nm+4 = [max, inf), then NaN, +Inf, -Inf.
- * Returns 0, or -1 when out of memory (out untouched).
+ * The index arithmetic is signed (SINT): below lo, d >> shift is negative.
  */
-#define LOG_FN(name, idx, T, UINT, SIGN, EXP)                                      \
-    static inline int64_t idx(const T *x, int64_t i, UINT lo, int shift, int64_t nm) { \
-        UINT b;                                                                    \
-        memcpy(&b, x + i, sizeof b);                                               \
-        UINT u = b & ~(UINT)(SIGN);                                                \
-        int neg = (b & (UINT)(SIGN)) != 0;                                         \
-        if (u >= (UINT)(EXP))                                                      \
-            return u > (UINT)(EXP) ? 2 * nm + 5 : (neg ? 2 * nm + 7 : 2 * nm + 6); \
-        if (u == 0) return nm + 2;                                                 \
-        UINT v = u - (UINT)neg;                                                    \
-        int64_t c = v < lo ? 0 : (int64_t)((v - lo) >> shift) + 1;                 \
-        if (c > nm + 1) c = nm + 1;                                                \
-        return neg ? nm + 1 - c : nm + 3 + c;                                      \
-    }                                                                              \
-    int name(const T *x, int64_t n, uint64_t lo_bits, int shift, int64_t nm, double *out) { \
-        const UINT lo = (UINT)lo_bits;                                             \
-        const int64_t nf = 2 * nm + 8;                                             \
+#define LOG_FN(name, T, UINT, SINT, BITS, EXP)                                     \
+    int name(const T *x, int64_t n, uint64_t lo_bits, int shift, int64_t nm_, double *out) { \
+        const SINT lo = (SINT)lo_bits, nm = (SINT)nm_;                             \
+        const int64_t nf = 2 * nm_ + 8;                                            \
         if (n <= 0) return 0;                                                      \
-        HIST_DRIVER(idx, lo, shift, nm)                                            \
+        HIST_DRIVER(T, UINT, SINT, BITS, EXP, LOG_BLOCK, NO_FIX)                                          \
+    }
+#define LOG_BLOCK(T, UINT, SINT, BITS, EXP, p, m, ix)                                                        \
+    _Pragma("omp simd")                                                            \
+    for (int64_t j = 0; j < (m); j++) {                                            \
+        UINT b;                                                                    \
+        memcpy(&b, (p) + j, sizeof b);                                             \
+        SINT neg = (SINT)(b >> (BITS - 1));                                        \
+        SINT u = (SINT)(b & ~((UINT)1 << (BITS - 1)));                             \
+        SINT c = ((u - neg - lo) >> shift) + 1;                                    \
+        c = c < 0 ? 0 : c;                                                         \
+        c = c > nm + 1 ? nm + 1 : c;                                               \
+        SINT k = nm + 3 + c - neg * (2 + 2 * c);                                   \
+        k = u == 0 ? nm + 2 : k;                                                   \
+        SINT sp = u > (SINT)(EXP) ? 2 * nm + 5 : 2 * nm + 6 + neg;                 \
+        (ix)[j] = (int32_t)(u >= (SINT)(EXP) ? sp : k);                            \
     }
 
 /* LIN_FN: linear grid, nb bins between e[0] and e[nb]; layout (nf = nb + 5):
- * 0 = below e[0], 1..nb the bins, nb+1 = at or above e[nb], then NaN, +Inf, -Inf. */
-#define LIN_FN(name, idx, T, UINT, SIGN, EXP)                                      \
-    static inline int64_t idx(const T *x, int64_t i, const double *e, int64_t nb, double inv) { \
-        UINT b;                                                                    \
-        memcpy(&b, x + i, sizeof b);                                               \
-        UINT u = b & ~(UINT)(SIGN);                                                \
-        if (u >= (UINT)(EXP))                                                      \
-            return u > (UINT)(EXP) ? nb + 2 : ((b & (UINT)(SIGN)) ? nb + 4 : nb + 3); \
-        double v = (double)x[i];                                                   \
-        double t = (v - e[0]) * inv;                                               \
-        int64_t k = t < 0 ? -1 : (t >= (double)nb ? nb : (int64_t)t);             \
-        while (k >= 0 && v < e[k]) k--;                                            \
-        while (k < nb && v >= e[k + 1]) k++;                                       \
-        return k + 1;                                                              \
-    }                                                                              \
-    int name(const T *x, int64_t n, const double *e, int64_t nb, double *out) {    \
-        const int64_t nf = nb + 5;                                                 \
-        const double inv = (double)nb / (e[nb] - e[0]);                            \
+ * 0 = below e[0], 1..nb the bins, nb+1 = at or above e[nb], then NaN, +Inf, -Inf.
+ * The vectorised loop guesses floor((x - e[0]) / width); the scalar loop
+ * moves the guess to the bin whose float64 edges hold x (LIN_FIX). */
+#define LIN_FN(name, T, UINT, SINT, BITS, EXP)                                     \
+    int name(const T *x, int64_t n, const double *e, int64_t nb_, double *out) {   \
+        const int32_t nb = (int32_t)nb_;                                           \
+        const int64_t nf = nb_ + 5;                                                \
+        const double e0 = e[0], inv = (double)nb_ / (e[nb_] - e[0]);               \
         if (n <= 0) return 0;                                                      \
-        HIST_DRIVER(idx, e, nb, inv)                                               \
+        HIST_DRIVER(T, UINT, SINT, BITS, EXP, LIN_BLOCK, LIN_FIX)                                         \
     }
+#define LIN_BLOCK(T, UINT, SINT, BITS, EXP, p, m, ix)                                                        \
+    _Pragma("omp simd")                                                            \
+    for (int64_t j = 0; j < (m); j++) {                                            \
+        UINT b;                                                                    \
+        memcpy(&b, (p) + j, sizeof b);                                             \
+        SINT neg = (SINT)(b >> (BITS - 1));                                        \
+        SINT u = (SINT)(b & ~((UINT)1 << (BITS - 1)));                             \
+        double t = ((double)(p)[j] - e0) * inv;                                    \
+        t = t < -1.0 ? -1.0 : t;                                                   \
+        t = t > (double)nb ? (double)nb : t;                                       \
+        int32_t k = (int32_t)(t + 1.0); /* floor(t) + 1: 0 .. nb + 1 */           \
+        int32_t sp = u > (SINT)(EXP) ? nb + 2 : nb + 3 + (int32_t)neg;             \
+        (ix)[j] = u >= (SINT)(EXP) ? sp : k;                                       \
+    }
+#define LIN_FIX(p, j, k) lin_fix((double)(p)[j], (k), e, nb)
 
-LOG_FN(netviz_hist_log_f32, log_index_f32, float, uint32_t, 0x80000000u, 0x7f800000u)
-LOG_FN(netviz_hist_log_f64, log_index_f64, double, uint64_t, 0x8000000000000000ull,
-       0x7ff0000000000000ull)
-LIN_FN(netviz_hist_lin_f32, lin_index_f32, float, uint32_t, 0x80000000u, 0x7f800000u)
-LIN_FN(netviz_hist_lin_f64, lin_index_f64, double, uint64_t, 0x8000000000000000ull,
-       0x7ff0000000000000ull)
+static inline int32_t lin_fix(double v, int32_t k, const double *e, int32_t nb) {
+    if (k > nb + 1) return k; /* NaN or an infinity */
+    /* bin k holds [e[k-1], e[k]) with e[-1] = -inf, e[nb+1] = +inf */
+    while (k > 0 && v < e[k - 1]) k--;
+    while (k <= nb && v >= e[k]) k++;
+    return k;
+}
+
+LOG_FN(netviz_hist_log_f32, float, uint32_t, int32_t, 32, 0x7f800000)
+LOG_FN(netviz_hist_log_f64, double, uint64_t, int64_t, 64, 0x7ff0000000000000ll)
+LIN_FN(netviz_hist_lin_f32, float, uint32_t, int32_t, 32, 0x7f800000)
+LIN_FN(netviz_hist_lin_f64, double, uint64_t, int64_t, 64, 0x7ff0000000000000ll)
 
 /* the OpenMP runtime's thread count, to check that it is PyTorch's */
 int netviz_hist_omp_max_threads(void) { return omp_get_max_threads(); }

@@ -14,6 +14,7 @@ from torch import nn
 
 from netviz.capture.distributed import StepGather
 from netviz.capture.probe import Probe, ProbeContext
+from netviz.records.histograms import HistogramStore, save_histograms
 from netviz.records.io import save_frame
 from netviz.records.store import RecordStore
 
@@ -105,6 +106,8 @@ class Monitor:
         self._calls: dict[str, int] = {}
         self._pending: list[_PendingStep] = []
         self._records = RecordStore()
+        self._histograms = HistogramStore()  # histogram probes (table = "histograms")
+        self._definition_order = [n for n, _ in modules]
         self._snapshots: dict[int, dict[tuple[str, str, int], torch.Tensor]] = {}
         self._attached = False
         self._contexts = [ProbeContext(self, p) for p in self._probes]
@@ -295,6 +298,9 @@ class Monitor:
             width = len(probe.raw_fields)
             idx = np.array([o for _, o in items])[:, None] + np.arange(width)[None, :]
             raw = flat[:, idx]  # (ranks, n, width)
+            if getattr(probe, "table", None) == "histograms":  # own table, see below
+                self._store_histograms(pending, probe, [e for e, _ in items], raw, per_rank)
+                continue
             if per_rank:  # each rank's own statistics, finalized separately
                 parts = list(enumerate(raw))
             elif raw.shape[0] > 1:
@@ -313,6 +319,58 @@ class Monitor:
                 grids.append((modules, calls, probe.name, probe.stats, final, keep, rank))
         self._records.append_grids(pending.step, grids, per_rank=per_rank)
 
+    # --------------------------------------------------- histogram table (#14)
+    def _hist_layout(self, pending: _PendingStep, items: list[_Entry]) -> dict[str, list]:
+        """phase, micro and order of histogram entries.
+
+        Forward entries: phase "train", micro 0; step-level ones: micro -1.
+        order: execution order of a module's first forward entry in the step,
+        then the other modules in definition order.
+        """
+        first: dict[str, int] = {}
+        for e in pending.entries:
+            if self._probes[e.probe].needs_forward:
+                first.setdefault(e.module, len(first))
+        for name in self._definition_order:
+            first.setdefault(name, len(first))
+        for e in items:
+            first.setdefault(e.module, len(first))
+        fwd = [self._probes[e.probe].needs_forward for e in items]
+        return {
+            "phases": ["train"] * len(items),
+            "micros": [0 if f else -1 for f in fwd],
+            "orders": [first[e.module] for e in items],
+        }
+
+    def _store_histograms(
+        self, pending: _PendingStep, probe: Probe, items: list[_Entry], raw: np.ndarray, per_rank: bool
+    ) -> None:
+        """Counts ``raw`` ``(ranks, n, fields)`` of a histogram probe into the histogram table."""
+        layout = self._hist_layout(pending, items)
+        modules, calls = [e.module for e in items], [e.call for e in items]
+        edges = probe.grid.edges  # type: ignore[attr-defined]
+        if per_rank:
+            parts = list(enumerate(raw))
+        elif raw.shape[0] > 1:
+            parts = [(None, probe.merge(raw, np.array([e.sharded for e in items], dtype=bool)))]
+        else:
+            parts = [(None, raw[0])]
+        for rank, counts in parts:
+            self._histograms.append(
+                pending.step, probe.name, edges, counts, modules, calls, rank=rank, **layout
+            )
+
+    def histograms(self) -> pd.DataFrame:
+        """Counts of the histogram probes (``activation_hist``, ``grad_hist``, ``weight_hist``).
+
+        A tidy table of its own (see :mod:`netviz.records.histograms`): one
+        row per non-empty bin with ``step, phase, micro, module, call, order,
+        probe, kind, bin_lo, bin_hi, count``; the NaN, +Inf and -Inf counts
+        are rows of ``kind`` ``"nan"``, ``"posinf"``, ``"neginf"``.
+        """
+        self._materialize()
+        return self._histograms.to_pandas()
+
     # ----------------------------------------------------------------- results
     def to_pandas(self) -> pd.DataFrame:
         """All records so far as a tidy DataFrame.
@@ -326,13 +384,20 @@ class Monitor:
     def save(self, path: str | os.PathLike) -> os.PathLike | None:
         """Write the records to ``path``: Parquet (``.parquet``) or CSV (``.csv``).
 
+        Histograms (histogram probes) go to a sibling file in the same format,
+        ``run.parquet`` -> ``run.histograms.parquet``; read them with
+        :func:`netviz.load_histograms`.
+
         In a distributed run only rank 0 of the monitor's group keeps records
         (unless ``watch(..., all_ranks=True)``): on the other ranks this
         writes nothing and returns ``None``.
         """
         if isinstance(self._gather, StepGather) and not self._gather.keeps_records:
             return None
-        return save_frame(self.to_pandas(), path)
+        out = save_frame(self.to_pandas(), path)
+        if any(getattr(p, "table", None) == "histograms" for p in self._probes):
+            save_histograms(self.histograms(), out)  # run.parquet -> run.histograms.parquet
+        return out
 
     def snapshots(self) -> dict[int, dict[tuple[str, str, int], torch.Tensor]]:
         """Tensors kept by snapshot probes: ``{step: {(probe, module, call): tensor}}`` (on CPU)."""
