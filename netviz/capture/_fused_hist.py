@@ -144,9 +144,10 @@ def _build(cc: str, workdir: str) -> str | None:
 def self_test_values(dtype: torch.dtype, grid: HistogramGrid, n: int = 70_000) -> torch.Tensor:
     """Values that exercise every branch of a kernel: specials, subnormals, edges, both signs."""
     g = torch.Generator().manual_seed(0)
-    x = (torch.randn(n, generator=g, dtype=torch.float64) * 10.0 ** torch.randint(
-        -12, 12, (n,), generator=g
-    ).double()).to(dtype)
+    x = (
+        torch.randn(n, generator=g, dtype=torch.float64)
+        * 10.0 ** torch.randint(-12, 12, (n,), generator=g).double()
+    ).to(dtype)
     finite = grid.edges[1:-1]
     finite = finite[(np.abs(finite) < float(torch.finfo(dtype).max))]
     on_edges = torch.tensor(finite, dtype=torch.float64).to(dtype)

@@ -91,9 +91,9 @@ class HistogramGrid:
         frac = 1.0 + np.arange(per_octave, dtype=np.float64) / per_octave
         mags = (np.exp2(octaves)[:, None] * frac[None, :]).ravel()  # exact: dyadic
         mags = np.append(mags, 2.0**max_exp)
-        edges = np.concatenate(
-            [[-np.inf], -mags[::-1], [0.0, _SMALLEST], mags, [np.inf]]
-        ).astype(np.float64)
+        edges = np.concatenate([[-np.inf], -mags[::-1], [0.0, _SMALLEST], mags, [np.inf]]).astype(
+            np.float64
+        )
         params = {"min_exp": int(min_exp), "max_exp": int(max_exp), "per_octave": int(per_octave)}
         return cls("log", edges, params)
 
@@ -176,8 +176,11 @@ def _log_index(x: torch.Tensor, grid: HistogramGrid) -> torch.Tensor:
         it, mant, exp, maxpos = torch.int32, 23, 0x7F800000, 0x7FFFFFFF
     p = grid.params
     nm = grid.magnitude_bins
-    lo = int(np.array(2.0 ** p["min_exp"], dtype=np.float64 if it == torch.int64 else np.float32)
-             .view(np.int64 if it == torch.int64 else np.int32))
+    lo = int(
+        np.array(2.0 ** p["min_exp"], dtype=np.float64 if it == torch.int64 else np.float32).view(
+            np.int64 if it == torch.int64 else np.int32
+        )
+    )
     shift = mant - int(math.log2(p["per_octave"]))
     b = x.reshape(-1).view(it)
     neg = b < 0

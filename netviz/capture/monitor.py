@@ -343,7 +343,12 @@ class Monitor:
         }
 
     def _store_histograms(
-        self, pending: _PendingStep, probe: Probe, items: list[_Entry], raw: np.ndarray, per_rank: bool
+        self,
+        pending: _PendingStep,
+        probe: Probe,
+        items: list[_Entry],
+        raw: np.ndarray,
+        per_rank: bool,
     ) -> None:
         """Counts ``raw`` ``(ranks, n, fields)`` of a histogram probe into the histogram table."""
         layout = self._hist_layout(pending, items)
