@@ -253,6 +253,7 @@ def test_counts_sum_to_numel_and_dense_counts_roundtrip():
     # shuffled rows give the same dense histograms
     keys2, edges2, counts2 = dense_counts(h.sample(frac=1.0, random_state=0))
     pd.testing.assert_frame_equal(keys2, keys)
+    np.testing.assert_array_equal(edges2, edges)
     np.testing.assert_array_equal(counts2, counts)
 
 
