@@ -162,7 +162,7 @@ def _bands(
     ax: Any, steps: np.ndarray, edges: np.ndarray, counts: np.ndarray, color: str, yscale: str
 ) -> None:
     nb = len(edges) - 1
-    vals, beyond = histogram_percentiles(edges, counts[:, :nb])
+    vals, _ = histogram_percentiles(edges, counts[:, :nb])
     k = len(TB_PERCENTILES)
     for j in range(k // 2):
         alpha = 0.15 + 0.2 * j
