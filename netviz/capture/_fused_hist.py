@@ -91,37 +91,54 @@ class FusedHistogram:
             and (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last))
         )
 
-    def histogram(self, tensors: Sequence[torch.Tensor], grid: HistogramGrid) -> torch.Tensor:
-        """Counts of ``tensors`` (each :meth:`supports`-ed) together, laid out as ``grid.fields``.
-
-        Counts do not depend on element order, so a channels-last tensor is
-        read in its memory order.
-        """
-        out = torch.zeros(len(grid.fields), dtype=torch.float64)
-        for x in tensors:
-            if x.numel() == 0:
-                continue
+    def _args(self, grid: HistogramGrid, dtype: torch.dtype) -> tuple:
+        """(C function, grid arguments) for ``dtype``, cached on the grid."""
+        cache = grid._kernel_args
+        args = cache.get(dtype)
+        if args is None:
             if grid.kind == "log":
                 p = grid.params
-                np_float = np.float64 if x.dtype == torch.float64 else np.float32
-                np_uint = np.uint64 if x.dtype == torch.float64 else np.uint32
+                np_float = np.float64 if dtype == torch.float64 else np.float32
+                np_uint = np.uint64 if dtype == torch.float64 else np.uint32
                 lo = int(np.array(2.0 ** p["min_exp"], dtype=np_float).view(np_uint))
-                mant = 52 if x.dtype == torch.float64 else 23
+                mant = 52 if dtype == torch.float64 else 23
                 shift = mant - int(math.log2(p["per_octave"]))
-                rc = self._log[x.dtype](
-                    x.data_ptr(), x.numel(), lo, shift, grid.magnitude_bins, out.data_ptr()
-                )
+                args = (self._log[dtype], (lo, shift, grid.magnitude_bins))
             else:
-                inner = grid.edges[1:-1]  # a contiguous view, alive during the call
-                rc = self._lin[x.dtype](
-                    x.data_ptr(),
-                    x.numel(),
-                    inner.ctypes.data,
-                    grid.params["bins"],
-                    out.data_ptr(),
-                )
-            if rc != 0:
-                raise MemoryError("netviz: the histogram kernel could not allocate its counters")
+                inner = grid.edges[1:-1]  # a contiguous view of the grid's (read-only) edges
+                args = (self._lin[dtype], (inner.ctypes.data, grid.params["bins"]))
+            cache[dtype] = args
+        return args
+
+    def histogram(
+        self, tensors: Sequence[torch.Tensor], grid: HistogramGrid
+    ) -> torch.Tensor | None:
+        """Counts of CPU ``tensors`` together, laid out as ``grid.fields``; ``None`` if one is unsupported.
+
+        Half precision is counted in float32 (exact), a strided view from a
+        contiguous copy. Counts do not depend on element order, so a
+        channels-last tensor is read in its memory order.
+        """
+        ready = []
+        for x in tensors:
+            x = x.detach()
+            if x.dtype not in self._log:  # half precision (exact), integers, bool, complex
+                x = x.abs().float() if x.is_complex() else x.float()
+            if not self.supports(x):
+                if type(x) is not torch.Tensor or x.layout != torch.strided:
+                    return None
+                x = x.resolve_neg().contiguous()  # a strided view: copy once
+                if not self.supports(x):
+                    return None
+            ready.append(x)
+        out = torch.zeros(len(grid.fields), dtype=torch.float64)
+        ptr = out.data_ptr()
+        for x in ready:
+            n = x.numel()
+            if n:
+                fn, args = self._args(grid, x.dtype)
+                if fn(x.data_ptr(), n, *args, ptr) != 0:
+                    raise MemoryError("netviz: the histogram kernel could not allocate its counters")
         return out
 
 
@@ -178,8 +195,8 @@ def _self_test(kernel: FusedHistogram) -> bool:
     for grid in (HistogramGrid.log(), HistogramGrid.linear(-3.0, 5.0, 40)):
         for dtype in (torch.float32, torch.float64):
             x = self_test_values(dtype, grid)
-            got = kernel.histogram([x], grid).numpy()
-            if not np.array_equal(got, numpy_reference(x, grid)):
+            got = kernel.histogram([x], grid)
+            if got is None or not np.array_equal(got.numpy(), numpy_reference(x, grid)):
                 return False
     return True
 

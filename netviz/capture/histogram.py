@@ -69,6 +69,7 @@ class HistogramGrid:
         self.params = params
         self.fields = (*(f"bin{i}" for i in range(self.nbins)), *NONFINITE_FIELDS)
         self._device_edges: dict[tuple[str, torch.device], torch.Tensor] = {}
+        self._kernel_args: dict[torch.dtype, tuple] = {}  # for the C kernel
 
     @classmethod
     def log(cls, min_exp: int = -27, max_exp: int = 27, per_octave: int = 4) -> HistogramGrid:
@@ -262,12 +263,7 @@ def tensor_histogram(
         raise ValueError("no tensor to count")
     fused = _fused_hist.get(kernel)
     if fused is not None and tensors[0].device.type == "cpu":
-        prepared = []
-        for t in tensors:
-            t = _as_binnable(t.detach())
-            if not fused.supports(t) and type(t) is torch.Tensor and t.layout == torch.strided:
-                t = t.resolve_neg().contiguous()  # a strided view: copy once
-            prepared.append(t)
-        if all(fused.supports(t) for t in prepared):
-            return fused.histogram(prepared, grid)
+        out = fused.histogram(tensors, grid)
+        if out is not None:
+            return out
     return torch_histogram(tensors, grid)
