@@ -138,7 +138,9 @@ class FusedHistogram:
             if n:
                 fn, args = self._args(grid, x.dtype)
                 if fn(x.data_ptr(), n, *args, ptr) != 0:
-                    raise MemoryError("netviz: the histogram kernel could not allocate its counters")
+                    raise MemoryError(
+                        "netviz: the histogram kernel could not allocate its counters"
+                    )
         return out
 
 

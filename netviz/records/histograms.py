@@ -2,9 +2,9 @@
 
 One row per non-empty bin of each recorded histogram (:data:`HIST_COLUMNS`):
 
-- ``step``, ``phase``, ``micro``, ``module``, ``call``, ``order``, ``probe``:
-  as in the record table (:mod:`netviz.records.store`); ``micro`` is -1 and
-  ``call`` 0 for step-level histograms (gradients, weights);
+- ``step``, ``skipped``, ``phase``, ``micro``, ``module``, ``call``,
+  ``order``, ``probe``: as in the record table (:mod:`netviz.records.store`);
+  ``micro`` is -1 and ``call`` 0 for step-level histograms (gradients, weights);
 - ``kind``: ``"bin"`` for a bin of finite values, ``"nan"``, ``"posinf"`` or
   ``"neginf"`` for the non-finite counts;
 - ``bin_lo``, ``bin_hi``: the bin ``[bin_lo, bin_hi)`` (float64; the outer
@@ -44,6 +44,7 @@ __all__ = [
 #: Columns of the histogram table, in order (``rank`` may follow).
 HIST_COLUMNS: tuple[str, ...] = (
     "step",
+    "skipped",
     "phase",
     "micro",
     "module",
@@ -60,6 +61,7 @@ KINDS: tuple[str, ...] = ("bin", "nan", "posinf", "neginf")
 
 _DTYPES = {
     "step": "int64",
+    "skipped": "bool",
     "phase": str,
     "micro": "int64",
     "module": str,
@@ -114,6 +116,7 @@ class _Block:
     phases: list[str]
     micros: np.ndarray
     orders: np.ndarray
+    skipped: bool
     rank: int | None
 
 
@@ -135,6 +138,7 @@ class HistogramStore:
         phases: list[str],
         micros: list[int],
         orders: list[int],
+        skipped: bool = False,
         rank: int | None = None,
     ) -> None:
         """Add ``len(modules)`` histograms of one probe at ``step``.
@@ -161,6 +165,7 @@ class HistogramStore:
                 list(phases),
                 np.asarray(micros, dtype=np.int64),
                 np.asarray(orders, dtype=np.int64),
+                bool(skipped),
                 rank,
             )
         )
@@ -191,6 +196,7 @@ class HistogramStore:
         return pd.DataFrame(
             {
                 "step": np.full(len(rows), b.step, dtype=np.int64),
+                "skipped": b.skipped,
                 "phase": take(b.phases, dtype=object)[rows],
                 "micro": b.micros[rows],
                 "module": take(b.modules, dtype=object)[rows],
@@ -262,14 +268,14 @@ def load_histograms(path: str | os.PathLike) -> pd.DataFrame:
 def dense_counts(df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Histograms of a table as a matrix: ``(keys, edges, counts)``.
 
-    ``keys`` has one row per histogram (``step, phase, micro, module, call,
-    order, probe``, and ``rank`` if present); ``edges`` are the sorted union of
+    ``keys`` has one row per histogram (``step, skipped, phase, micro, module,
+    call, order, probe``, and ``rank`` if present); ``edges`` are the sorted union of
     the bin edges present (``nbins + 1``); ``counts`` is ``(histograms, nbins +
     3)``: the bins between consecutive edges, then NaN, +Inf and -Inf. Bins of
     the union that a histogram does not hold are 0.
     """
     df = validate_histograms(df)
-    keys = [c for c in (*HIST_COLUMNS[:7], "rank") if c in df.columns]
+    keys = [c for c in (*HIST_COLUMNS[:8], "rank") if c in df.columns]
     bins = df[df.kind == "bin"]
     edges = np.unique(np.concatenate([bins.bin_lo.to_numpy(), bins.bin_hi.to_numpy()]))
     groups = df.groupby(keys, sort=True, dropna=False)

@@ -240,16 +240,17 @@ def test_counts_sum_to_numel_and_dense_counts_roundtrip():
     net = _net()
     with netviz.watch(net, probes=["activation_hist", "activation_stats"]) as mon:
         net(torch.randn(5, 6))
-        net(torch.randn(7, 6))  # second call: call index 1
+        net(torch.randn(7, 6))  # second forward pass: micro 1
         mon.step()
     h = mon.histograms()
-    totals = h.groupby(["module", "call"])["count"].sum()
+    assert sorted(set(zip(h.micro, h.call))) == [(0, 0), (1, 0)]
+    totals = h.groupby(["module", "micro"])["count"].sum()
     stats = mon.to_pandas()
-    numel = stats[stats.stat == "numel"].set_index(["module", "call"]).value.sort_index()
+    numel = stats[stats.stat == "numel"].set_index(["module", "micro"]).value.sort_index()
     pd.testing.assert_series_equal(totals.astype(float), numel.rename("count"), check_names=False)
     keys, edges, counts = dense_counts(h)
     assert len(keys) == 10 and counts.shape == (10, len(edges) + 2)
-    np.testing.assert_array_equal(counts.sum(1), numel.loc[list(zip(keys.module, keys.call))])
+    np.testing.assert_array_equal(counts.sum(1), numel.loc[list(zip(keys.module, keys.micro))])
     # shuffled rows give the same dense histograms
     keys2, edges2, counts2 = dense_counts(h.sample(frac=1.0, random_state=0))
     pd.testing.assert_frame_equal(keys2, keys)
@@ -268,11 +269,11 @@ def test_merge_of_ranks():
 
 
 def test_histograms_in_the_one_transfer(monkeypatch):
-    import netviz.capture.monitor as monitor_module
+    import netviz.capture.step_buffer as buffer_module
 
     calls = []
-    real = monitor_module._to_host
-    monkeypatch.setattr(monitor_module, "_to_host", lambda b: calls.append(b.shape) or real(b))
+    real = buffer_module._to_host
+    monkeypatch.setattr(buffer_module, "_to_host", lambda b: calls.append(b.shape) or real(b))
     net = _net()
     with netviz.watch(net, probes=["activation_hist", "grad_hist", "grad_norm"]) as mon:
         net(torch.randn(4, 6)).sum().backward()
@@ -280,3 +281,22 @@ def test_histograms_in_the_one_transfer(monkeypatch):
     assert len(calls) == 1
     grid = HistogramGrid.log()
     assert calls[0][0] == 5 * (grid.nbins + 3) + 3 * (grid.nbins + 3) + 3
+
+
+def test_record_model_columns_eval_phase_and_order():
+    net = _net()
+    with netviz.watch(net, probes=["activation_hist", "grad_hist", "activation_stats"]) as mon:
+        net(torch.randn(4, 6)).sum().backward()
+        with torch.no_grad():
+            net(torch.randn(3, 6))  # a validation forward in the same step
+        mon.step()
+    h = mon.histograms()
+    assert list(h.columns) == list(HIST_COLUMNS) and not h.skipped.any()
+    act = h[h.probe == "activation_hist"]
+    per_phase = act.groupby(["phase", "module"])["count"].sum()
+    assert set(per_phase["train"]) == {4 * 16, 4 * 3} and set(per_phase["eval"]) == {3 * 16, 3 * 3}
+    # order agrees with the record table's order of each module
+    stats = mon.to_pandas()
+    want = stats.groupby("module").order.first().to_dict()
+    assert h.groupby("module").order.first().to_dict() == want
+    assert set(h[h.probe == "grad_hist"].phase) == {"train"}
