@@ -300,3 +300,14 @@ def test_record_model_columns_eval_phase_and_order():
     want = stats.groupby("module").order.first().to_dict()
     assert h.groupby("module").order.first().to_dict() == want
     assert set(h[h.probe == "grad_hist"].phase) == {"train"}
+
+
+@needs_fused
+def test_no_host_synchronisation_in_hooks(scalar_counter):
+    net = _net()
+    with netviz.watch(net, probes=["activation_hist", "grad_hist", "weight_hist"]) as mon:
+        with scalar_counter as counter:
+            net(torch.randn(4, 6)).sum().backward()
+        mon.step()
+    assert counter.ops > 20 and counter.count == 0  # the C kernel reads nothing back
+    assert set(mon.histograms().probe) == {"activation_hist", "grad_hist", "weight_hist"}
