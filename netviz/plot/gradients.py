@@ -273,7 +273,7 @@ def activation_distributions(
 
 
 def _ridges(data: Mapping[str, Any], ax: Any, bins: int, range_: Any) -> Any:
-    from netviz.plot.distributions import draw_ridge
+    from netviz.plot._histograms import draw_ridge
 
     arrays = {str(k): _values(v) for k, v in data.items()}
     finite = {k: a[np.isfinite(a)] for k, a in arrays.items()}
