@@ -55,9 +55,10 @@ class HistogramProbe(Probe):
             )
         self.grid = HistogramGrid.coerce(bins)
         self.kernel = kernel
-        # per instance: the number of raw fields depends on the grid
-        self.raw_fields = self.grid.fields
-        self.stats = self.grid.fields
+        # per instance (the monitor reads them from the probe object): the
+        # number of raw fields depends on the grid
+        self.raw_fields = self.grid.fields  # type: ignore[misc]
+        self.stats = self.grid.fields  # type: ignore[misc]
         if kernel == "fused":
             _get_kernel(kernel)  # fail here, not in the first hook
 
