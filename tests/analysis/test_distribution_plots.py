@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -18,7 +20,7 @@ from netviz.plot.distributions import (
     layer_histograms,
 )
 from netviz.plot.gradients import activation_distributions
-from netviz.records.histograms import HistogramStore
+from netviz.records.histograms import HistogramStore, dense_counts
 
 
 @pytest.fixture(autouse=True)
@@ -206,3 +208,19 @@ def test_histogram_table_plots_from_a_saved_run(tmp_path):
     (mesh,) = ax.collections
     assert np.ma.filled(mesh.get_array(), 0).sum() == 3 * (8 * 2 + 2)  # numel of layer 2's grads
     assert isinstance(pd.read_parquet(tmp_path / "run.histograms.parquet"), pd.DataFrame)
+
+
+@pytest.mark.slow
+def test_the_docs_figure_run_collapses_its_last_layer(monkeypatch):
+    """What docs/watch.md says of examples/sigmoid_distributions.py, from its records."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "examples"))
+    from sigmoid_distributions import train
+
+    hist = train(steps=301).histograms()
+    keys, edges, counts = dense_counts(hist)
+    at = keys.step.to_numpy() == 300
+    values, _ = histogram_percentiles(edges, counts[at][:, : len(edges) - 1], (50,))
+    median = values[:, 0]
+    by_layer = dict(zip(keys.module[at], median))
+    assert by_layer["9"] < 0.15  # the last sigmoid collapsed towards 0
+    assert all(0.4 < by_layer[m] < 0.65 for m in ("1", "3", "5"))
