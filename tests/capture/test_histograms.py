@@ -311,3 +311,18 @@ def test_no_host_synchronisation_in_hooks(scalar_counter):
         mon.step()
     assert counter.ops > 20 and counter.count == 0  # the C kernel reads nothing back
     assert set(mon.histograms().probe) == {"activation_hist", "grad_hist", "weight_hist"}
+
+
+def test_every_counts_on_some_steps_only():
+    net = _net()
+    probes = [ActivationHist(every=3), GradHist(every=2), "grad_norm"]
+    with netviz.watch(net, probes=probes) as mon:
+        for _ in range(7):
+            net(torch.randn(2, 6)).sum().backward()
+            mon.step()
+    h = mon.histograms()
+    assert sorted(set(h[h.probe == "activation_hist"].step)) == [0, 3, 6]
+    assert sorted(set(h[h.probe == "grad_hist"].step)) == [0, 2, 4, 6]
+    assert sorted(set(mon.to_pandas().step)) == list(range(7))
+    with pytest.raises(ValueError, match="`every`"):
+        ActivationHist(every=0)

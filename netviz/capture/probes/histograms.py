@@ -43,18 +43,25 @@ class HistogramProbe(Probe):
         ``"auto"`` (default) counts CPU tensors with the one-pass C kernel
         where it can be built, ``"fused"`` requires it, ``"eager"`` uses torch
         operations only (CUDA always does).
+    every
+        Count only on steps whose index is a multiple of ``every`` (among the
+        steps the monitor records): histograms cost more than moments, and a
+        picture over training rarely needs every step.
     """
 
     #: Records of this probe go to the histogram table (``Monitor.histograms()``).
     table: ClassVar[str] = "histograms"
 
-    def __init__(self, bins: Any = None, kernel: str = "auto") -> None:
+    def __init__(self, bins: Any = None, kernel: str = "auto", every: int = 1) -> None:
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"`every` must be a positive int, got {every!r}")
         if kernel not in KERNELS:
             raise ValueError(
                 f"`kernel` must be one of {', '.join(map(repr, KERNELS))}, got {kernel!r}"
             )
         self.grid = HistogramGrid.coerce(bins)
         self.kernel = kernel
+        self.every = every
         # per instance (the monitor reads them from the probe object): the
         # number of raw fields depends on the grid
         self.raw_fields = self.grid.fields  # type: ignore[misc]
@@ -62,12 +69,18 @@ class HistogramProbe(Probe):
         if kernel == "fused":
             _get_kernel(kernel)  # fail here, not in the first hook
 
+    def due(self, ctx: ProbeContext) -> bool:
+        """Whether this step is one to count (``step % every == 0``)."""
+        return ctx.step % self.every == 0
+
     def counts(self, x: Any) -> Any:
         """Device vector of counts of a tensor (or tensors counted together)."""
         return tensor_histogram(x, self.grid, self.kernel)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(bins={self.grid!r}, kernel={self.kernel!r})"
+        return (
+            f"{type(self).__name__}(bins={self.grid!r}, kernel={self.kernel!r}, every={self.every})"
+        )
 
 
 class ActivationHist(HistogramProbe):
@@ -83,7 +96,7 @@ class ActivationHist(HistogramProbe):
         self, ctx: ProbeContext, name: str, module: nn.Module, args: tuple, output: Any
     ) -> None:
         x = first_tensor(output)
-        if x is None:
+        if x is None or not self.due(ctx):
             return
         ctx.emit(name, self.counts(x), call=ctx.call_index(name), sharded=True)
 
@@ -101,6 +114,8 @@ class GradHist(HistogramProbe):
     name = "grad_hist"
 
     def on_step_end(self, ctx: ProbeContext) -> None:
+        if not self.due(ctx):
+            return
         for name, grads, sharded in module_grads(ctx):
             ctx.emit(name, self.counts(grads), sharded=sharded)
 
@@ -111,6 +126,8 @@ class WeightHist(HistogramProbe):
     name = "weight_hist"
 
     def on_step_end(self, ctx: ProbeContext) -> None:
+        if not self.due(ctx):
+            return
         for name, module in ctx.modules:
             params = [local_tensor(p.detach()) for p in module.parameters(recurse=False)]
             if params:
