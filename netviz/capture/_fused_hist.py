@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import math
 import os
 import platform
 import subprocess
@@ -97,12 +96,7 @@ class FusedHistogram:
         args = cache.get(dtype)
         if args is None:
             if grid.kind == "log":
-                p = grid.params
-                np_float = np.float64 if dtype == torch.float64 else np.float32
-                np_uint = np.uint64 if dtype == torch.float64 else np.uint32
-                lo = int(np.array(2.0 ** p["min_exp"], dtype=np_float).view(np_uint))
-                mant = 52 if dtype == torch.float64 else 23
-                shift = mant - int(math.log2(p["per_octave"]))
+                lo, shift = grid.log_bits(dtype)
                 args = (self._log[dtype], (lo, shift, grid.magnitude_bins))
             else:
                 inner = grid.edges[1:-1]  # a contiguous view of the grid's (read-only) edges
@@ -146,8 +140,12 @@ class FusedHistogram:
 
 def _build(cc: str, workdir: str) -> str | None:
     src = os.path.join(workdir, _SOURCE)
+    try:
+        text = resources.files("netviz.capture").joinpath(_SOURCE).read_text()
+    except OSError:  # an installation without the C source
+        return None
     with open(src, "w") as fh:
-        fh.write(resources.files("netviz.capture").joinpath(_SOURCE).read_text())
+        fh.write(text)
     out = os.path.join(workdir, "netviz_hist.so")
     for extra in (("-march=native",), ()):
         cmd = [cc, *_fused._FLAGS, *extra, src, "-o", out]

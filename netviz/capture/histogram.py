@@ -137,6 +137,18 @@ class HistogramGrid:
         p = self.params
         return (p["max_exp"] - p["min_exp"]) * p["per_octave"]
 
+    def log_bits(self, dtype: torch.dtype) -> tuple[int, int]:
+        """Log grid, float32/float64 ``dtype``: ``(lo, shift)`` of the bit-pattern bin rule.
+
+        ``lo`` is the bit pattern of ``2**min_exp``; the magnitude bin of a
+        pattern ``u >= lo`` is ``(u - lo) >> shift`` (``shift`` = mantissa bits
+        minus ``log2(per_octave)``).
+        """
+        wide = dtype == torch.float64
+        pattern = np.array(2.0 ** self.params["min_exp"], dtype=np.float64 if wide else np.float32)
+        lo = int(pattern.view(np.int64 if wide else np.int32))
+        return lo, (52 if wide else 23) - int(math.log2(self.params["per_octave"]))
+
     def edges_on(self, device: torch.device) -> torch.Tensor:
         """The finite edges of a linear grid as a float64 tensor on ``device`` (cached)."""
         key = ("linear", device)
@@ -172,17 +184,11 @@ def _as_binnable(x: torch.Tensor) -> torch.Tensor:
 def _log_index(x: torch.Tensor, grid: HistogramGrid) -> torch.Tensor:
     """Bin index of every element of float32/float64 ``x`` on a log grid (torch ops)."""
     if x.dtype == torch.float64:
-        it, mant, exp, maxpos = torch.int64, 52, 0x7FF0000000000000, 0x7FFFFFFFFFFFFFFF
+        it, exp, maxpos = torch.int64, 0x7FF0000000000000, 0x7FFFFFFFFFFFFFFF
     else:
-        it, mant, exp, maxpos = torch.int32, 23, 0x7F800000, 0x7FFFFFFF
-    p = grid.params
+        it, exp, maxpos = torch.int32, 0x7F800000, 0x7FFFFFFF
     nm = grid.magnitude_bins
-    lo = int(
-        np.array(2.0 ** p["min_exp"], dtype=np.float64 if it == torch.int64 else np.float32).view(
-            np.int64 if it == torch.int64 else np.int32
-        )
-    )
-    shift = mant - int(math.log2(p["per_octave"]))
+    lo, shift = grid.log_bits(x.dtype)
     b = x.reshape(-1).view(it)
     neg = b < 0
     u = b & maxpos
