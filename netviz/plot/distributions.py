@@ -258,7 +258,10 @@ def histograms_over_steps(
     else:
         xe = np.array([steps[0] - 0.5, steps[0] + 0.5])
     with style():
+        new = ax is None
         ax = get_ax(ax, figsize=(7.0, 4.5))
+        if new:
+            ax.figure.set_layout_engine("constrained")  # room for the long bin labels
         finite = grid[np.isfinite(grid)]
         norm = (
             LogNorm(vmin=max(finite.min(), 1), vmax=max(finite.max(), 1)) if finite.size else None
@@ -345,7 +348,10 @@ def layer_histograms(
     display = np.linspace(range[0], range[1], bins + 1)
     below_grid, above_grid = beyond_counts(edges, per_layer[:, :nb])
     with style():
+        new = ax is None
         ax = get_ax(ax, figsize=(7.0, 0.55 * len(names) + 1.5))
+        if new:
+            ax.figure.set_layout_engine("constrained")
         for i, c in enumerate(per_layer):
             shown, left, right = rebin(edges, c[:nb], display)
             draw_ridge(
