@@ -211,6 +211,12 @@ def _linear_index(x: torch.Tensor, grid: HistogramGrid) -> torch.Tensor:
 def _count(idx: torch.Tensor, n_fields: int, dt: torch.dtype, histc: bool) -> torch.Tensor:
     if not histc:
         return torch.bincount(idx, minlength=n_fields).to(dt)
+    if torch.are_deterministic_algorithms_enabled():
+        # histc (atomic adds) refuses to run in deterministic mode: sort the
+        # indices and find where each bin starts instead (exact, no sync)
+        ordered = torch.sort(idx.to(torch.int32)).values
+        bounds = torch.arange(n_fields + 1, dtype=torch.int32, device=idx.device)
+        return torch.diff(torch.searchsorted(ordered, bounds)).to(dt)
     # bincount sizes its output from the largest index (a host sync on CUDA);
     # histc with a fixed range does not. Its float32 counts are exact in
     # chunks of at most 2**24 elements, which are summed in float64.

@@ -80,17 +80,19 @@ def test_default_grid_by_hand():
 
 @pytest.mark.parametrize("grid_name", sorted(GRIDS))
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("kernel", ["fused", "bincount", "histc"])
-def test_counts_equal_numpy_histogram(grid_name, dtype, kernel):
+@pytest.mark.parametrize("kernel", ["fused", "bincount", "histc", "sorted"])
+def test_counts_equal_numpy_histogram(grid_name, dtype, kernel, monkeypatch):
     if kernel == "fused" and FUSED is None:
         pytest.skip("no fused kernel here")
+    if kernel == "sorted":  # the device path under torch.use_deterministic_algorithms(True)
+        monkeypatch.setattr(torch, "are_deterministic_algorithms_enabled", lambda: True)
     grid = GRIDS[grid_name]
     for seed in range(3):
         x = nasty(dtype, grid, seed=seed)
         if kernel == "fused":
             got = tensor_histogram(x, grid, kernel="fused")
         else:
-            got = torch_histogram([x], grid, histc=kernel == "histc")
+            got = torch_histogram([x], grid, histc=kernel in ("histc", "sorted"))
         assert got.dtype == torch.float64
         want = reference(x, grid)
         np.testing.assert_array_equal(got.numpy(), want)
@@ -125,7 +127,9 @@ def test_fused_large_tensor_uses_threads_and_stays_exact():
     np.testing.assert_array_equal(tensor_histogram(x, grid, "fused").numpy(), reference(x, grid))
 
 
-def test_torch_kernel_never_syncs(scalar_counter):
+@pytest.mark.parametrize("deterministic", [False, True])
+def test_torch_kernel_never_syncs(scalar_counter, deterministic, monkeypatch):
+    monkeypatch.setattr(torch, "are_deterministic_algorithms_enabled", lambda: deterministic)
     grid_log, grid_lin = HistogramGrid.log(), HistogramGrid.linear(-1, 1, 10)
     x = torch.randn(1000)
     with scalar_counter as counter:
