@@ -26,6 +26,7 @@ __version__ = "0.1.0.dev0"
 _LAZY: dict[str, tuple[str, str | None]] = {
     "DistributedRecordError": ("netviz.capture.distributed", "DistributedRecordError"),
     "Finding": ("netviz.analysis", "Finding"),
+    "HistogramGrid": ("netviz.capture.histogram", "HistogramGrid"),
     "Report": ("netviz.analysis", "Report"),
     "Thresholds": ("netviz.analysis", "Thresholds"),
     "capture_activations": ("netviz.capture.activations", "capture_activations"),
@@ -35,6 +36,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "diagnose": ("netviz.analysis", "diagnose"),
     "layermath": ("netviz.layermath", None),
     "integrations": ("netviz.integrations", None),
+    "load_histograms": ("netviz.records.histograms", "load_histograms"),
     "load_tensors": ("netviz.capture.tensorfile", "load_tensors"),
     "plot": ("netviz.plot", None),
     "record_attention": ("netviz.capture.attention", "record_attention"),
@@ -46,6 +48,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 __all__ = [
     "DistributedRecordError",
     "Finding",
+    "HistogramGrid",
     "Monitor",
     "NetvizWarning",
     "NothingRecordedWarning",
@@ -62,6 +65,7 @@ __all__ = [
     "integrations",
     "layermath",
     "load",
+    "load_histograms",
     "load_tensors",
     "plot",
     "record_attention",
