@@ -318,7 +318,16 @@ class StepBuffer:
         if self.sinks:
             one = RecordStore()
             one.append_grids(step, grids, per_rank=per_rank, skipped=skipped)
-            delivered = self.sinks.write(step, one.to_pandas())
+            table = one.to_pandas()
+            # this step's histogram-probe blocks (dense counts), appended just before
+            blocks = self.histograms._blocks
+            n_hist = next(
+                (i for i, b in enumerate(reversed(blocks)) if b.step != step), len(blocks)
+            )
+            table.attrs["histograms"] = blocks[len(blocks) - n_hist :]
+            delivered = self.sinks.write(step, table)
+            if delivered and not self.keep and n_hist:
+                del blocks[len(blocks) - n_hist :]
         if self.keep or not delivered:
             self.records.append_grids(step, grids, per_rank=per_rank, skipped=skipped)
 

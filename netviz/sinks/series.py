@@ -48,10 +48,78 @@ _AGG = {"max": "max", "abs_max": "max", "min": "min", "numel": "sum"}
 
 
 def check_histograms(histograms: object) -> object:
-    """``histograms=`` of the tracker sinks: ``False`` or ``"moments"``."""
-    if histograms not in (False, "moments"):
-        raise ValueError(f"`histograms` must be False or 'moments', got {histograms!r}")
+    """``histograms=`` of the tracker sinks: ``"auto"``, ``"moments"`` or ``False``."""
+    if histograms not in ("auto", "moments", False):
+        raise ValueError(
+            f"`histograms` must be 'auto' (the histogram probes' counts), 'moments' or False, "
+            f"got {histograms!r}"
+        )
     return histograms
+
+
+def step_histograms(table: pd.DataFrame, histograms: object, prefix: str = "netviz") -> list:
+    """The :class:`Hist` objects a tracker sink writes for one step's ``table``."""
+    if histograms == "auto":
+        return binned_histograms(table, prefix)
+    if histograms == "moments":
+        return moment_histograms(table, prefix)
+    return []
+
+
+def binned_histograms(table: pd.DataFrame, prefix: str = "netviz") -> list:
+    """Histograms of the histogram probes (``activation_hist``, ``grad_hist``, ...) of a step.
+
+    The monitor hands them over in ``table.attrs["histograms"]`` (dense
+    counts per probe and module). Training rows only; the counts of a module's
+    calls and micro-batches are added up; NaN and infinite values are left
+    out (they are counted in ``nonfinite_frac``); the bins are trimmed to the
+    non-empty range, and the open outer bins end at the finite neighbour edge.
+    """
+    out = []
+    for block in table.attrs.get("histograms", ()):
+        if block.rank is not None and block.rank >= 0:
+            continue  # per-rank histograms: not one series per rank in a tracker
+        train = np.array([p == "train" for p in block.phases], dtype=bool)
+        nb = len(block.edges) - 1
+        sums: dict[str, np.ndarray] = {}
+        for i in np.nonzero(train)[0]:
+            module = block.modules[i]
+            counts = block.counts[i, :nb].astype(np.float64)
+            sums[module] = sums[module] + counts if module in sums else counts
+        for module in sorted(sums):
+            hist = _hist_from_counts(
+                f"{prefix}/{block.probe}/{module or ROOT_NAME}", block.edges, sums[module]
+            )
+            if hist is not None:
+                out.append(hist)
+    return out
+
+
+def _hist_from_counts(name: str, edges: np.ndarray, counts: np.ndarray) -> Hist | None:
+    nonzero = np.nonzero(counts)[0]
+    if not len(nonzero):
+        return None
+    lo_i, hi_i = nonzero[0], nonzero[-1] + 1
+    edges = np.asarray(edges[lo_i : hi_i + 1], dtype=np.float64).copy()
+    counts = counts[lo_i:hi_i]
+    finite = edges[np.isfinite(edges)]
+    if not len(finite):
+        return None
+    if not np.isfinite(edges[0]):  # the open underflow bin: end at its finite edge
+        edges[0] = finite[0] if len(edges) > 1 and np.isfinite(edges[1]) else 0.0
+    if not np.isfinite(edges[-1]):
+        edges[-1] = finite[-1]
+    mid = (edges[:-1] + edges[1:]) / 2
+    return Hist(
+        tag=name,
+        edges=edges,
+        counts=counts,
+        num=float(counts.sum()),
+        sum=float((counts * mid).sum()),  # from bin centres: the histogram's own moments
+        sum_squares=float((counts * mid**2).sum()),
+        min=float(edges[0]),
+        max=float(edges[-1]),
+    )
 
 
 def resolve_series(series: str | Iterable[str]) -> frozenset[tuple[str, str]] | None:

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from netviz.sinks.base import TrackerSink
-from netviz.sinks.series import Hist, check_histograms, moment_histograms
+from netviz.sinks.series import Hist, check_histograms, step_histograms
 
 __all__ = ["TensorBoard"]
 
@@ -41,10 +41,14 @@ class TensorBoard(TrackerSink):
     series, tag_fn, step_offset
         See :class:`netviz.sinks.base.TrackerSink`.
     histograms
-        ``False`` (default) or ``"moments"``: per module, a one-bucket
-        histogram ``[min, max]`` of the finite activations with their exact
-        count, sum and sum of squares (from ``activation_stats``; TensorBoard
-        shows its range and mass, not its shape).
+        ``"auto"`` (default): the counts of the histogram probes
+        (``watch(probes=[..., "activation_hist", "grad_hist"])``), one histogram
+        ``netviz/{probe}/{module}`` per module and step (training forwards, calls
+        and micro-batches added up, finite values only, trimmed to the non-empty
+        bins), nothing if no histogram probe ran. ``"moments"``: per module a
+        one-bucket histogram ``[min, max]`` of the finite activations with their
+        exact count, sum and sum of squares, from ``activation_stats``
+        (TensorBoard shows their range and mass, not their shape). ``False``: none.
     """
 
     def __init__(
@@ -52,7 +56,7 @@ class TensorBoard(TrackerSink):
         writer_or_logdir: Any,
         series: Any = "compact",
         *,
-        histograms: bool | str = False,
+        histograms: bool | str = "auto",
         tag_fn: Any = None,
         step_offset: int = 0,
     ):
@@ -84,7 +88,7 @@ class TensorBoard(TrackerSink):
             )
             self.writer._get_file_writer().add_summary(summary, at)
         if self._histograms:
-            for hist in moment_histograms(table):
+            for hist in step_histograms(table, self._histograms):
                 self.write_hist(at, hist)
 
     def write_hist(self, step: int, hist: Hist) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from netviz.sinks.base import TrackerSink
-from netviz.sinks.series import Hist, check_histograms, moment_histograms
+from netviz.sinks.series import Hist, check_histograms, step_histograms
 
 __all__ = ["MAX_BINS", "Wandb"]
 
@@ -50,8 +50,9 @@ class Wandb(TrackerSink):
         Lightning ``"trainer/global_step"``, inside the Hugging Face Trainer
         ``"train/global_step"`` (with ``step_offset=1``), so curves line up.
     histograms
-        ``False`` (default) or ``"moments"`` (see :class:`netviz.sinks.TensorBoard`),
-        sent as ``wandb.Histogram(np_histogram=...)`` with at most 512 bins.
+        ``"auto"`` (default), ``"moments"`` or ``False``, as in
+        :class:`netviz.sinks.TensorBoard`; sent as
+        ``wandb.Histogram(np_histogram=...)`` with at most 512 bins.
     """
 
     def __init__(
@@ -60,7 +61,7 @@ class Wandb(TrackerSink):
         series: Any = "compact",
         *,
         step_metric: str = "netviz/step",
-        histograms: bool | str = False,
+        histograms: bool | str = "auto",
         tag_fn: Any = None,
         step_offset: int = 0,
     ):
@@ -99,7 +100,7 @@ class Wandb(TrackerSink):
                 bad += 1
         data["netviz/nonfinite_count"] = bad
         if self._histograms:
-            for hist in moment_histograms(table):
+            for hist in step_histograms(table, self._histograms):
                 data[hist.tag] = self.histogram(hist)
         data[self.step_metric] = step + self.step_offset
         self.run.log(data)

@@ -283,3 +283,34 @@ def test_tensorboard_series_do_not_depend_on_row_order(tmp_path):
         "netviz/skipped": [0.0],
     }
     assert got[0] == got[1] == expected
+
+
+def test_tensorboard_histograms_from_the_histogram_probe_equal_numpy(tmp_path):
+    net = mlp()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    seen, (state, handles) = _outputs_per_step(net)
+    opt.register_step_post_hook(lambda *a: state.__setitem__("step", state["step"] + 1))
+    sink = netviz.sinks.TensorBoard(tmp_path / "hist")  # histograms="auto"
+    with netviz.watch(
+        net, probes=["grad_norm", "activation_hist"], optimizer=opt, sinks=[sink]
+    ) as mon:
+        train(net, opt, 2)
+    sink.close()
+    for h in handles:
+        h.remove()
+    (probe,) = [p for p in mon.probes if p.name == "activation_hist"]
+    edges = np.asarray(probe.grid.edges, dtype=np.float64)
+    acc = _read_tb(tmp_path / "hist")
+    assert set(acc.Tags()["histograms"]) == {f"netviz/activation_hist/{m}" for m in "012"}
+    for module in "012":
+        events = acc.Histograms(f"netviz/activation_hist/{module}")
+        assert [e.step for e in events] == [0, 1]
+        for event in events:
+            out = seen[event.step][module].double().numpy().ravel()
+            reference, _ = np.histogram(out, bins=edges)  # independent counts on the same grid
+            nz = np.nonzero(reference)[0]
+            h = event.histogram_value
+            assert list(h.bucket) == reference[nz[0] : nz[-1] + 1].tolist()
+            assert h.num == out.size
+            uppers = edges[nz[0] + 1 : nz[-1] + 2]
+            np.testing.assert_allclose(list(h.bucket_limit)[:-1], uppers[:-1])
