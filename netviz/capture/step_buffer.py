@@ -325,9 +325,7 @@ class StepBuffer:
                 (i for i, b in enumerate(reversed(blocks)) if b.step != step), len(blocks)
             )
             table.attrs["histograms"] = blocks[len(blocks) - n_hist :]
-            delivered = self.sinks.write(step, table)
-            if delivered and not self.keep and n_hist:
-                del blocks[len(blocks) - n_hist :]
+            delivered = self.sinks.write(step, table)  # histograms stay in memory (keep: records)
         if self.keep or not delivered:
             self.records.append_grids(step, grids, per_rank=per_rank, skipped=skipped)
 
