@@ -150,6 +150,11 @@ class NetvizCallback(TrainerCallback, CallbackOptions):
                 self._trackers = sinks_for_report_to(args, self.series)
             elif self.sinks:
                 self._trackers = list(self.sinks)
+            if self.watch_kwargs.get("keep", True) is False and not self._trackers:
+                raise ValueError(
+                    "NetvizCallback(keep=False) keeps no records in memory, so it needs a sink "
+                    "for them, e.g. sinks=[netviz.sinks.Parquet('run.parquet')]"
+                )
         self.monitor = attach(
             model,
             optimizer,

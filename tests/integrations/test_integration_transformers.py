@@ -169,3 +169,14 @@ def test_wandb_run_of_the_trainer_gets_netviz_on_train_global_step(tmp_path, mon
         (s + 1, pytest.approx(v, rel=1e-6)) for s, v in zip(expected.step, expected.value)
     ]
     assert sorted(h["train/global_step"] for h in history if "train/loss" in h) == [1, 2]
+
+
+def test_keep_false_without_a_sink_is_refused():
+    args = types.SimpleNamespace(
+        fsdp="", fsdp_config={}, deepspeed=None, logging_steps=1, report_to=[]
+    )
+    state = types.SimpleNamespace(global_step=0, is_world_process_zero=True, logging_steps=1)
+    with pytest.raises(ValueError, match="needs a sink"):
+        NetvizCallback(keep=False).on_train_begin(
+            args, state, None, model=object(), optimizer=object()
+        )
