@@ -11,44 +11,47 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from netviz.analysis.checks import (
-    check_gradient_flow,
-    check_nonfinite,
-    check_timesteps,
-    check_units,
-    check_update_ratio,
-    gradient_series,
-    merge_steps,
-    sort_findings,
-)
-from netviz.analysis.findings import Finding, Report, Thresholds
+from netviz.analysis.analyze import analyze, empty_error
+from netviz.analysis.checks import gradient_series
+from netviz.analysis.findings import Finding, Thresholds
+from netviz.analysis.functional import ForwardTracker, iter_covered
 from netviz.analysis.order import as_records, module_order
+from netviz.analysis.report import Report
 from netviz.capture.attach import watch
 from netviz.capture.probes.activation import first_tensor
 from netviz.capture.probes.units import UnitActivity
 from netviz.capture.selection import ModuleSelector, unwrap
 
-__all__ = ["INPUTS", "analyze", "default_loss", "diagnose", "weight_layers"]
+__all__ = ["INPUTS", "ModelError", "analyze", "default_loss", "diagnose", "weight_layers"]
 
 #: ``Finding.module`` of a finding about the inputs rather than a module.
 INPUTS = "<inputs>"
 
-_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
+
+class ModelError(RuntimeError):
+    """The user's model raised during :func:`netviz.diagnose`: in its forward (the message
+    names the module reached), in ``loss_fn`` or in the backward pass.
+
+    The original exception is chained as ``__cause__``.
+    """
 
 
 def weight_layers(model: nn.Module) -> list[str]:
-    """Modules compared by the gradient-flow check: those owning a weight matrix or kernel.
+    """Modules of a live model that can count for depth: those owning a trainable parameter.
 
-    Normalisation layers (their gradients live on another scale) and
-    embeddings (sparse gradients) are left out.
+    The layers that count for depth are the modules whose own parameters
+    (``recurse=False``) receive a gradient that ``grad_stats``/``grad_norm``
+    record (:func:`netviz.analysis.checks.depth_layers`), for a model and for
+    its ``watch`` records alike: weight layers, normalisation layers with
+    affine parameters, embeddings. This is the list before the pass, in
+    registration order; a module whose parameters get no gradient in the pass
+    drops out.
     """
-    out = []
-    for name, m in unwrap(model).named_modules():
-        if isinstance(m, (*_NORMS, nn.Embedding, nn.EmbeddingBag)):
-            continue
-        if any(p.dim() >= 2 and p.requires_grad for p in m.parameters(recurse=False)):
-            out.append(name)
-    return out
+    return [
+        name
+        for name, m in unwrap(model).named_modules()
+        if any(p.requires_grad for p in m.parameters(recurse=False))
+    ]
 
 
 def default_loss(output: Any, target: Any) -> tuple[torch.Tensor, str]:
@@ -220,46 +223,159 @@ def _blame_inputs(findings: list[Finding], seen: list[tuple[int, int]]) -> list[
     return [Finding("nonfinite", INPUTS, "error", msg, ev), *kept]
 
 
-def analyze(
-    records: pd.DataFrame,
-    thresholds: Thresholds | None = None,
-    *,
-    layers: list[str] | None = None,
-    extra: dict[str, dict[str, float]] | None = None,
-) -> list[Finding]:
-    """Findings of a record table: per-step checks merged over steps, plus update ratios."""
-    th = thresholds or Thresholds()
-    order = module_order(records)
-    per_step = []
-    steps = sorted(records.step.unique())
-    for step, rows in records.groupby("step", sort=True):
-        found = check_nonfinite(rows, order)
-        if not found:  # flow and unit statistics of a non-finite step mean nothing
-            found += check_gradient_flow(gradient_series(rows, order, layers), th)
-            found += check_timesteps(rows, th, extra)
-            found += check_units(rows, th)
-        per_step.append((int(step), found))
-    findings = merge_steps(per_step, len(steps))
-    findings += check_update_ratio(records, th)
-    return sort_findings(findings, order)
+def _where(tracker: ForwardTracker, x: Any) -> str:
+    at = tracker.where()
+    shapes = [tuple(t.shape) for t in _tensors(x)]
+    return (f" in {at}" if at else "") + f" (batch input shapes {shapes})"
 
 
-def _healthy_line(records: pd.DataFrame, layers: list[str] | None) -> str:
-    order = module_order(records)
-    last = records[records.step == records.step.max()] if len(records) else records
-    series = gradient_series(last, order, layers)
-    if len(series) >= 2 and series[-1][1] > 0:
-        r = series[0][1] / series[-1][1]
-        return (
-            f"The gradient RMS changes by a factor {r:.2g} from `{series[0][0]}` (input side) to "
-            f"`{series[-1][0]}` (output side) over {len(series)} layers; no dead or saturated "
-            "units; every value is finite."
+def _tensors(x: Any) -> list[torch.Tensor]:
+    if isinstance(x, torch.Tensor):
+        return [x]
+    if isinstance(x, Mapping):
+        return [v for v in x.values() if isinstance(v, torch.Tensor)]
+    if isinstance(x, (tuple, list)):
+        return [v for v in x if isinstance(v, torch.Tensor)]
+    return []
+
+
+def _loss(out: Any, y: Any, loss_fn: Callable[..., torch.Tensor] | None) -> tuple[Any, str | None]:
+    if loss_fn is None:
+        return default_loss(out, y)
+    try:
+        loss = loss_fn(out, y) if y is not None else loss_fn(out)
+    except Exception as exc:
+        raise ModelError(f"netviz.diagnose: `loss_fn` raised {type(exc).__name__}: {exc}") from exc
+    return loss, None
+
+
+def _check_loss(loss: Any) -> None:
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise ValueError(
+            f"the loss must be a scalar tensor, got {type(loss).__name__}"
+            + (f" of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else "")
         )
-    return "Every recorded value is finite and within the thresholds."
+    if not loss.requires_grad:
+        raise ValueError(
+            "the loss does not require grad: no parameter of the model takes part "
+            "(frozen model, or a forward under torch.no_grad())"
+        )
+
+
+def _with_functional(
+    records: pd.DataFrame, extra: list[tuple[int, list[tuple[str, int, str, float]], dict]]
+) -> pd.DataFrame:
+    """Records plus the functional ``unit_activity`` rows, ``order`` renumbered per step
+    from the execution order the tracker saw (modules not called keep coming after)."""
+    records = as_records(records)
+    rows = [
+        {"step": step, "module": m, "call": c, "probe": "unit_activity", "stat": st, "value": v}
+        for step, found, _ in extra
+        for m, c, st, v in found
+    ]
+    if rows:
+        add = pd.DataFrame(rows).assign(skipped=False, phase="train", micro=0, order=0)
+        records = as_records(pd.concat([records, add[records.columns]], ignore_index=True))
+    seqs = {step: seq for step, _, seq in extra}
+    order = records.order.to_numpy().copy()
+    for step, idx in records.groupby("step", sort=False).indices.items():
+        seq = seqs.get(int(step), {})
+        part = records.iloc[idx]
+        first = part.groupby("module", sort=True).order.min()
+        keys = sorted(
+            first.index,
+            key=lambda m: (0, seq[m], "") if m in seq else (1, int(first[m]), str(m)),
+        )
+        rank = {m: i for i, m in enumerate(keys)}
+        order[idx] = part.module.map(rank).to_numpy()
+    records["order"] = order
+    return records
+
+
+def _run(
+    model: nn.Module,
+    inputs: Any,
+    target: Any,
+    loss_fn: Callable[..., torch.Tensor] | None,
+    train: bool,
+    modules: ModuleSelector,
+    max_batches: int | None,
+) -> tuple[pd.DataFrame, list[tuple[int, int]], str | None, int]:
+    """One forward and backward per batch under probes: ``(records, inputs seen, loss, n)``."""
+    probes = ["grad_norm", "grad_stats", "activation_stats", "timestep_grad", UnitActivity()]
+    loss_name = getattr(loss_fn, "__name__", type(loss_fn).__name__) if loss_fn else None
+    seen: list[tuple[int, int]] = []
+    extra: list[tuple[int, list[tuple[str, int, str, float]], dict]] = []
+    inner = unwrap(model)
+    # enable_grad: a diagnosis called inside torch.no_grad() still needs a backward
+    with (
+        torch.enable_grad(),
+        _preserved(model, train),
+        # all_ranks: in a distributed job every rank gets the same (global) report
+        watch(model, probes=probes, modules=modules, all_ranks=True) as mon,
+    ):
+        skip = set(iter_covered(inner, set(mon.module_names)))
+        with ForwardTracker(inner, skip, UnitActivity()) as tracker:
+            for x, y in _batches(inputs, target, max_batches):
+                try:
+                    out = _call(model, x)
+                except Exception as exc:
+                    raise ModelError(
+                        f"netviz.diagnose: the model's forward raised {type(exc).__name__}"
+                        f"{_where(tracker, x)}: {exc}"
+                    ) from exc
+                tracker.stack.clear()
+                loss, name = _loss(out, y, loss_fn)
+                loss_name = name or loss_name
+                _check_loss(loss)
+                try:
+                    loss.reshape(()).backward()
+                except Exception as exc:
+                    raise ModelError(
+                        f"netviz.diagnose: the backward pass raised {type(exc).__name__}: {exc}"
+                    ) from exc
+                step = mon.step_index
+                mon.step()
+                extra.append((step, *tracker.take()))
+                seen.append(_nonfinite_count(x))
+                for p in model.parameters():
+                    p.grad = None
+    return _with_functional(mon.to_pandas(), extra), seen, loss_name, len(seen)
+
+
+def _healthy_flow(records: pd.DataFrame, layers: list[str], stat: str) -> str | None:
+    """The flow of the last step, said when the flow check found nothing."""
+    if not len(records):
+        return None
+    order = module_order(records)
+    series = gradient_series(records[records.step == records.step.max()], order, layers)
+    if len(series) < 2 or not series[-1][1] > 0:
+        return None
+    r = series[0][1] / series[-1][1]
+    return (
+        f"the {stat} changes by a factor {r:.2g} from `{series[0][0]}` (input side) to "
+        f"`{series[-1][0]}` (output side) over {len(series)} layers"
+    )
+
+
+def _summary(records: pd.DataFrame, facts: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    from netviz.analysis.checks import gradient_magnitudes
+
+    layers = facts["layers"]
+    _, stat = gradient_magnitudes(records)
+    out = dict(kw)
+    out.update(
+        steps=facts["steps"],
+        layers=len(layers),
+        depth_layers=list(layers),
+        statistic=stat,
+        healthy_flow=_healthy_flow(records, layers, stat),
+    )
+    return out
 
 
 def diagnose(
-    model: nn.Module | pd.DataFrame,
+    model_or_records: nn.Module | pd.DataFrame,
     inputs: Any = None,
     target: Any = None,
     loss_fn: Callable[..., torch.Tensor] | None = None,
@@ -270,7 +386,8 @@ def diagnose(
     max_batches: int | None = None,
     layers: list[str] | None = None,
 ) -> Report:
-    """Look for vanishing/exploding gradients, dead or saturated units and NaN/Inf.
+    """Look for vanishing/exploding gradients, dead or saturated units, NaN/Inf, and
+    (from records of a training run) trends, spikes, update ratios and train/eval drift.
 
     Two ways to call it:
 
@@ -278,24 +395,35 @@ def diagnose(
       backward pass per batch with :func:`netviz.watch` probes
       (``grad_norm``, ``grad_stats``, ``activation_stats``, ``timestep_grad`` and
       :class:`~netviz.capture.probes.units.UnitActivity`) and diagnoses the records.
-      The model is left exactly as it was: parameters, ``.grad`` (``None``
-      included: the original gradient tensors are put back), the training mode
-      of every module, buffers (batch-norm running statistics), hooks and the
-      torch random state (CPU and the CUDA devices the model uses).
+      Activation *functions* called inside ``forward`` (``F.relu``,
+      ``torch.sigmoid``, ``x.tanh()``, ``F.gelu`` ..., see
+      :mod:`netviz.analysis.functional`) are checked too, named like
+      ``"fc1 -> relu"``. The model is left exactly as it was: parameters,
+      ``.grad`` (``None`` included: the original gradient tensors are put
+      back), the training mode of every module, buffers (batch-norm running
+      statistics), hooks and the torch random state (CPU and the CUDA devices
+      the model uses).
     - ``diagnose(records)`` reads a record table from ``netviz.watch`` over many
-      steps (columns ``step, module, call, probe, stat, value``) and also
-      checks ``weight_stats`` update ratios; a finding seen in several steps
+      steps and also runs the checks over training (update ratios, gradient
+      trends and spikes, train vs eval drift); a finding seen in several steps
       says in how many and since when.
+
+    Both ways use one definition of the layers that count for depth (modules
+    whose own parameters got a recorded gradient, see
+    :func:`netviz.analysis.checks.depth_layers`), so a network and its records
+    get the same answer. The report lists every check: found, clear (on what)
+    or not run (why).
 
     Parameters
     ----------
-    model
-        A :class:`torch.nn.Module`, or a record table (pandas DataFrame or
-        :class:`netviz.Monitor`).
+    model_or_records
+        A :class:`torch.nn.Module`, or a record table (pandas DataFrame from
+        ``netviz.watch(...).to_pandas()`` or ``netviz.load(path)``, a
+        :class:`netviz.Monitor` or a :class:`Report`).
     inputs
         One batch: a tensor (``model(x)``), a tuple (``model(*x)``) or a dict
         (``model(**x)``); or an iterable (list, DataLoader, generator) of
-        ``(inputs, target)`` pairs, one pass each.
+        ``(inputs, target)`` pairs, one pass each. Only with a model.
     target
         The target of a single batch, or ``None``.
     loss_fn
@@ -314,22 +442,26 @@ def diagnose(
     max_batches
         Use at most this many batches of an iterable ``inputs``.
     layers
-        Qualified names of the modules the gradient-flow check compares, input
-        side first. Default: :func:`weight_layers` of the model; for a record
-        table, every module with gradient records (pass ``layers`` to leave out
-        normalisation layers or embeddings at either end).
+        Qualified names of the modules the gradient-flow, trend and spike
+        checks compare, input side first. Default: every module with gradient
+        records (the same for a model and for records).
 
     Returns
     -------
     Report
-        ``report.findings``; ``print(report)`` reads as advice;
-        ``report.plot()`` draws the gradient flow.
+        ``report.findings``, ``report.checks``; ``print(report)`` reads as
+        advice and lists what was checked; ``report.plot()`` draws the
+        gradient statistic the report quotes.
 
     Raises
     ------
     TypeError, ValueError
-        Bad ``model``, ``inputs``, ``target`` or ``loss_fn``; a loss that is not
-        a scalar or has no gradient.
+        Bad ``model_or_records``, ``inputs``, ``target`` or ``loss_fn``; a loss
+        that is not a scalar or has no gradient; a record table without rows
+        (nothing recorded is not an all-clear).
+    ModelError
+        The model's forward (the message names the module reached), ``loss_fn``
+        or the backward pass raised.
 
     Examples
     --------
@@ -345,26 +477,26 @@ def diagnose(
     ['vanishing_gradients']
     >>> report.findings[0].module  # the input-side end of the range
     '0'
+    >>> report.check("saturation").status, report.check("update_ratio").status
+    ('clear', 'not_run')
     """
     th = thresholds if thresholds is not None else Thresholds()
     if not isinstance(th, Thresholds):
         raise TypeError(f"`thresholds` must be a netviz.Thresholds, got {type(th).__name__}")
-    if not isinstance(model, nn.Module):
+    if not isinstance(model_or_records, nn.Module):
         if inputs is not None or target is not None or loss_fn is not None:
             raise TypeError(
-                "`model` must be a torch.nn.Module when `inputs` are given; "
-                f"got {type(model).__name__}"
+                "`inputs`, `target` and `loss_fn` are for diagnosing a model (a torch.nn.Module); "
+                f"`model_or_records` is a {type(model_or_records).__name__}: a record table is "
+                "diagnosed alone, diagnose(records)"
             )
-        records = as_records(model, name="model")
+        records = as_records(model_or_records, name="model_or_records")
+        if not len(records):
+            raise empty_error(f"`model_or_records` ({type(model_or_records).__name__})")
         chosen = _check_layers(layers, records)
-        findings = analyze(records, th, layers=chosen)
-        summary = {
-            "model": "records",
-            "source": "records",
-            "steps": int(records.step.nunique()),
-            "healthy": _healthy_line(records, chosen),
-        }
-        return Report(findings, records, th, summary)
+        findings, checks, facts = analyze(records, th, layers=chosen, source="records")
+        summary = _summary(records, facts, model="records", source="records")
+        return Report(findings, records, th, summary, checks)
     if not isinstance(train, bool):
         raise TypeError(f"`train` must be True or False, got {train!r}")
     if inputs is None:
@@ -375,50 +507,21 @@ def diagnose(
         raise ValueError(f"`max_batches` must be a positive int or None, got {max_batches!r}")
     if loss_fn is not None and not callable(loss_fn):
         raise TypeError(f"`loss_fn` must be callable, got {type(loss_fn).__name__}")
-    probes = ["grad_norm", "grad_stats", "activation_stats", "timestep_grad", UnitActivity()]
-    loss_name = getattr(loss_fn, "__name__", type(loss_fn).__name__) if loss_fn else None
-    n = 0
-    seen_inputs: list[tuple[int, int]] = []
-    # enable_grad: a diagnosis called inside torch.no_grad() still needs a backward
-    with (
-        torch.enable_grad(),
-        _preserved(model, train),
-        # all_ranks: in a distributed job every rank gets the same (global) report
-        watch(model, probes=probes, modules=modules, all_ranks=True) as mon,
-    ):
-        for x, y in _batches(inputs, target, max_batches):
-            out = _call(model, x)
-            if loss_fn is not None:
-                loss = loss_fn(out, y) if y is not None else loss_fn(out)
-            else:
-                loss, loss_name = default_loss(out, y)
-            if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-                raise ValueError(
-                    f"the loss must be a scalar tensor, got {type(loss).__name__}"
-                    + (f" of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else "")
-                )
-            if not loss.requires_grad:
-                raise ValueError(
-                    "the loss does not require grad: no parameter of the model takes part "
-                    "(frozen model, or a forward under torch.no_grad())"
-                )
-            loss.reshape(()).backward()
-            mon.step()
-            seen_inputs.append(_nonfinite_count(x))
-            for p in model.parameters():
-                p.grad = None
-            n += 1
-    records = mon.to_pandas()
-    layers = weight_layers(model) if layers is None else _check_layers(layers, records)
-    findings = analyze(records, th, layers=layers, extra=_rnn_evidence(model))
-    findings = _blame_inputs(findings, seen_inputs)
-    summary = {
-        "model": type(unwrap(model)).__name__,
-        "source": "model",
-        "steps": n,
-        "loss": loss_name,
-        "mode": "train" if train else "eval",
-        "layers": len(layers),
-        "healthy": _healthy_line(records, layers),
-    }
-    return Report(findings, records, th, summary)
+    model = model_or_records
+    records, seen, loss_name, _ = _run(model, inputs, target, loss_fn, train, modules, max_batches)
+    if not len(records):
+        raise empty_error("the passes over the model")
+    chosen = _check_layers(layers, records)
+    findings, checks, facts = analyze(
+        records, th, layers=chosen, extra=_rnn_evidence(model), source="model"
+    )
+    findings = _blame_inputs(findings, seen)
+    summary = _summary(
+        records,
+        facts,
+        model=type(unwrap(model)).__name__,
+        source="model",
+        loss=loss_name,
+        mode="train" if train else "eval",
+    )
+    return Report(findings, records, th, summary, checks)
