@@ -14,6 +14,10 @@ numbers equal the probe's), attributed to the module that produced its input:
   forward, as ``"fc1 -> relu"``; or after the calling module itself when none
   finished yet (``"block -> relu"``, ``"(model) -> relu"`` at the root).
 
+A unit is an index along dimension 1, as for the probe, except for >= 3-D
+outputs of an ``nn.Linear`` (``(batch, tokens, features)`` in a transformer's
+feed-forward block), whose units are the features on the last dimension.
+
 Calls made by netviz itself (probes replaying a recurrent layer) are ignored.
 The mode costs a Python call per torch operation, which is why
 ``netviz.watch`` does not use it: its ``unit_activity`` probe sees activation
@@ -165,6 +169,8 @@ class _Mode(TorchFunctionMode):
         if info is not None and self.tracker.stack and not _called_by_netviz():
             if info[1] is None:
                 if pre is not None:
+                    if self.tracker.features_last(pre):
+                        pre = pre.movedim(-1, 1)
                     raw = _slope_raw(func, pre, args, kwargs, self.tracker.probe.dead_tol)
                     if raw is not None:
                         self.tracker.record(info[0], None, raw)
@@ -195,6 +201,7 @@ class ForwardTracker:
         self.skip = skip
         self.probe = probe
         self.names = {id(m): n for n, m in model.named_modules()}
+        self.by_name = dict(model.named_modules())
         self.stack: list[list[Any]] = []  # [module, name, last finished child]
         self.seq: dict[str, int] = {}
         self._collector = _Collector()
@@ -248,6 +255,14 @@ class ForwardTracker:
         module, name = self.stack[-1][0], self.stack[-1][1]
         return f"`{name or '(model)'}` ({type(module).__name__})"
 
+    def features_last(self, x: Any) -> bool:
+        """True when the units of ``x`` lie on its last dimension: a >= 3-D output of an
+        ``nn.Linear`` (a transformer's feed-forward ``(batch, tokens, features)``)."""
+        if not self.stack or not isinstance(x, torch.Tensor) or x.dim() < 3:
+            return False
+        last = self.stack[-1][2]
+        return isinstance(self.by_name.get(last) if last is not None else None, nn.Linear)
+
     def record(self, label: str, standin: nn.Module | None, output: Any) -> None:
         """Statistics of one activation call: ``output`` through the stand-in module's
         :class:`UnitActivity` code, or (``standin`` None) ready raw slope counts."""
@@ -271,6 +286,8 @@ class ForwardTracker:
         if standin is None:
             c.emit(where, x, call=c._call)
             return
+        if self.features_last(x):
+            x = x.movedim(-1, 1)
         with torch.no_grad():
             self.probe.on_forward(c, where, standin, (), x)  # type: ignore[arg-type]
 

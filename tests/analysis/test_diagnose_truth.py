@@ -286,3 +286,20 @@ def test_unit_activity_records_from_watch_match_the_model_path():
     assert key == [(f.kind, f.module, f.evidence["dead_frac"]) for f in live.by_kind("dead_units")]
     assert key == [("dead_units", "1", 0.75)]
     assert isinstance(rec.records, pd.DataFrame)
+
+
+def test_token_features_are_the_units_after_a_linear():
+    # (batch, tokens, features): 48 of the 64 feed-forward features are dead
+    class FF(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear1 = nn.Linear(8, 64)
+            self.linear2 = nn.Linear(64, 8)
+            with torch.no_grad():
+                self.linear1.bias[:48] = -100.0
+
+        def forward(self, x):
+            return self.linear2(F.relu(self.linear1(x)))
+
+    (f,) = diagnose(FF(), torch.randn(16, 6, 8)).by_kind("dead_units")
+    assert (f.module, f.evidence["dead_frac"]) == ("linear1 -> relu", 0.75)
