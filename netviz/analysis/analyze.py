@@ -55,8 +55,21 @@ def _steps(n: int, unit: str) -> str:
     return f"{n} {unit}{'' if n == 1 else 'es' if unit == 'batch' else 's'}"
 
 
+def _in_order(names: Any, order: Sequence[str]) -> list[str]:
+    """Distinct ``names`` in network order (never row order)."""
+    rank = {m: i for i, m in enumerate(order)}
+    return sorted(set(names), key=lambda m: (rank.get(m, len(rank)), m))
+
+
 def _units_check(
-    name: str, rows: pd.DataFrame, stat: str, n_steps: int, unit: str, source: str, found: bool
+    name: str,
+    rows: pd.DataFrame,
+    stat: str,
+    n_steps: int,
+    unit: str,
+    source: str,
+    found: bool,
+    order: Sequence[str],
 ) -> Check:
     have = rows[(rows.stat == stat) & np.isfinite(rows.value)]
     if not len(have):
@@ -70,7 +83,7 @@ def _units_check(
             "sees those)"
         )
         return Check(name, "not_run", why)
-    mods = list(dict.fromkeys(have.module))
+    mods = _in_order(have.module, order)
     detail = f"{len(mods)} activation(s) ({name_list(mods)}) over {_steps(n_steps, unit)}"
     return Check(name, "found" if found else "clear", detail, len(mods), n_steps)
 
@@ -170,7 +183,7 @@ def analyze(
     # gradients through time
     tg = records[(records.probe == "timestep_grad") & ~records.step.isin(nonfinite_steps)]
     if len(tg):
-        mods = list(dict.fromkeys(tg.module))
+        mods = _in_order(tg.module, order)
         time_found = any(f.kind in flow_kinds and "through_time" in f.evidence for f in findings)
         checks["timesteps"] = Check(
             "timesteps",
@@ -191,7 +204,9 @@ def analyze(
 
     ua = records[(records.probe == "unit_activity") & ~records.step.isin(nonfinite_steps)]
     for name, stat in (("dead_units", "dead_frac"), ("saturation", "saturated_frac")):
-        checks[name] = _units_check(name, ua, stat, units_steps, unit, source, name in kinds)
+        checks[name] = _units_check(
+            name, ua, stat, units_steps, unit, source, name in kinds, order
+        )
 
     first_nf = min(nonfinite_steps) if nonfinite_steps else None
     if source == "model":
