@@ -215,7 +215,7 @@ def analyze(
     else:
         for fn in (
             lambda: check_update_ratio(records, th),
-            lambda: check_gradient_trend(records, chosen, th),
+            lambda: check_gradient_trend(records, chosen, th, first_nf),
             lambda: check_gradient_spike(records, chosen, th, first_nf),
             lambda: check_eval_drift(records, th),
         ):

@@ -76,9 +76,9 @@ class Thresholds:
     trend_orders
         A layer's gradient magnitude (median over the last quarter of the
         recorded steps against the first quarter) that grew by this many orders
-        of magnitude (2), or moved this many orders away from the network's
-        median trend (one layer decaying while the others do not), is a
-        warning; twice as many orders is an error. All layers decaying
+        of magnitude (2), or fell by this many orders both on its own and
+        against the output-side layer (one layer decaying while the output
+        side does not), is a warning; twice as many orders is an error. All layers decaying
         together (the loss converging) is not a finding.
     trend_min_steps
         Recorded steps needed for the trend and spike checks (5).

@@ -113,7 +113,10 @@ def _layer_series(
 
 
 def check_gradient_trend(
-    records: pd.DataFrame, layers: Sequence[str], th: Thresholds
+    records: pd.DataFrame,
+    layers: Sequence[str],
+    th: Thresholds,
+    first_nonfinite: int | None = None,
 ) -> tuple[list[Finding], Check]:
     """Layers whose gradient grew, or decayed apart from the others, by orders of magnitude.
 
@@ -121,14 +124,20 @@ def check_gradient_trend(
     recorded steps against the first quarter, in orders of magnitude
     :math:`t = \\log_{10}(\\mathrm{late}/\\mathrm{early})`. All layers falling
     together is the loss converging, not a finding; a layer with
-    :math:`t \\ge` ``trend_orders`` (growing) or :math:`|t - \\mathrm{median}(t)| \\ge`
-    ``trend_orders`` (apart from the network) is.
+    :math:`t \\ge` ``trend_orders`` (growing) or both :math:`t \\le -` ``trend_orders``
+    and :math:`t \\le t_\\mathrm{out} -` ``trend_orders`` (falling behind) is, where :math:`t_\\mathrm{out}` is the trend of the
+    output-side layer (it gets the loss gradient directly). Only the steps before
+    ``first_nonfinite`` count (after it the gradients are NaN).
     """
+    if first_nonfinite is not None:
+        records = records[records.step < first_nonfinite]
     series, stat, steps = _layer_series(records, layers)
     if len(steps) < th.trend_min_steps:
         why = (
             f"needs at least {th.trend_min_steps} recorded steps with gradient records "
-            f"(grad_stats or grad_norm), got {len(steps)}"
+            f"(grad_stats or grad_norm)"
+            + (" before the first non-finite values" if first_nonfinite is not None else "")
+            + f", got {len(steps)}"
         )
         return [], Check("gradient_trend", "not_run", why)
     q = max(1, len(steps) // 4)
@@ -142,35 +151,46 @@ def check_gradient_trend(
             continue
         trend[m] = (math.log10(max(late, 1e-30) / e), float(e), float(late))
     if not trend:
-        return [], Check("gradient_trend", "not_run", "no layer has a positive gradient early on")
-    med = float(np.median([t for t, _, _ in trend.values()]))
+        why = "no layer has a finite positive gradient in the first and the last quarter"
+        return [], Check("gradient_trend", "not_run", why)
+    ref = [m for m in layers if m in trend][-1]  # gets the loss gradient directly
+    med = trend[ref][0]
     out = []
-    span = (
-        f"steps {early_steps[0]}-{early_steps[-1]} against steps {late_steps[0]}-{late_steps[-1]}"
-    )
+    early_span = f"steps {early_steps[0]}-{early_steps[-1]}"
+    late_span = f"steps {late_steps[0]}-{late_steps[-1]}"
     for m, (t, e, late) in trend.items():
-        grew, apart = t >= th.trend_orders, abs(t - med) >= th.trend_orders
+        # falling behind: decayed itself and against the output side (not convergence)
+        grew = t >= th.trend_orders
+        apart = t <= -th.trend_orders and t - med <= -th.trend_orders
         if not (grew or apart):
             continue
-        size = max(t if grew else 0.0, abs(t - med) if apart else 0.0)
+        size = max(t if grew else 0.0, med - t if apart else 0.0)
         severity = "error" if size >= 2 * th.trend_orders else "warning"
-        verb = "grew" if t > 0 else "fell"
+        change = (
+            "fell to exactly zero"
+            if late == 0
+            else f"{'grew' if t > 0 else 'fell'} by {abs(t):.1f} orders of magnitude"
+        )
         msg = (
-            f"The {stat} of `{m}` {verb} by {abs(t):.1f} orders of magnitude over the run "
-            f"(median {e:.2g} in {span.split(' against ')[0]}, {late:.2g} in "
-            f"{span.split(' against ')[1]}), while the median layer changed by {med:+.1f} orders. "
+            f"The {stat} of `{m}` {change} over the run (median {e:.2g} in {early_span}, "
+            f"{late:.2g} in {late_span})"
+            + (
+                f", while the output-side layer `{ref}` changed by {med:+.1f} orders. "
+                if m != ref
+                else ". "
+            )
             + (
                 "Growing gradients make training unstable: lower the learning rate, clip "
                 "gradients (torch.nn.utils.clip_grad_norm_), add normalisation."
-                if t > 0 and grew
-                else "This layer stopped getting gradient while the others still do: look for "
-                "units that died on the way (dead_units), saturated activations, or a learning "
-                "rate that pushed it into a flat region."
+                if grew
+                else "This layer stopped getting gradient while the output side still does: "
+                "look for units that died on the way (dead_units), saturated activations, or "
+                "a learning rate that pushed it into a flat region."
             )
         )
         ev = {
             "orders_of_magnitude": t,
-            "network_orders": med,
+            "reference_orders": med,
             "early": e,
             "late": late,
             "first_step": float(steps[0]),
@@ -178,8 +198,8 @@ def check_gradient_trend(
         }
         out.append(Finding("gradient_trend", m, severity, msg, ev))
     detail = (
-        f"{len(trend)} layers over {_steps_text(len(steps))} ({stat}; the median layer "
-        f"changed by {med:+.1f} orders of magnitude)"
+        f"{len(trend)} layers over {_steps_text(len(steps))} ({stat}; the output-side layer "
+        f"`{ref}` changed by {med:+.1f} orders of magnitude)"
     )
     return out, _done("gradient_trend", out, detail, len(trend), len(steps))
 
@@ -219,7 +239,10 @@ def check_gradient_spike(
     out = []
     if first_nonfinite is not None:
         before = [st for st in steps if st < first_nonfinite][-th.spike_horizon :]
-        near = sorted(sp for sp in spikes if sp[0] in set(before))
+        rank = {m: i for i, m in enumerate(layers)}
+        near = sorted(
+            (sp for sp in spikes if sp[0] in set(before)), key=lambda sp: (sp[0], rank[sp[1]])
+        )
         for k, (step, m, v, base) in enumerate(near):
             msg = (
                 f"The {stat} of `{m}` jumped to {v:.2g} at step {step}, {v / base:.0f} times its "
