@@ -285,7 +285,8 @@ def check_eval_drift(records: pd.DataFrame, th: Thresholds) -> tuple[list[Findin
     Per module and step with both phases: the shift of the eval mean in train
     standard deviations, :math:`|\\mu_e - \\mu_t| / \\sigma_t`, against
     ``drift_shift``, and the std ratio :math:`\\sigma_e / \\sigma_t` against
-    ``drift_scale`` (either way). Typical causes: batch-norm running
+    ``drift_scale`` (either way), judged at the last step that has both phases
+    (batch-norm running statistics lag during the first steps). Typical causes: batch-norm running
     statistics that do not match the batches (momentum, tiny batches, a
     distribution shift between the data sets), or eval data unlike the training data.
     """
@@ -344,6 +345,12 @@ def check_eval_drift(records: pd.DataFrame, th: Thresholds) -> tuple[list[Findin
     if not n_steps:
         why = "no step has activation records of both phases (train and eval)"
         return [], Check("eval_drift", "not_run", why)
-    out = merge_steps(per_step, n_steps)
-    detail = f"{len(n_mod)} modules over {_steps_text(n_steps)} with both phases"
+    # judged at the last step with both phases (the network as it is now): running
+    # statistics that lag during the first steps and then catch up are no finding
+    now = {f.module for f in per_step[-1][1]}
+    out = [f for f in merge_steps(per_step, n_steps) if f.module in now]
+    detail = (
+        f"{len(n_mod)} modules over {_steps_text(n_steps)} with both phases, judged at step "
+        f"{per_step[-1][0]}"
+    )
     return out, _done("eval_drift", out, detail, len(n_mod), n_steps)
