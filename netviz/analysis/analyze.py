@@ -38,7 +38,7 @@ from netviz.analysis.training import (
 
 __all__ = ["analyze", "empty_error"]
 
-_MODEL_ONLY = "needs a record table over training steps: diagnose(records)"
+_MODEL_ONLY = "needs records of a training run: diagnose(records)"
 
 
 def empty_error(what: str) -> ValueError:

@@ -127,7 +127,7 @@ class Report:
         if not kwargs.get("stat") and not kwargs.get("probe") and len(grads):
             stat = grads.stat.iloc[0]
             ax = gradient_flow(grads, ax=ax, stat=stat, probe=grads.probe.iloc[0], **kwargs)
-            label = "gradient RMS per layer" if stat == "rms" else "gradient L2 norm per layer"
+            label = "gradient RMS" if stat == "rms" else "gradient L2 norm"
             ax.set_ylabel(label)
             return ax
         return gradient_flow(self.records, ax=ax, **kwargs)
