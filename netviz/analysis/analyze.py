@@ -77,10 +77,9 @@ def _units_check(
         why = (
             f"no {family} activation (module or function call) ran in the forward"
             if source == "model"
-            else f"no unit_activity records of {family} activations (record with "
-            "netviz.watch(probes=[..., UnitActivity()]); watch sees activation modules such as "
-            "nn.ReLU and nn.Sigmoid, not F.relu calls inside forward: diagnose(model, batch) "
-            "sees those)"
+            else f"no unit_activity records of {family} activations (watch(probes=[..., "
+            "UnitActivity()]) records activation modules such as nn.ReLU; function calls "
+            "such as F.relu only diagnose(model, batch) sees)"
         )
         return Check(name, "not_run", why)
     mods = _in_order(have.module, order)

@@ -265,6 +265,8 @@ def check_gradient_spike(
             }
             out.append(Finding("gradient_spike", m, "error", msg, ev))
     detail = f"{len(series)} layers over {_steps_text(len(steps))} ({stat})"
+    if first_nonfinite is not None and not out:
+        detail += f"; no spike before the first non-finite values (step {first_nonfinite})"
     if first_nonfinite is None:
         detail += (
             f"; no non-finite values followed, so {len(spikes)} spike(s) are not findings"

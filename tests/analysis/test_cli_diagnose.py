@@ -181,3 +181,13 @@ def test_figure_shows_the_statistic_the_report_quotes(tmp_path, capsys):
     assert main(["diagnose", SIGMOID7, "--out", str(tmp_path)]) == 0
     assert (tmp_path / "gradient_flow.png").read_bytes()[:4] == b"\x89PNG"
     capsys.readouterr()
+
+
+def test_docs_nan_example_prints_what_the_docs_show(capsys):
+    doc = (ROOT / "docs" / "diagnose.md").read_text()
+    section = doc.split("## A NaN during training")[1]
+    code = section.split("```python\n")[1].split("```")[0]
+    exec(compile(code, "diagnose.md", "exec"), {"__name__": "__docs__"})
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("netviz diagnosis of records (8 recorded steps)")
+    assert out in doc
