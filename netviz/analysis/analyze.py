@@ -203,9 +203,7 @@ def analyze(
 
     ua = records[(records.probe == "unit_activity") & ~records.step.isin(nonfinite_steps)]
     for name, stat in (("dead_units", "dead_frac"), ("saturation", "saturated_frac")):
-        checks[name] = _units_check(
-            name, ua, stat, units_steps, unit, source, name in kinds, order
-        )
+        checks[name] = _units_check(name, ua, stat, units_steps, unit, source, name in kinds, order)
 
     first_nf = min(nonfinite_steps) if nonfinite_steps else None
     if source == "model":

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
-from typing import Any
 
 __all__ = ["CHECKS", "KINDS", "SEVERITIES", "STATUSES", "Check", "Finding", "Thresholds"]
 

@@ -62,7 +62,9 @@ def _with_contract(source: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
         try:
             table[col] = pd.Series(values, index=table.index).astype(dtypes[col])
         except (TypeError, ValueError) as err:
-            raise ValueError(f"record table: column {col!r} has values of the wrong type ({err})")
+            raise ValueError(
+                f"record table: column {col!r} has values of the wrong type ({err})"
+            ) from err
     return table
 
 

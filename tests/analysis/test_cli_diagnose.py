@@ -172,9 +172,7 @@ def test_figure_shows_the_statistic_the_report_quotes(tmp_path, capsys):
     assert ax.get_ylabel() == "gradient RMS"
     f = report.findings[0]
     # the plotted points are the RMS values the message quotes
-    ys = dict(
-        zip([t.get_text() for t in ax.get_xticklabels()], ax.get_lines()[0].get_ydata())
-    )
+    ys = dict(zip([t.get_text() for t in ax.get_xticklabels()], ax.get_lines()[0].get_ydata()))
     assert ys["inp"] == pytest.approx(f.evidence["input_side"])
     assert ys["out"] == pytest.approx(f.evidence["output_side"])
     plt.close(ax.figure)

@@ -122,7 +122,7 @@ def test_transformer_depth_ends_are_real_layers():
 
 
 def test_flow_ratio_counts_normalisation_layers_both_ways():
-    net, x, y, records = _trained_then_recorded(cnn_with_batchnorm)
+    net, x, y, _ = _trained_then_recorded(cnn_with_batchnorm)
     live = diagnose(net, x, y)
     assert "bn1" in live.summary["depth_layers"]  # one definition: modules with gradients
     assert live.summary["depth_layers"] == ["conv1", "bn1", "conv2", "bn2", "head"]

@@ -27,7 +27,18 @@ def _table(grads: dict[str, list[float]], nonfinite_from: int | None = None) -> 
             rows += [
                 (step, False, "train", -1, m, 0, i, "grad_stats", "mean", 0.0),
                 (step, False, "train", -1, m, 0, i, "grad_stats", "std", v),
-                (step, False, "train", 0, m, 0, i, "activation_stats", "nonfinite_frac", float(bad)),
+                (
+                    step,
+                    False,
+                    "train",
+                    0,
+                    m,
+                    0,
+                    i,
+                    "activation_stats",
+                    "nonfinite_frac",
+                    float(bad),
+                ),
             ]
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -67,9 +78,7 @@ def test_a_growing_layer_is_found():
 
 def test_units_dying_during_real_training_show_as_a_trend():
     torch.manual_seed(0)
-    net = nn.Sequential(
-        nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 2)
-    )
+    net = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 2))
     x, y = torch.randn(64, 8), torch.randint(0, 2, (64,))
     opt = torch.optim.SGD(net.parameters(), lr=0.05)
     with netviz.watch(net, probes=["grad_stats", UnitActivity()], optimizer=opt) as mon:
