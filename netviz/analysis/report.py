@@ -240,7 +240,7 @@ class Report:
             )
             for c in self.checks:
                 parts.append(
-                    f"<tr><td>{esc(CHECKS[c.name])}</td><td>{esc(_STATUS[c.status])}</td>"
+                    f"<tr><td>{esc(CHECKS[c.name])}</td><td style='white-space:nowrap'>{esc(_STATUS[c.status])}</td>"
                     f"<td>{esc(c.detail)}</td></tr>"
                 )
             parts.append("</tbody></table>")
