@@ -15,7 +15,7 @@ from torch.nn import functional as F
 import netviz
 from netviz.analysis import UnitActivity, diagnose
 
-PROBES = ["grad_norm", "grad_stats", "activation_stats", "timestep_grad", UnitActivity()]
+PROBES = ["grad_norm", "grad_stats", "activation_stats", UnitActivity()]
 
 
 def mlp_with_a_dead_layer():

@@ -155,27 +155,22 @@ def test_skipped_steps_do_not_count_for_the_update_ratio():
 
 # ------------------------------------------------------------ eval drift
 def _train_and_eval(momentum, steps=12):
-    """BatchNorm net trained with watch; an eval forward per step recorded as phase "eval"."""
+    """BatchNorm net trained with watch; a validation forward under no_grad after each
+    optimizer step, which watch records with phase "eval" (in the next step)."""
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8, momentum=momentum), nn.ReLU())
     net.append(nn.Linear(8, 2))
     opt = torch.optim.SGD(net.parameters(), lr=0.01)
-    frames = []
-    for step in range(steps):
-        x = 5.0 + 3.0 * torch.randn(64, 4)
-        with netviz.watch(net, probes=["activation_stats", "grad_stats"]) as mon:
+    with netviz.watch(net, probes=["activation_stats", "grad_stats"], optimizer=opt) as mon:
+        for _ in range(steps):
             opt.zero_grad()
-            net(x).pow(2).mean().backward()
-            mon.step()
-        opt.step()
-        net.eval()
-        with torch.no_grad(), netviz.watch(net, probes=["activation_stats"]) as ev:
-            net(5.0 + 3.0 * torch.randn(64, 4))
-            ev.step()
-        net.train()
-        for df, phase in ((mon.to_pandas(), "train"), (ev.to_pandas(), "eval")):
-            frames.append(netviz.analysis.order.as_records(df).assign(step=step, phase=phase))
-    return pd.concat(frames, ignore_index=True)
+            net(5.0 + 3.0 * torch.randn(64, 4)).pow(2).mean().backward()
+            opt.step()
+            net.eval()
+            with torch.no_grad():
+                net(5.0 + 3.0 * torch.randn(64, 4))
+            net.train()
+    return mon.to_pandas()
 
 
 def test_batchnorm_running_stats_that_never_update_drift_in_eval():
@@ -183,14 +178,15 @@ def test_batchnorm_running_stats_that_never_update_drift_in_eval():
     (f,) = report.by_kind("eval_drift")
     assert f.module == "1"  # the batch norm: the Linear before it computes the same
     assert f.evidence["shift_sd"] >= 1.0 or f.evidence["std_ratio"] >= 3.0
-    assert f.evidence["steps_seen"] == 12
+    # eval rows of step k ran after its update: steps 1-11 have both phases
+    assert f.evidence["steps_seen"] == 11
 
 
 def test_batchnorm_with_running_averages_does_not_drift():
     report = diagnose(_train_and_eval(momentum=None))  # cumulative average of the batches
     assert report.by_kind("eval_drift") == [], str(report)
     c = report.check("eval_drift")
-    assert c.status == "clear" and c.steps == 12
+    assert c.status == "clear" and c.steps == 11
 
 
 def test_no_eval_rows_no_drift_check():
