@@ -368,7 +368,10 @@ def check_units(step: pd.DataFrame, th: Thresholds) -> list[Finding]:
     out = []
     # a module applied several times (one nn.ReLU shared by every layer) is
     # judged per call: one dead application must not be averaged away
-    for (module, call), grp in rows.groupby(["module", "call"], sort=False):
+    # and per forward pass (micro-batches of gradient accumulation, eval forwards)
+    keys = [c for c in ("module", "phase", "micro", "call") if c in rows.columns]
+    for key, grp in rows.groupby(keys, sort=True):
+        module, call = key[0], key[-1]
         stats = grp.groupby("stat").value.first()
         where = f"`{module}`" + (
             f" (call {int(call)})" if rows.call[rows.module == module].max() else ""
