@@ -426,8 +426,9 @@ _RANK = {s: i for i, s in enumerate(SEVERITIES)}
 
 
 def merge_steps(per_step: Sequence[tuple[int, list[Finding]]], n_steps: int) -> list[Finding]:
-    """One finding per ``(kind, module)``: the worst step's, with how often it was seen."""
-    groups: dict[tuple[str, str], list[tuple[int, Finding]]] = {}
+    """One finding per ``(kind, module)`` (and through time or not): the worst step's, with how
+    often it was seen (for NaN/Inf: the first step's)."""
+    groups: dict[tuple[str, str, float], list[tuple[int, Finding]]] = {}
     for step, findings in per_step:
         for f in findings:
             key = (f.kind, f.module, f.evidence.get("through_time", 0.0))

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
+from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -46,11 +47,15 @@ _RELU, _SIGMOID, _TANH = nn.ReLU(), nn.Sigmoid(), nn.Tanh()
 
 def _functions() -> dict[Callable[..., Any], tuple[str, nn.Module | None]]:
     """``{function: (label, stand-in module for UnitActivity, or None: judged by slope)}``."""
-    exact = {  # zero output and zero slope exactly where the input is <= 0
+    exact: dict[
+        str, list[Callable[..., Any]]
+    ] = {  # zero output and zero slope exactly where the input is <= 0
         "relu": [F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_],
         "relu6": [F.relu6],
     }
-    sloped = {  # a nonzero slope below zero: a unit is dead where the slope is ~0
+    sloped: dict[
+        str, list[Callable[..., Any]]
+    ] = {  # a nonzero slope below zero: a unit is dead where the slope is ~0
         "leaky_relu": [F.leaky_relu, F.leaky_relu_],
         "gelu": [F.gelu],
         "silu": [F.silu],
@@ -60,7 +65,7 @@ def _functions() -> dict[Callable[..., Any], tuple[str, nn.Module | None]]:
         "mish": [F.mish],
         "hardswish": [F.hardswish],
     }
-    bounded = {
+    bounded: dict[str, tuple[list[Callable[..., Any]], nn.Module]] = {
         "sigmoid": (
             [
                 F.sigmoid,
@@ -126,7 +131,7 @@ _OWN = ("netviz.capture", "netviz.analysis")
 
 def _called_by_netviz() -> bool:
     """True when the first caller outside torch is netviz's own capture or analysis code."""
-    frame = sys._getframe(2)
+    frame: FrameType | None = sys._getframe(2)
     while frame is not None:
         mod = frame.f_globals.get("__name__", "")
         if not (mod == "torch" or mod.startswith("torch.")):

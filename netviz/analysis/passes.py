@@ -21,6 +21,7 @@ from torch.nn import functional as F
 from netviz.analysis.functional import ForwardTracker, iter_covered
 from netviz.analysis.order import as_records
 from netviz.capture.attach import watch
+from netviz.capture.probe import Probe
 from netviz.capture.probes.activation import first_tensor
 from netviz.capture.probes.units import UnitActivity
 from netviz.capture.selection import ModuleSelector, unwrap
@@ -229,7 +230,13 @@ def run_passes(
     max_batches: int | None,
 ) -> tuple[pd.DataFrame, list[tuple[int, int]], str | None, int]:
     """One forward and backward per batch under probes: ``(records, inputs seen, loss, n)``."""
-    probes = ["grad_norm", "grad_stats", "activation_stats", "timestep_grad", UnitActivity()]
+    probes: list[str | Probe] = [
+        "grad_norm",
+        "grad_stats",
+        "activation_stats",
+        "timestep_grad",
+        UnitActivity(),
+    ]
     loss_name = getattr(loss_fn, "__name__", type(loss_fn).__name__) if loss_fn else None
     seen: list[tuple[int, int]] = []
     extra: list[tuple[int, list[tuple[str, int, str, float]], dict]] = []
