@@ -296,20 +296,53 @@ class ForwardTracker:
         with torch.no_grad():
             self.probe.on_forward(c, where, standin, (), x)  # type: ignore[arg-type]
 
-    def take(self) -> tuple[list[tuple[str, int, str, float]], dict[str, int]]:
-        """The rows ``(module, call, stat, value)`` and first-call order since the last take."""
+    def take(self, group: Any = None) -> tuple[list[tuple[str, int, str, float]], dict[str, int]]:
+        """The rows ``(module, call, stat, value)`` and first-call order since the last take.
+
+        With a process ``group``, the raw counts of every rank are merged as the
+        probe merges its own (so every rank gets the same rows); a collective.
+        """
         c, seq = self._collector, self.seq
         self._collector, self.seq = _Collector(), {}
-        if not c.raw:
+        keys = [(name, call) for name, call, _ in c.raw]
+        width = len(self.probe.raw_fields)
+        raw = (
+            torch.stack([r.detach().double().cpu() for _, _, r in c.raw]).numpy()
+            if c.raw
+            else np.zeros((0, width))
+        )
+        if group is not None:
+            keys, raw = _merge_ranks(_all_gather((keys, raw), group), self.probe, width)
+        if not keys:
             return [], seq
-        raw = torch.stack([r.detach().double().cpu() for _, _, r in c.raw]).numpy()
         values = self.probe.finalize(raw)
         rows = []
-        for (name, call, _), vals in zip(c.raw, values):
+        for (name, call), vals in zip(keys, values):
             for stat, v in zip(self.probe.stats, vals):
                 if np.isfinite(v):
                     rows.append((name, call, stat, float(v)))
         return rows, seq
+
+
+def _all_gather(obj: Any, group: Any) -> list[Any]:
+    import torch.distributed as dist
+
+    out: list[Any] = [None] * dist.get_world_size(group)
+    dist.all_gather_object(out, obj, group=group)
+    return out
+
+
+def _merge_ranks(
+    gathered: list[tuple[list[tuple[str, int]], np.ndarray]], probe: UnitActivity, width: int
+) -> tuple[list[tuple[str, int]], np.ndarray]:
+    """Union of the ranks' ``(name, call)`` entries, each merged by ``probe.merge``."""
+    per_rank = [dict(zip(keys, raw)) for keys, raw in gathered]
+    union = list(dict.fromkeys(k for keys, _ in gathered for k in keys))
+    merged = []
+    for key in union:
+        have = np.stack([rows[key] for rows in per_rank if key in rows])[:, None, :]
+        merged.append(probe.merge(have, np.ones(1, dtype=bool))[0])
+    return union, np.stack(merged) if merged else np.zeros((0, width))
 
 
 def covered_by_probe(module: nn.Module) -> bool:

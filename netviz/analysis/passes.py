@@ -220,6 +220,30 @@ def _with_functional(
     return records
 
 
+def _rank_group() -> Any:
+    """A gloo group over all ranks when torch.distributed runs with several, else None.
+
+    The functional activations are seen on each rank's part of the batch; their
+    counts are merged over this group so that every rank gets the same report.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+        return None
+    return dist.new_group(backend="gloo")
+
+
+@contextlib.contextmanager
+def _destroyed(group: Any) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if group is not None:
+            import torch.distributed as dist
+
+            dist.destroy_process_group(group)
+
+
 def run_passes(
     model: nn.Module,
     inputs: Any,
@@ -241,8 +265,10 @@ def run_passes(
     seen: list[tuple[int, int]] = []
     extra: list[tuple[int, list[tuple[str, int, str, float]], dict]] = []
     inner = unwrap(model)
+    group = _rank_group()
     # enable_grad: a diagnosis called inside torch.no_grad() still needs a backward
     with (
+        _destroyed(group),
         torch.enable_grad(),
         warnings.catch_warnings(),  # diagnose reports what ran; no "recorded nothing" noise
         _preserved(model, train),
@@ -272,7 +298,7 @@ def run_passes(
                     ) from exc
                 step = mon.step_index
                 mon.step()
-                extra.append((step, *tracker.take()))
+                extra.append((step, *tracker.take(group)))
                 seen.append(_nonfinite_count(x))
                 for p in model.parameters():
                     p.grad = None
