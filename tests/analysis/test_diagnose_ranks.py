@@ -6,6 +6,7 @@ Two gloo processes on CPU; rank 0's batch kills 8 more units than rank 1's.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -68,7 +69,7 @@ def test_every_rank_gets_the_merged_functional_counts(tmp_path):
     init = f"file://{tmp_path / 'init'}"
     out = str(tmp_path / "result")
     mp.spawn(_worker, args=(2, init, out), nprocs=2, join=True)
-    r0, r1 = (json.loads(open(f"{out}.{r}").read()) for r in range(2))
+    r0, r1 = (json.loads(Path(f"{out}.{r}").read_text()) for r in range(2))
     assert r0 == r1  # the same report on both ranks
     local = [_local_dead(_batch(r)) for r in range(2)]
     assert local == [0.75, 0.5]
