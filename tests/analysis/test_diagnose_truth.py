@@ -303,3 +303,26 @@ def test_token_features_are_the_units_after_a_linear():
 
     (f,) = diagnose(FF(), torch.randn(16, 6, 8)).by_kind("dead_units")
     assert (f.module, f.evidence["dead_frac"]) == ("linear1 -> relu", 0.75)
+
+
+def test_new_thresholds_and_checks_validate():
+    from netviz.analysis import Check, Thresholds
+
+    with pytest.raises(ValueError, match="trend_min_steps"):
+        Thresholds(trend_min_steps=2.5)
+    with pytest.raises(ValueError, match="spike_factor must be > 1"):
+        Thresholds(spike_factor=0.5)
+    with pytest.raises(ValueError, match="drift_scale"):
+        Thresholds(drift_scale=1.0)
+    with pytest.raises(ValueError, match=r"Check\.name"):
+        Check("nope", "clear", "x")
+    with pytest.raises(ValueError, match=r"Check\.status"):
+        Check("flow", "maybe", "x")
+    assert Check("flow", "not_run", "why").ran is False
+
+
+def test_a_report_can_be_diagnosed_again_from_its_records():
+    live = diagnose(FunctionalNet(F.relu), _x())
+    again = diagnose(live)  # the report's records
+    assert [(f.kind, f.module) for f in again] == [(f.kind, f.module) for f in live]
+    assert again.summary["source"] == "records"
