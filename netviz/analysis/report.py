@@ -168,8 +168,15 @@ class Report:
     def _check_lines(self) -> list[str]:
         ran = sum(c.ran for c in self.checks)
         lines = [f"Checks ({ran} ran, {len(self.checks) - ran} not run):"]
+        groups: list[tuple[str, list[str], str]] = []  # consecutive not-run, same reason: one line
         for c in self.checks:
-            text = f"{_STATUS[c.status]:<8} {CHECKS[c.name]}: {c.detail}"
+            last = groups[-1] if groups else None
+            if last and c.status == "not_run" and last[0] == "not_run" and last[2] == c.detail:
+                last[1].append(CHECKS[c.name])
+            else:
+                groups.append((c.status, [CHECKS[c.name]], c.detail))
+        for status, names, detail in groups:
+            text = f"{_STATUS[status]:<8} {'; '.join(names)}: {detail}"
             lines.extend(
                 textwrap.wrap(text, width=_WIDTH, initial_indent="  ", subsequent_indent=" " * 11)
             )
