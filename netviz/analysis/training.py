@@ -264,7 +264,8 @@ def check_gradient_spike(
                 "first_nonfinite_step": float(first_nonfinite),
             }
             out.append(Finding("gradient_spike", m, "error", msg, ev))
-    detail = f"{len(series)} layers over {_steps_text(len(steps))} ({stat})"
+    judged = [st for st in steps if first_nonfinite is None or st < first_nonfinite]
+    detail = f"{len(series)} layers over {_steps_text(len(judged))} ({stat})"
     if first_nonfinite is not None and not out:
         detail += f"; no spike before the first non-finite values (step {first_nonfinite})"
     if first_nonfinite is None:
@@ -273,7 +274,7 @@ def check_gradient_spike(
             if spikes
             else "; no spike"
         )
-    return out, _done("gradient_spike", out, detail, len(series), len(steps))
+    return out, _done("gradient_spike", out, detail, len(series), len(judged))
 
 
 def _phase_moments(rows: pd.DataFrame) -> pd.DataFrame:
