@@ -15,6 +15,7 @@ import pandas as pd
 
 from netviz.reporting import data as d
 from netviz.reporting import figures as fig
+from netviz.reporting.inputs import read_inputs
 from netviz.reporting.page import choice_group, e, figure, page, section, table
 
 __all__ = ["SECTIONS", "build_html", "report"]
@@ -31,51 +32,6 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "feature_maps": ("Feature maps", "feature_maps snapshots (a Monitor with that probe)"),
     "table": ("Per-module summary", "the main statistics of every probe"),
 }
-
-
-# ------------------------------------------------------------------ inputs
-def _is_monitor(x: Any) -> bool:
-    return callable(getattr(x, "to_pandas", None)) and hasattr(x, "step_index")
-
-
-def _inputs(
-    data: Any, histograms: Any, snapshots: Any
-) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame | None, Mapping | None]:
-    from netviz.records.store import validate_frame
-
-    meta: dict[str, Any] = {}
-    if isinstance(data, (str, os.PathLike)):
-        from netviz.records.io import load, load_metadata
-
-        records = load(data)
-        meta.update(load_metadata(data))
-    elif _is_monitor(data):
-        records = data.to_pandas()
-        meta.update(data._report_metadata())
-        if snapshots is None:
-            snapshots = data.snapshots()
-        if histograms is None and callable(getattr(data, "histograms", None)):
-            histograms = data.histograms()  # the histogram probes' table, where present
-    elif isinstance(data, pd.DataFrame):
-        records = data
-    elif isinstance(getattr(data, "records", None), pd.DataFrame):  # a netviz.Report
-        records = data.records
-    else:
-        raise TypeError(
-            "`data` must be a record table (pandas DataFrame), a netviz.Monitor, a "
-            f"netviz.Report or the path of a record file; got {type(data).__name__}"
-        )
-    records = validate_frame(records, source="`data`")
-    if histograms is not None and not isinstance(histograms, pd.DataFrame):
-        raise TypeError(
-            f"`histograms` must be a DataFrame (Monitor.histograms()), got {type(histograms).__name__}"
-        )
-    if snapshots is not None and not isinstance(snapshots, Mapping):
-        raise TypeError(
-            "`snapshots` must be a dict {step: {(probe, module, call): tensor}} "
-            f"(Monitor.snapshots()), got {type(snapshots).__name__}"
-        )
-    return records, meta, histograms, snapshots
 
 
 # ---------------------------------------------------------------- sections
@@ -96,7 +52,7 @@ def _diagnosis(records: pd.DataFrame, fmt: str) -> str:
     from netviz.analysis import diagnose
 
     try:
-        rep = diagnose(records)
+        rep = diagnose(d.canonical_rows(records))
     except (ValueError, TypeError) as err:
         return f"<p>The diagnosis could not run on these records: {e(str(err))}</p>"
     items = []
@@ -221,7 +177,7 @@ def build_html(
 
     if fmt not in ("png", "svg"):
         raise ValueError(f"`fmt` must be 'png' or 'svg', got {fmt!r}")
-    records, meta, histograms, snapshots = _inputs(data, histograms, snapshots)
+    records, meta, histograms, snapshots = read_inputs(data, histograms, snapshots)
     meta.update(metadata or {})
     if "netviz" not in meta:
         meta["netviz"] = f"{__version__} (building this report)"

@@ -22,6 +22,7 @@ from netviz.analysis.order import module_order
 __all__ = [
     "ACTIVATION_PANELS",
     "SUMMARY_STATS",
+    "canonical_rows",
     "gradient_rows",
     "network_order",
     "phases",
@@ -69,6 +70,19 @@ def network_order(records: pd.DataFrame) -> list[str]:
         first = records.groupby("module", sort=True)["order"].min()
         return list(first.sort_values(kind="stable").index)
     return module_order(records)
+
+
+def canonical_rows(records: pd.DataFrame) -> pd.DataFrame:
+    """The rows sorted by step, then network order (and the other keys): the same table
+    whatever the row order it came in, and in execution order for code that reads rows."""
+    keys = [
+        c
+        for c in ("step", "order", "module", "phase", "micro", "call", "probe", "stat")
+        if c in records.columns
+    ]
+    if "order" not in records.columns:
+        return records.reset_index(drop=True)
+    return records.sort_values(keys, kind="stable").reset_index(drop=True)
 
 
 def phases(records: pd.DataFrame) -> list[str]:

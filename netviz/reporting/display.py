@@ -97,9 +97,9 @@ def summarize(records: Any) -> RecordsSummary:
     module    statistic  last  min  max
         fc grad_norm.l2   1.0  1.0  2.0
     """
-    from netviz.analysis.order import as_records
+    from netviz.reporting.inputs import read_inputs
 
-    df = as_records(records, name="records")
+    df, _meta, _, _ = read_inputs(records, snapshots={})
     return RecordsSummary(summary_table(df), run_facts(df, {}))
 
 

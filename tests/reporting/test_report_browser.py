@@ -26,7 +26,15 @@ ARGS = [
     "--no-first-run",
     "--disable-sync",
 ]
-CNN_SECTIONS = ["summary", "diagnosis", "gradients", "activations", "updates", "feature_maps", "table"]
+CNN_SECTIONS = [
+    "summary",
+    "diagnosis",
+    "gradients",
+    "activations",
+    "updates",
+    "feature_maps",
+    "table",
+]
 TF_SECTIONS = ["summary", "diagnosis", "gradients", "activations", "attention", "table"]
 #: The documented bound (docs/report.md) for a typical run.
 MAX_BYTES = 400_000

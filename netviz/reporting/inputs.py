@@ -1,0 +1,71 @@
+"""What a report or a summary is built from: records, metadata, histograms, snapshots."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["read_inputs"]
+
+
+def _is_monitor(x: Any) -> bool:
+    return callable(getattr(x, "to_pandas", None)) and hasattr(x, "step_index")
+
+
+def read_inputs(
+    data: Any, histograms: Any = None, snapshots: Any = None
+) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame | None, Mapping | None]:
+    """``(records, metadata, histograms, snapshots)`` of a Monitor, a record table, a
+    Report or a record file; the Monitor's snapshots and histograms when not given."""
+    from netviz.records.store import validate_frame
+
+    meta: dict[str, Any] = {}
+    if isinstance(data, (str, os.PathLike)):
+        from netviz.records.io import load, load_metadata
+
+        records = load(data)
+        meta.update(load_metadata(data))
+    elif _is_monitor(data):
+        records = data.to_pandas()
+        meta.update(data._report_metadata())
+        if snapshots is None:
+            snapshots = data.snapshots()
+        if histograms is None and callable(getattr(data, "histograms", None)):
+            histograms = data.histograms()  # the histogram probes' table, where present
+    elif isinstance(data, pd.DataFrame):
+        records = data
+    elif isinstance(getattr(data, "records", None), pd.DataFrame):  # a netviz.Report
+        records = data.records
+    else:
+        raise TypeError(
+            "`data` must be a record table (pandas DataFrame), a netviz.Monitor, a "
+            f"netviz.Report or the path of a record file; got {type(data).__name__}"
+        )
+    records = _with_record_model(records, validate_frame(records, source="`data`"))
+    if histograms is not None and not isinstance(histograms, pd.DataFrame):
+        raise TypeError(
+            f"`histograms` must be a DataFrame (Monitor.histograms()), got {type(histograms).__name__}"
+        )
+    if snapshots is not None and not isinstance(snapshots, Mapping):
+        raise TypeError(
+            "`snapshots` must be a dict {step: {(probe, module, call): tensor}} "
+            f"(Monitor.snapshots()), got {type(snapshots).__name__}"
+        )
+    return records, meta, histograms, snapshots
+
+
+_RECORD_MODEL = ("skipped", "phase", "micro", "order")
+
+
+def _with_record_model(raw: pd.DataFrame, valid: pd.DataFrame) -> pd.DataFrame:
+    # Keeps the record model's columns (issue #11) where validate_frame does not know
+    # them yet; once it does, nothing is left to add.
+    out = valid
+    for c in _RECORD_MODEL:
+        if c in raw.columns and c not in valid.columns:
+            out = out.copy() if out is valid else out
+            out[c] = raw[c].to_numpy()
+    return out
