@@ -209,7 +209,7 @@ def test_monitor_save_keeps_run_metadata(tmp_path):
 
 
 def test_public_function_stays_callable_after_importing_the_package():
-    import netviz.reporting  # noqa: F401
+    import netviz.reporting
 
     assert callable(netviz.report) and not isinstance(netviz.report, type(netviz))
     assert "report" in netviz.__all__
