@@ -160,7 +160,9 @@ def write_index(
         "<code>netviz gallery build</code>; click a figure for the full-size file.</p>",
     ]
     if unbuilt:
-        names = ", ".join(f"{html.escape(s.id)} ({html.escape(s.title)})" for s in unbuilt)
+        names = ", ".join(
+            f'<span title="{html.escape(s.title)}">{html.escape(s.id)}</span>' for s in unbuilt
+        )
         parts.append(f'<p class="unbuilt">Not built yet: {names}.</p>')
     section = None
     for s in (s for s in scripts if s not in unbuilt):
