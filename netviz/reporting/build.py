@@ -90,15 +90,26 @@ def _gradients(records: pd.DataFrame, fmt: str) -> str:
 
 def _activations(records: pd.DataFrame, fmt: str, done: Callable[[str], None]) -> str:
     rows = records[records.probe == "activation_stats"]
+    order = d.network_order(records)
+    train = rows[rows.phase == "train"] if "phase" in rows.columns else rows
+    overview = figure(
+        fig.activation_overview_figure(train if len(train) else rows, order, fmt),
+        "activation statistics of every layer over steps",
+        "Every layer (rows, input side at the top) against the step: mean (red positive, "
+        "blue negative), standard deviation, zero and non-finite fractions (0 to 1).",
+    )
     items = []
-    for m in d.network_order(rows):
+    for m in [m for m in order if m in set(rows.module)]:
         uri = fig.activation_figure(rows[rows.module == m], fmt)
         items.append((m, figure(uri, f"activation statistics of {m} over steps")))
         done(m)
     ph = d.phases(rows)
     both = "Train (blue) and eval (orange) forwards are drawn apart. " if len(ph) > 1 else ""
-    intro = f"<p>Mean, standard deviation, share of zeros and of non-finite values of each layer's output, per recorded step. {both}</p>"
-    return intro + choice_group("Layer", items, "activations")
+    intro = (
+        "<p>Mean, standard deviation, share of zeros and of non-finite values of each "
+        f"layer's output, per recorded step. {both}</p>"
+    )
+    return intro + overview + "<h3>Per layer</h3>" + choice_group("Layer", items, "activations")
 
 
 def _distributions(hist: pd.DataFrame, records: pd.DataFrame, fmt: str) -> str:

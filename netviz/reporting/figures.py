@@ -21,6 +21,7 @@ from netviz.reporting.data import ACTIVATION_PANELS
 
 __all__ = [
     "activation_figure",
+    "activation_overview_figure",
     "array_png",
     "gradient_flow_figure",
     "histogram_figure",
@@ -34,24 +35,25 @@ _METADATA = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
 _TRAIN_EVAL = {"train": "#0173b2", "eval": "#de8f05"}
 
 
-def _encode(fig: Any, fmt: str) -> str:
+def _encode(fig: Any, fmt: str, tight: bool = True, colors: int = 256) -> str:
     import matplotlib as mpl
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
+    box = {"bbox_inches": "tight"} if tight else {}
     with mpl.rc_context({"svg.hashsalt": "netviz"}):
-        fig.savefig(buf, format=fmt, dpi=DPI, metadata=_METADATA[fmt], bbox_inches="tight")
+        fig.savefig(buf, format=fmt, dpi=DPI, metadata=_METADATA[fmt], **box)
     plt.close(fig)
-    data = _quantize(buf.getvalue()) if fmt == "png" else buf.getvalue()
+    data = _quantize(buf.getvalue(), colors) if fmt == "png" else buf.getvalue()
     return f"data:{_MIME[fmt]};base64," + base64.b64encode(data).decode("ascii")
 
 
-def _quantize(png: bytes) -> bytes:
-    """The PNG with a 128-colour palette: a third of the bytes, no visible change for plots."""
+def _quantize(png: bytes, colors: int) -> bytes:
+    """The PNG with a palette of ``colors`` (line plots need few; heat maps 256)."""
     from PIL import Image  # matplotlib depends on Pillow
 
     with Image.open(io.BytesIO(png)) as im:
-        small = im.convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT, dither=0)
+        small = im.convert("RGB").quantize(colors=colors, method=Image.Quantize.MEDIANCUT, dither=0)
         out = io.BytesIO()
         small.save(out, format="png", optimize=True)
     return out.getvalue() if out.tell() < len(png) else png
@@ -117,6 +119,8 @@ def gradient_flow_figure(rows: pd.DataFrame, order: Sequence[str], fmt: str = "p
 def activation_figure(rows: pd.DataFrame, fmt: str = "png") -> str:
     """One layer's activation statistics against the step (:data:`ACTIVATION_PANELS`), one line
     per phase when the records have train and eval rows."""
+    import matplotlib.ticker as mticker
+
     from netviz.plot._style import style
 
     has_phase = "phase" in rows.columns
@@ -132,11 +136,51 @@ def activation_figure(rows: pd.DataFrame, fmt: str = "png") -> str:
                 ax.plot(s.index, s.to_numpy(), color=colour, marker=marker, ms=3, label=str(phase))
             ax.set_title(label, fontsize=10)
             ax.set_xlabel("step")
+            ax.yaxis.set_major_locator(mticker.MaxNLocator(4))
+            ax.ticklabel_format(axis="y", useOffset=False, style="plain")
             if sub.empty:
                 ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes)
         if has_phase and rows["phase"].nunique() > 1:
             axes[0][0].legend(frameon=False, fontsize=8)
-        fig.tight_layout()
+        # Fixed margins: one figure per layer, and the tight layout would cost most of it.
+        fig.subplots_adjust(left=0.08, right=0.99, bottom=0.2, top=0.87, wspace=0.55)
+    return _encode(fig, fmt, tight=False, colors=48)
+
+
+def activation_overview_figure(rows: pd.DataFrame, order: Sequence[str], fmt: str = "png") -> str:
+    """Step x layer heat maps of the :data:`ACTIVATION_PANELS` statistics (train rows), layers
+    in network order top to bottom: every layer at a glance, whatever their number."""
+    from netviz.plot._style import style
+
+    order = [m for m in order if m in set(rows.module)]
+    steps = sorted(set(rows.step))
+    height = min(1.2 + 0.22 * len(order), 9.0)
+    with style():
+        fig, axes = _figure(12.0, height, ncols=len(ACTIVATION_PANELS))
+        for i, (ax, (stat, label)) in enumerate(zip(axes[0], ACTIVATION_PANELS)):
+            sub = rows[rows.stat == stat]
+            grid = sub.groupby(["module", "step"]).value.mean().unstack("step")
+            grid = grid.reindex(index=order, columns=steps)
+            cmap = "RdBu_r" if stat == "mean" else "viridis"
+            z = grid.to_numpy(dtype=float)
+            kw: dict[str, Any] = {}
+            if stat == "mean" and np.isfinite(z).any():
+                lim = float(np.nanmax(np.abs(z))) or 1.0
+                kw = {"vmin": -lim, "vmax": lim}
+            elif stat.endswith("_frac"):
+                kw = {"vmin": 0.0, "vmax": 1.0}
+            im = ax.imshow(z, aspect="auto", interpolation="nearest", cmap=cmap, **kw)
+            ax.set_title(label, fontsize=10)
+            ax.set_xlabel("step")
+            ticks = np.unique(
+                np.linspace(0, len(steps) - 1, min(len(steps), 4)).round().astype(int)
+            )
+            ax.set_xticks(ticks, [str(steps[t]) for t in ticks])
+            if i == 0 and len(order) <= 40:
+                ax.set_yticks(range(len(order)), [_short(m, 22) for m in order], fontsize=7)
+            else:
+                ax.set_yticks([])
+            fig.colorbar(im, ax=ax, fraction=0.08, pad=0.03)
     return _encode(fig, fmt)
 
 
