@@ -44,7 +44,7 @@ def read_inputs(
             "`data` must be a record table (pandas DataFrame), a netviz.Monitor, a "
             f"netviz.Report or the path of a record file; got {type(data).__name__}"
         )
-    records = _with_record_model(records, validate_frame(records, source="`data`"))
+    records = validate_frame(records, source="`data`")
     if histograms is not None and not isinstance(histograms, pd.DataFrame):
         raise TypeError(
             f"`histograms` must be a DataFrame (Monitor.histograms()), got {type(histograms).__name__}"
@@ -55,17 +55,3 @@ def read_inputs(
             f"(Monitor.snapshots()), got {type(snapshots).__name__}"
         )
     return records, meta, histograms, snapshots
-
-
-_RECORD_MODEL = ("skipped", "phase", "micro", "order")
-
-
-def _with_record_model(raw: pd.DataFrame, valid: pd.DataFrame) -> pd.DataFrame:
-    # Keeps the record model's columns (issue #11) where validate_frame does not know
-    # them yet; once it does, nothing is left to add.
-    out = valid
-    for c in _RECORD_MODEL:
-        if c in raw.columns and c not in valid.columns:
-            out = out.copy() if out is valid else out
-            out[c] = raw[c].to_numpy()
-    return out

@@ -36,9 +36,12 @@ def local_tensor(t: torch.Tensor) -> tuple[torch.Tensor, bool]:
 def module_grads(ctx: ProbeContext) -> list[tuple[str, list[torch.Tensor], bool]]:
     """``(module_name, grads, sharded)`` for selected modules with at least one gradient.
 
-    Frozen parameters and parameters without ``.grad`` are skipped.
+    Frozen parameters and parameters without ``.grad`` are skipped. Where a
+    ``GradScaler`` skipped a fused optimizer's step (``ctx.grad_unscale``), the
+    gradients are unscaled copies.
     """
     out = []
+    unscale = ctx.grad_unscale  # a skipped fused-optimizer step leaves .grad scaled
     for name, module in ctx.modules:
         grads, sharded = [], False
         for p in module.parameters(recurse=False):
@@ -47,6 +50,8 @@ def module_grads(ctx: ProbeContext) -> list[tuple[str, list[torch.Tensor], bool]
                 grads.append(g)
                 sharded = sharded or s
         if grads:
+            if unscale is not None:
+                grads = [g * unscale.to(device=g.device, dtype=torch.float32) for g in grads]
             out.append((name, grads, sharded))
     return out
 
