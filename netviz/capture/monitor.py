@@ -557,6 +557,7 @@ class Monitor:
 
         p.text(repr(self) if cycle else monitor_text(self))
 
+
 # ------------------------------------------------------------------ root hooks
 def _root_pre(ref: weakref.ref) -> Callable:
     def hook(module: nn.Module, args: tuple) -> None:

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 import netviz
+from netviz.records.store import COLUMNS
 from netviz.reporting import build_html, summarize
 from netviz.reporting.data import network_order, summary_table
 
@@ -18,18 +19,7 @@ from netviz.reporting.data import network_order, summary_table
 def table(rows: list[tuple]) -> pd.DataFrame:
     """Records with every column of the record model (step, skipped, phase, micro, module,
     call, order, probe, stat, value)."""
-    cols = [
-        "step",
-        "skipped",
-        "phase",
-        "micro",
-        "module",
-        "call",
-        "order",
-        "probe",
-        "stat",
-        "value",
-    ]
+    cols = list(COLUMNS)
     return pd.DataFrame(rows, columns=cols)
 
 

@@ -85,6 +85,12 @@ class Page:
     def close(self):
         self.context.close()
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
 
 def blank(png: bytes) -> bool:
     from PIL import Image
@@ -110,8 +116,7 @@ def check_common(pg: Page, path: Path, sections: list[str]) -> None:
 
 def test_cnn_report_in_chromium(browser, real_reports):
     path = Path(real_reports[0])
-    pg = Page(browser, path)
-    try:
+    with Page(browser, path) as pg:
         check_common(pg, path, CNN_SECTIONS)
         page = pg.page
         # figures render: the visible ones are not blank
@@ -145,22 +150,16 @@ def test_cnn_report_in_chromium(browser, real_reports):
         tile.click()
         assert tile.locator("img").bounding_box()["width"] > 2 * before
         assert pg.errors == [] and pg.requests == [path.as_uri()]
-    finally:
-        pg.close()
     shot = os.environ.get("NETVIZ_REPORT_SCREENSHOT")
     if shot:  # the README's screenshot: the top of a freshly opened report
-        pg = Page(browser, path)
-        try:
+        with Page(browser, path) as pg:
             pg.page.set_viewport_size({"width": 1100, "height": 1700})
             pg.page.screenshot(path=shot, full_page=False)
-        finally:
-            pg.close()
 
 
 def test_transformer_report_attention_per_layer_and_head(browser, real_reports):
     path = Path(real_reports[1])
-    pg = Page(browser, path)
-    try:
+    with Page(browser, path) as pg:
         check_common(pg, path, TF_SECTIONS)
         page = pg.page
         group = page.locator('.choices[data-kind="attention"]')
@@ -174,15 +173,12 @@ def test_transformer_report_attention_per_layer_and_head(browser, real_reports):
         for i in range(4):
             assert not blank(heads.nth(i).locator("img").screenshot())
         assert pg.errors == []
-    finally:
-        pg.close()
 
 
 @pytest.mark.parametrize("which", [0, 1])
 def test_report_complete_without_javascript(browser, real_reports, which):
     path = Path(real_reports[which])
-    pg = Page(browser, path, javascript=False)
-    try:
+    with Page(browser, path, javascript=False) as pg:
         check_common(pg, path, [CNN_SECTIONS, TF_SECTIONS][which])
         page = pg.page
         assert page.locator("select").count() == 0
@@ -191,8 +187,6 @@ def test_report_complete_without_javascript(browser, real_reports, which):
         for i in range(choices.count()):  # every layer's block is shown
             assert choices.nth(i).is_visible()
         assert page.locator("img:visible").count() == page.locator("img").count()
-    finally:
-        pg.close()
 
 
 def test_files_are_self_contained_and_small(real_reports):
