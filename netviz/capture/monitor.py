@@ -333,6 +333,27 @@ class Monitor:
             phase, micro = self._phase, self._cur_micro
         self._buffer.add(self._probe_index[id(probe)], module, call, raw, sharded, phase, micro)
 
+    def _emit_many(
+        self, probe: Probe, modules: list[str], raw: torch.Tensor, sharded: list[bool]
+    ) -> None:
+        width = len(probe.raw_fields)
+        if raw.dim() != 2 or raw.shape != (len(modules), width):
+            raise ValueError(
+                f"probe {probe.name!r} emitted a block of shape {tuple(raw.shape)}; "
+                f"expected ({len(modules)}, {width}) for {len(modules)} modules and raw "
+                f"fields {probe.raw_fields}"
+            )
+        if not modules:
+            return
+        if self._closing:
+            phase, micro = TRAIN, STEP_LEVEL
+        else:
+            phase, micro = self._phase, self._cur_micro
+        calls = [0] * len(modules)
+        self._buffer.add_block(
+            self._probe_index[id(probe)], modules, calls, raw, sharded, phase, micro
+        )
+
     def _snapshot(self, probe: Probe, module: str, call: int, tensor: torch.Tensor) -> None:
         self._buffer.add_snapshot(self._probe_index[id(probe)], module, call, tensor)
 
@@ -560,9 +581,11 @@ class Monitor:
 
 # ------------------------------------------------------------------ root hooks
 def _root_pre(ref: weakref.ref) -> Callable:
+    # On steps that are not recorded the root hooks cost one attribute check
+    # each, like the module hooks: nothing is tracked then.
     def hook(module: nn.Module, args: tuple) -> None:
         monitor = ref()
-        if monitor is not None and monitor._attached:
+        if monitor is not None and (monitor._recording or monitor._depth):
             monitor._root_begin()
 
     return hook
@@ -582,7 +605,7 @@ def _root_end(ref: weakref.ref) -> Callable:
     # always_call=True: also runs when the forward raised.
     def hook(module: nn.Module, args: tuple, output: Any) -> None:
         monitor = ref()
-        if monitor is not None and monitor._attached:
+        if monitor is not None and monitor._depth:
             monitor._root_end()
 
     return hook
