@@ -168,7 +168,9 @@ def _has(records: pd.DataFrame, probe: str, stat: str | None = None) -> bool:
 
 
 def _has_snapshot(snapshots: Mapping | None, probe: str) -> bool:
-    return bool(snapshots) and any(k[0] == probe for kept in snapshots.values() for k in kept)
+    if not snapshots:
+        return False
+    return any(k[0] == probe for kept in snapshots.values() for k in kept)
 
 
 def build_html(
@@ -214,14 +216,15 @@ def build_html(
         plan.append(("distributions", lambda: _distributions(histograms, records, fmt)))
     if _has(records, "weight_stats", "update_ratio"):
         plan.append(("updates", lambda: _updates(records, fmt)))
-    if _has_snapshot(snapshots, "attention"):
+    snaps: Mapping = snapshots or {}
+    if _has_snapshot(snaps, "attention"):
         from netviz.reporting.snapshots import attention_body
 
-        plan.append(("attention", lambda: attention_body(snapshots)[0]))
-    if _has_snapshot(snapshots, "feature_maps"):
+        plan.append(("attention", lambda: attention_body(snaps)[0]))
+    if _has_snapshot(snaps, "feature_maps"):
         from netviz.reporting.snapshots import feature_map_body
 
-        plan.append(("feature_maps", lambda: feature_map_body(snapshots)[0]))
+        plan.append(("feature_maps", lambda: feature_map_body(snaps)[0]))
     if not d.summary_table(records).empty:
         plan.append(("table", lambda: _table(records)))
     sections = []

@@ -53,7 +53,9 @@ def _quantize(png: bytes, colors: int) -> bytes:
     from PIL import Image  # matplotlib depends on Pillow
 
     with Image.open(io.BytesIO(png)) as im:
-        small = im.convert("RGB").quantize(colors=colors, method=Image.Quantize.MEDIANCUT, dither=0)
+        small = im.convert("RGB").quantize(
+            colors=colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+        )
         out = io.BytesIO()
         small.save(out, format="png", optimize=True)
     return out.getvalue() if out.tell() < len(png) else png
@@ -263,6 +265,6 @@ def array_png(values: Any, cmap: str = "viridis", vmin: float | None = None) -> 
         vmin=lo,
         vmax=hi,
         format="png",
-        metadata={"Software": None},
+        metadata={"Software": None},  # type: ignore[dict-item]  # None drops the key
     )
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
