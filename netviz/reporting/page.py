@@ -50,6 +50,7 @@ SCRIPT = """
     var choices = group.querySelectorAll(":scope > .choice");
     if (choices.length < 2) return;
     var label = document.createElement("label"), select = document.createElement("select");
+    select.dataset.kind = group.dataset.kind;
     label.className = "picker"; label.textContent = group.dataset.label + " ";
     select.setAttribute("aria-label", group.dataset.label);
     choices.forEach(function (c) {

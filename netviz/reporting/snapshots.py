@@ -85,15 +85,15 @@ def attention_body(snapshots: Mapping) -> tuple[str, int]:
     layers = _per_layer(snapshots, "attention")
     items = []
     for name, per_step in layers.items():
-        body = []
+        body: list[tuple[str, str]] = []
         for step, probs in per_step:
             if probs.ndim == 3:  # (batch, L, S): averaged over heads upstream
                 probs = probs[:, None]
             heads = probs[0]  # first batch item: (heads, L, S)
             shape = f"{heads.shape[1]} queries × {heads.shape[2]} keys"
-            body.append(f"<p><b>step {step}</b> · {heads.shape[0]} heads · {shape}</p>")
-            body.append(_tiles(heads, "head", "viridis", 0.0))
-        items.append((name, "".join(body)))
+            tiles = _tiles(heads, "head", "viridis", 0.0)
+            body.append((f"step {step}", f"<p>{heads.shape[0]} heads · {shape}</p>{tiles}"))
+        items.append((name, choice_group("Step", body, "attention-step")))
     intro = (
         "<p>Attention probabilities of the first batch item, one map per head: rows are "
         "queries, columns keys, colour from 0 (dark) to the head's largest weight (yellow; "

@@ -165,11 +165,19 @@ def test_transformer_report_attention_per_layer_and_head(browser, real_reports):
         group = page.locator('.choices[data-kind="attention"]')
         keys = group.locator(":scope > .choice").evaluate_all("els => els.map(e => e.dataset.key)")
         assert keys == ["layers.0.self_attn", "layers.1.self_attn"]
-        select = page.locator("#attention select")
-        select.select_option(keys[1])
-        assert group.locator(":scope > .choice:visible h3").all_inner_texts() == [keys[1]]
-        heads = group.locator(":scope > .choice:visible .head")
-        assert heads.count() % 4 == 0 and heads.count() >= 4  # 4 heads per recorded step shown
+        page.locator('select[data-kind="attention"]').select_option(keys[1])
+        layer = group.locator(":scope > .choice:visible")
+        assert layer.locator(":scope > h3").all_inner_texts() == [keys[1]]
+        # the step selector of that layer: steps 0, 2, 3 of 4 (first, middle, last)
+        steps = layer.locator(".choices > .choice").evaluate_all(
+            "els => els.map(e => e.dataset.key)"
+        )
+        assert steps == ["step 0", "step 2", "step 3"]
+        layer.locator('select[data-kind="attention-step"]').select_option("step 3")
+        shown = layer.locator(".choices > .choice:visible")
+        assert shown.locator("h3").all_inner_texts() == ["step 3"]
+        heads = shown.locator(".head")
+        assert heads.count() == 4  # 4 heads
         for i in range(4):
             assert not blank(heads.nth(i).locator("img").screenshot())
         assert pg.errors == []
