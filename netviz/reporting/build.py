@@ -113,16 +113,33 @@ def _activations(records: pd.DataFrame, fmt: str, done: Callable[[str], None]) -
 
 
 def _distributions(hist: pd.DataFrame, records: pd.DataFrame, fmt: str) -> str:
-    # Extension point: the histogram probes' table (Monitor.histograms(): step, module,
-    # call, phase, order, probe, bin_lo, bin_hi, count). One heat map per probe and module.
+    # The histogram probes' table (Monitor.histograms(): step, ..., module, call, order,
+    # probe, kind, bin_lo, bin_hi, count; kind "nan"/"posinf"/"neginf" rows hold the
+    # non-finite counts). One heat map per probe and module, train rows.
+    if "phase" in hist.columns and (hist.phase == "train").any():
+        hist = hist[hist.phase == "train"]
+    kind = hist["kind"] if "kind" in hist.columns else pd.Series("bin", index=hist.index)
+    bins, odd = hist[kind == "bin"], hist[kind != "bin"]
     order = d.network_order(hist if "order" in hist.columns else records)
     items = []
-    for probe in sorted(set(hist.probe)):
-        sub = hist[hist.probe == probe]
+    for probe in sorted(set(bins.probe)):
+        sub = bins[bins.probe == probe]
+        grid = sorted(set(zip(sub.bin_lo, sub.bin_hi)))  # bins holding a value in the run
         for m in [m for m in order if m in set(sub.module)]:
-            uri = fig.histogram_figure(sub[sub.module == m], f"{probe} · {m}", fmt)
-            items.append((f"{m} · {probe}", figure(uri, f"{probe} of {m} over steps")))
-    intro = "<p>Histogram counts per step (colour, log scale) on the probes' fixed bin grid.</p>"
+            mine = sub[sub.module == m]
+            lo, hi = mine.bin_lo.min(), mine.bin_hi.max()
+            shown = [b for b in grid if b[0] >= lo and b[1] <= hi]
+            uri = fig.histogram_figure(mine, shown, f"{probe} · {m}", fmt)
+            bad = odd[(odd.probe == probe) & (odd.module == m)]
+            counts = bad.groupby("kind")["count"].sum() if len(bad) else pd.Series(dtype=int)
+            note = ", ".join(f"{k}: {int(counts.get(k, 0))}" for k in ("nan", "posinf", "neginf"))
+            cap = f"Non-finite values over the run: {note}." if len(bad) else None
+            items.append((f"{m} · {probe}", figure(uri, f"{probe} of {m} over steps", cap)))
+    intro = (
+        "<p>Histogram counts per step (colour, log scale) on the probes' fixed bin grid; "
+        "rows are the bins that hold a value somewhere in the run, labelled by their "
+        "lower edge.</p>"
+    )
     return intro + choice_group("Layer", items, "distributions")
 
 

@@ -211,29 +211,36 @@ def update_ratio_figure(
     return _encode(fig, fmt)
 
 
-def histogram_figure(rows: pd.DataFrame, title: str, fmt: str = "png") -> str:
+def histogram_figure(
+    rows: pd.DataFrame, grid: Sequence[tuple[float, float]], title: str, fmt: str = "png"
+) -> str:
     """Step x bin heat map of one module's histogram counts (log colour scale).
 
-    ``rows`` has ``step``, ``bin_lo``, ``bin_hi``, ``count`` (the table of
-    ``Monitor.histograms()``); bins are drawn at equal height in grid order,
-    labelled by their edges, so a non-uniform (signed log) grid stays legible.
+    ``rows`` are finite-value bins of the histogram table (``step``,
+    ``bin_lo``, ``bin_hi``, ``count``); ``grid`` is the list of bins to draw
+    (``(bin_lo, bin_hi)``, sorted), each at equal height and labelled by its
+    lower edge, so a non-uniform (signed log) grid stays legible.
     """
     import matplotlib as mpl
 
     from netviz.plot._style import style
 
-    finite = rows[np.isfinite(rows.bin_lo) & np.isfinite(rows.bin_hi)]
-    use = finite if len(finite) else rows
-    counts = use.groupby(["bin_lo", "bin_hi", "step"])["count"].sum().unstack("step").fillna(0)
-    counts = counts.sort_index()
+    counts = rows.groupby(["bin_lo", "bin_hi", "step"])["count"].sum().unstack("step")
+    index = pd.MultiIndex.from_tuples(list(grid), names=["bin_lo", "bin_hi"])
+    counts = counts.reindex(index).fillna(0)
     steps = list(counts.columns)
     with style():
         fig, axes = _figure(8.0, 3.4)
         ax = axes[0][0]
         z = counts.to_numpy(dtype=float)
-        norm = mpl.colors.LogNorm(vmin=1, vmax=max(z.max(), 1.0)) if z.max() >= 1 else None
+        top = max(float(z.max()) if z.size else 1.0, 1.0)
         im = ax.imshow(
-            np.where(z > 0, z, np.nan), aspect="auto", origin="lower", norm=norm, cmap="viridis"
+            np.where(z > 0, z, np.nan),
+            aspect="auto",
+            origin="lower",
+            interpolation="nearest",
+            norm=mpl.colors.LogNorm(vmin=1, vmax=top),
+            cmap="viridis",
         )
         n = len(counts)
         ticks = np.unique(np.linspace(0, n - 1, min(n, 7)).round().astype(int))

@@ -15,6 +15,17 @@ def _is_monitor(x: Any) -> bool:
     return callable(getattr(x, "to_pandas", None)) and hasattr(x, "step_index")
 
 
+def _sibling_histograms(path: str | os.PathLike) -> pd.DataFrame | None:
+    """The histogram file saved beside a record file, where the histogram table exists."""
+    try:
+        from netviz.records.histograms import histogram_path, load_histograms
+    except ImportError:  # a netviz without histogram probes
+        return None
+    if not histogram_path(path).exists():
+        return None
+    return load_histograms(path)
+
+
 def read_inputs(
     data: Any, histograms: Any = None, snapshots: Any = None
 ) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame | None, Mapping | None]:
@@ -28,6 +39,8 @@ def read_inputs(
 
         records = load(data)
         meta.update(load_metadata(data))
+        if histograms is None:
+            histograms = _sibling_histograms(data)
     elif _is_monitor(data):
         records = data.to_pandas()
         meta.update(data._report_metadata())

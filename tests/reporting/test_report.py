@@ -134,27 +134,38 @@ def test_update_ratio_section():
 
 
 def test_histogram_table_gives_a_distribution_per_module():
-    # The histogram probes' table (columns as Monitor.histograms() documents), filled
+    # The histogram probes' table (Monitor.histograms(), issue #14: one row per non-empty
+    # bin, outer bins to -inf/+inf, kind "nan"/"posinf"/"neginf" rows), filled by hand
     # with numpy's histogram of real values.
     rng = np.random.default_rng(0)
-    edges = np.linspace(-3, 3, 13)
+    edges = np.array([-np.inf, *np.linspace(-3, 3, 13), np.inf])
     rows = []
     for step in range(4):
         for m, o in (("c", 0), ("a", 1)):
-            counts, _ = np.histogram(rng.normal(0, 1 + step, 500), bins=edges)
+            values = rng.normal(0, 1 + step, 500)
+            counts, _ = np.histogram(values, bins=edges)
             for lo, hi, c in zip(edges[:-1], edges[1:], counts):
-                rows.append((step, m, 0, "train", o, "activation_hist", lo, hi, int(c)))
-    hist = pd.DataFrame(
-        rows,
-        columns=["step", "module", "call", "phase", "order", "probe", "bin_lo", "bin_hi", "count"],
-    )
-    text = build_html(run_table(), histograms=hist, progress=False)
+                if c:
+                    rows.append(
+                        (step, False, "train", 0, m, 0, o, "activation_hist", "bin", lo, hi, c)
+                    )
+            for kind, c in (("nan", 2 if m == "a" else 0), ("posinf", 0), ("neginf", 0)):
+                rows.append(
+                    (step, False, "train", 0, m, 0, o, "activation_hist", kind, np.nan, np.nan, c)
+                )
+    cols = ["step", "skipped", "phase", "micro", "module", "call", "order", "probe", "kind"]
+    hist = pd.DataFrame(rows, columns=[*cols, "bin_lo", "bin_hi", "count"])
+    text = build_html(run_table(), histograms=hist.sample(frac=1, random_state=0), progress=False)
     assert "distributions" in sections(text)
     block = re.search(r'<section id="distributions".*?</section>', text, flags=re.S).group(0)
     assert re.findall(r'data-key="([^"]+)"', block) == [
         "c · activation_hist",
         "a · activation_hist",
     ]
+    assert (
+        "Non-finite values over the run: nan: 8, posinf: 0, neginf: 0." in block
+    )  # a: 2 x 4 steps
+    assert "nan: 0, posinf: 0, neginf: 0" in block  # c
 
 
 def test_bad_input_is_named():
