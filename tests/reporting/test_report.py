@@ -244,3 +244,13 @@ def test_monitor_and_summary_display_without_scripts():
     net = nn.Linear(2, 2)
     with netviz.watch(net) as fresh:
         assert "No records yet" in fresh._repr_html_()
+
+
+def test_report_of_a_diagnosis_and_of_a_csv_file(tmp_path):
+    net = nn.Sequential(nn.Linear(4, 8), nn.Sigmoid(), nn.Linear(8, 2))
+    rep = netviz.diagnose(net, torch.randn(32, 4), torch.randint(0, 2, (32,)))
+    text = build_html(rep, progress=False)
+    assert {"summary", "diagnosis", "gradients", "activations"} <= set(sections(text))
+    path = tiny_run().save(tmp_path / "run.csv")
+    out = netviz.report(path, tmp_path / "r.html", progress=False)
+    assert "<dt>every</dt><dd>1 (inferred from the recorded steps)</dd>" in out.read_text()
