@@ -53,8 +53,9 @@ def _diagnosis(records: pd.DataFrame, fmt: str) -> str:
 
     try:
         rep = diagnose(d.canonical_rows(records))
-    except (ValueError, TypeError) as err:
-        return f"<p>The diagnosis could not run on these records: {e(str(err))}</p>"
+    except Exception as err:  # the rest of the report stands without it; say why
+        why = f"{type(err).__name__}: {err}"
+        return f"<p>The diagnosis could not run on these records ({e(why)}).</p>"
     items = []
     for f in rep.findings:
         items.append(
