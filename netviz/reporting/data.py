@@ -162,7 +162,7 @@ def summary_table(records: pd.DataFrame) -> pd.DataFrame:
     """Per module and main statistic: ``last`` (value at the last step), ``min``, ``max``.
 
     Columns: ``module``, ``order`` (position in network order), ``phase``
-    (when the records have one), ``statistic`` (``probe.stat``), ``last``,
+    and ``rank`` (when the records have them), ``statistic`` (``probe.stat``), ``last``,
     ``min``, ``max``, ``steps``. Several calls of a module in one step are
     averaged first; non-finite values are left out of min/max/last (the
     ``nonfinite_frac`` rows say how many there were).
@@ -171,8 +171,9 @@ def summary_table(records: pd.DataFrame) -> pd.DataFrame:
     wanted = pd.DataFrame(SUMMARY_STATS, columns=["probe", "stat"])
     rows = records.merge(wanted, on=["probe", "stat"])
     rows = rows[np.isfinite(rows.value)]
-    keys = ["module", "probe", "stat"] + (["phase"] if "phase" in rows.columns else [])
-    columns = ["module", "order", *(["phase"] if "phase" in keys else []), "statistic"]
+    extra = [c for c in ("phase", "rank") if c in rows.columns]  # per-rank records apart
+    keys = ["module", "probe", "stat", *extra]
+    columns = ["module", "order", *extra, "statistic"]
     columns += ["last", "min", "max", "steps"]
     if rows.empty:
         return pd.DataFrame(columns=columns)
@@ -184,6 +185,6 @@ def summary_table(records: pd.DataFrame) -> pd.DataFrame:
     agg["statistic"] = agg.probe + "." + agg.stat
     rank = {k: i for i, k in enumerate(SUMMARY_STATS)}
     agg["_stat"] = [rank[(p, s)] for p, s in zip(agg.probe, agg.stat)]
-    sort = ["order", *(["phase"] if "phase" in keys else []), "_stat"]
+    sort = ["order", *extra, "_stat"]
     agg = agg.sort_values(sort, kind="stable").reset_index(drop=True)
     return agg[columns]

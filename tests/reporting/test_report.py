@@ -254,3 +254,15 @@ def test_report_of_a_diagnosis_and_of_a_csv_file(tmp_path):
     path = tiny_run().save(tmp_path / "run.csv")
     out = netviz.report(path, tmp_path / "r.html", progress=False)
     assert "<dt>every</dt><dd>1 (inferred from the recorded steps)</dd>" in out.read_text()
+
+
+def test_summary_table_keeps_ranks_apart():
+    df = table(
+        [
+            (0, False, "train", -1, "m", 0, 0, "grad_norm", "l2", 1.0),
+            (0, False, "train", -1, "m", 0, 0, "grad_norm", "l2", 3.0),
+        ]
+    )
+    df["rank"] = [0, 1]
+    tab = summary_table(df)
+    assert tab[["rank", "last"]].values.tolist() == [[0, 1.0], [1, 3.0]]
