@@ -15,6 +15,11 @@ Run::
     python benchmarks/bench_watch.py --threads 2 --every 10 # recording every 10th step
     python benchmarks/bench_watch.py --threads 2 --kernel eager  # torch ops only
     python benchmarks/bench_watch.py --quick                # smoke run
+    python benchmarks/bench_watch.py --threads 2 --hist --no-naive  # + histograms
+
+``--hist`` adds a side with ``activation_hist`` and ``grad_hist`` on every leaf
+module on top of ``grad_norm`` + ``activation_stats``; its ratio to the
+``netviz`` side (``hist/netviz``) is what the histograms cost.
 
 Prints one line per workload and size: the median plain step, the median
 step with ``netviz.watch`` and the ratio, and the same for naive hand-written
@@ -33,7 +38,7 @@ import torch
 from torch import nn
 
 import netviz
-from netviz.capture.probes import ActivationStats
+from netviz.capture.probes import ActivationHist, ActivationStats, GradHist
 from netviz.capture.selection import select_modules
 from netviz.capture.stats import KERNELS, Scratch
 
@@ -246,6 +251,8 @@ def make_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable:
 
 
 SIDES = ("plain", "netviz", "naive")
+#: Sides that attach a netviz monitor.
+WATCHED = ("netviz", "hist")
 
 
 def timed(step: Callable, after: Callable | None) -> float:
@@ -285,10 +292,11 @@ def run(
 
     def one_round(side: str) -> list[float]:
         after, detach = None, None
-        if side == "netviz":
-            mon = netviz.watch(
-                model, probes=["grad_norm", ActivationStats(kernel=kernel)], every=every
-            )
+        if side in WATCHED:
+            probes = ["grad_norm", ActivationStats(kernel=kernel)]
+            if side == "hist":
+                probes += [ActivationHist(kernel=kernel), GradHist(kernel=kernel)]
+            mon = netviz.watch(model, probes=probes, every=every)
             after, detach = mon.step, mon.detach
         elif side == "naive":
             hooks = NaiveHooks(model)
@@ -296,7 +304,7 @@ def run(
         out = [timed(step, after) for _ in range(per_round)]
         if detach is not None:
             detach()
-        if side == "netviz":
+        if side in WATCHED:
             recorded.append(len(mon.to_pandas()))
         return out
 
@@ -308,7 +316,7 @@ def run(
         k = r % len(sides)
         for side in sides[k:] + sides[:k]:  # rotate who goes first
             times[side].extend(one_round(side))
-    assert "netviz" not in sides or min(recorded) > 0
+    assert not set(WATCHED) & set(sides) or min(recorded) > 0
     out = {k: statistics.median(v) for k, v in times.items()}
     if "netviz" in sides:
         out.update(host_costs(model, step, per_round, every, kernel))
@@ -382,11 +390,17 @@ def main() -> None:
         help="add a second plain side (A/A): the noise floor of the ratios",
     )
     parser.add_argument("--no-naive", action="store_true", help="skip the naive-hooks side")
+    parser.add_argument(
+        "--hist",
+        action="store_true",
+        help="add a side with activation_hist + grad_hist on top of the netviz side's probes",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     rounds, per_round, warmup = (2, 3, 1) if args.quick else (12, 6, 1)
     sides = ("plain", *(("plain_again",) if args.aa else ()), "netviz")
+    sides += ("hist",) if args.hist else ()
     sides += () if args.no_naive else ("naive",)
     fused = Scratch(kernel=args.kernel).fused() is not None
     print(
@@ -398,6 +412,7 @@ def main() -> None:
     print(
         f"{'workload':12s} {'size':9s} {'width':>5s} {'plain ms':>9s}"
         + "".join(f" {k + ' ms':>15s} {'ratio':>6s}" for k in others)
+        + (f" {'hist/netviz':>11s}" if args.hist else "")
         + " | us/module: forward close flush (netviz's host time per hooked module"
         " per recorded step)"
     )
@@ -409,6 +424,7 @@ def main() -> None:
             print(
                 f"{name:12s} {size:9s} {width:5d} {base * 1e3:9.2f}"
                 + "".join(f" {med[k] * 1e3:15.2f} {med[k] / base:6.3f}" for k in others)
+                + (f" {med['hist'] / med['netviz']:11.3f}" if args.hist else "")
                 + f" | {med['host_forward'] * 1e6:6.1f} {med['host_close'] * 1e6:6.1f}"
                 f" {med['host_flush'] * 1e6:6.1f}",
                 flush=True,

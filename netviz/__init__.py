@@ -25,6 +25,7 @@ __version__ = "0.1.0.dev0"
 _LAZY: dict[str, tuple[str, str | None]] = {
     "DistributedRecordError": ("netviz.capture.distributed", "DistributedRecordError"),
     "Finding": ("netviz.analysis", "Finding"),
+    "HistogramGrid": ("netviz.capture.histogram", "HistogramGrid"),
     "Report": ("netviz.analysis", "Report"),
     "Thresholds": ("netviz.analysis", "Thresholds"),
     "capture_activations": ("netviz.capture.activations", "capture_activations"),
@@ -33,6 +34,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "conv_filters": ("netviz.capture.filters", "conv_filters"),
     "diagnose": ("netviz.analysis", "diagnose"),
     "layermath": ("netviz.layermath", None),
+    "load_histograms": ("netviz.records.histograms", "load_histograms"),
     "load_tensors": ("netviz.capture.tensorfile", "load_tensors"),
     "plot": ("netviz.plot", None),
     "record_attention": ("netviz.capture.attention", "record_attention"),
@@ -45,6 +47,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 __all__ = [
     "DistributedRecordError",
     "Finding",
+    "HistogramGrid",
     "Monitor",
     "NetvizWarning",
     "NothingRecordedWarning",
@@ -60,6 +63,7 @@ __all__ = [
     "diagnose",
     "layermath",
     "load",
+    "load_histograms",
     "load_tensors",
     "plot",
     "record_attention",

@@ -23,6 +23,7 @@ from netviz.capture.distributed import StepGather
 from netviz.capture.probe import Probe, ProbeContext
 from netviz.capture.step_buffer import EVAL, TRAIN, Gather, StepBuffer
 from netviz.errors import NothingRecordedWarning
+from netviz.records.histograms import save_histograms
 from netviz.records.io import save_frame
 from netviz.records.store import STEP_LEVEL
 
@@ -520,8 +521,23 @@ class Monitor:
         self._buffer.materialize()
         return self._buffer.records.to_pandas()
 
+    def histograms(self) -> pd.DataFrame:
+        """Counts of the histogram probes (``activation_hist``, ``grad_hist``, ``weight_hist``).
+
+        A tidy table of its own (:mod:`netviz.records.histograms`): one row per
+        non-empty bin with ``step, skipped, phase, micro, module, call, order,
+        probe, kind, bin_lo, bin_hi, count``; the NaN, +Inf and -Inf counts
+        are rows of ``kind`` ``"nan"``, ``"posinf"``, ``"neginf"``.
+        """
+        self._buffer.materialize()
+        return self._buffer.histograms.to_pandas()
+
     def save(self, path: str | os.PathLike) -> os.PathLike | None:
         """Write the records to ``path``: Parquet (``.parquet``) or CSV (``.csv``).
+
+        Histograms (histogram probes) go to a sibling file in the same format,
+        ``run.parquet`` -> ``run.histograms.parquet``; read them with
+        :func:`netviz.load_histograms`.
 
         In a distributed run only rank 0 of the monitor's group keeps records
         (unless ``watch(..., all_ranks=True)``): on the other ranks this
@@ -529,7 +545,10 @@ class Monitor:
         """
         if isinstance(self._gather, StepGather) and not self._gather.keeps_records:
             return None
-        return save_frame(self.to_pandas(), path, metadata=self._report_metadata())  # issue-16
+        out = save_frame(self.to_pandas(), path, metadata=self._report_metadata())  # issue-16
+        if any(getattr(p, "table", None) == "histograms" for p in self._probes):
+            save_histograms(self.histograms(), out)  # run.parquet -> run.histograms.parquet
+        return out
 
     def snapshots(self) -> dict[int, dict[tuple[str, str, int], torch.Tensor]]:
         """Tensors kept by snapshot probes: ``{step: {(probe, module, call): tensor}}`` (on CPU)."""

@@ -19,6 +19,7 @@ import torch
 
 from netviz.capture.distributed import StepGather
 from netviz.capture.probe import Probe
+from netviz.records.histograms import HistogramStore
 from netviz.records.store import RecordStore
 
 __all__ = ["EVAL", "PHASES", "TRAIN", "Gather", "StepBuffer"]
@@ -111,6 +112,7 @@ class StepBuffer:
         self.snapshots_open: list[tuple[int, str, int, torch.Tensor]] = []
         self._pending: list[_PendingStep] = []
         self.records = RecordStore()
+        self.histograms = HistogramStore()  # probes with table = "histograms" (#14)
         self.snapshots: dict[int, dict[tuple[str, str, int], torch.Tensor]] = {}
 
     # ------------------------------------------------------------- the open step
@@ -271,6 +273,9 @@ class StepBuffer:
             n = len(acc["offset"])
             idx = np.asarray(acc["offset"])[:, None] + np.arange(width)[None, :]
             raw = flat[:, idx]  # (ranks, n, width)
+            if getattr(probe, "table", None) == "histograms":  # a table of their own
+                self._store_histograms(pending, probe, acc, raw, skipped)
+                continue
             if per_rank:  # each rank's own statistics, finalized separately
                 parts = list(enumerate(raw))
             elif raw.shape[0] > 1:
@@ -292,3 +297,34 @@ class StepBuffer:
                 keep = ~(np.isnan(final) & optional[None, :])
                 grids.append((keys, probe.name, probe.stats, final, keep, rank))
         self.records.append_grids(pending.step, grids, per_rank=per_rank, skipped=skipped)
+
+    def _store_histograms(
+        self,
+        pending: _PendingStep,
+        probe: Probe,
+        acc: dict[str, list],
+        raw: np.ndarray,
+        skipped: bool,
+    ) -> None:
+        """Counts ``raw`` ``(ranks, n, fields)`` of a histogram probe into :attr:`histograms`."""
+        orders = pending.orders
+        if getattr(self._gather, "per_rank", False):
+            parts: list[tuple[int | None, np.ndarray]] = list(enumerate(raw))
+        elif raw.shape[0] > 1:
+            parts = [(None, probe.merge(raw, np.asarray(acc["sharded"], dtype=bool)))]
+        else:
+            parts = [(None, raw[0])]
+        for rank, counts in parts:
+            self.histograms.append(
+                pending.step,
+                probe.name,
+                probe.grid.edges,  # type: ignore[attr-defined]
+                counts,
+                acc["module"],
+                acc["call"],
+                phases=[PHASES[p] for p in acc["phase"]],
+                micros=acc["micro"],
+                orders=[orders.setdefault(m, len(orders)) for m in acc["module"]],
+                skipped=skipped,
+                rank=rank,
+            )
