@@ -266,3 +266,20 @@ def test_summary_table_keeps_ranks_apart():
     df["rank"] = [0, 1]
     tab = summary_table(df)
     assert tab[["rank", "last"]].values.tolist() == [[0, 1.0], [1, 3.0]]
+
+
+@pytest.mark.slow
+def test_distributions_from_the_real_histogram_probes(tmp_path):
+    net = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 2))
+    probes = ("grad_norm", "activation_stats", "activation_hist", "grad_hist")
+    with netviz.watch(net, probes=probes) as mon:
+        for _ in range(3):
+            net(torch.randn(32, 4)).sum().backward()
+            mon.step()
+    expected = ["0 · activation_hist", "1 · activation_hist", "2 · activation_hist"]
+    expected += ["0 · grad_hist", "2 · grad_hist"]
+    for data in (mon, mon.save(tmp_path / "run.parquet")):  # the Monitor, the saved files
+        text = build_html(data, progress=False)
+        block = re.search(r'<section id="distributions".*?</section>', text, flags=re.S).group(0)
+        assert re.findall(r'data-key="([^"]+)"', block) == expected
+        assert "nan: 0, posinf: 0, neginf: 0" in block
