@@ -588,7 +588,7 @@ class Monitor:
         """
         if isinstance(self._gather, StepGather) and not self._gather.keeps_records:
             return None
-        out = save_frame(self.to_pandas(), path)
+        out = save_frame(self.to_pandas(), path, metadata=self._report_metadata())  # issue-16
         if any(getattr(p, "table", None) == "histograms" for p in self._probes):
             save_histograms(self.histograms(), out)  # run.parquet -> run.histograms.parquet
         return out
@@ -614,6 +614,31 @@ class Monitor:
             f"{[p.name for p in self._probes]}, {len(self._modules)} modules, "
             f"step={self._step}, every={self._every}>"
         )
+
+    # ---- issue-16: run metadata for reports, notebook display (port as one block) ----
+    def _report_metadata(self) -> dict[str, Any]:
+        """Facts about the run that the records lack (for ``save`` and ``netviz.report``)."""
+        import netviz
+
+        return {
+            "model": self._model_name,
+            "probes": [p.name for p in self._probes],
+            "every": self._every,
+            "steps": self._step,
+            "modules": [n for n, _ in self._modules] or None,
+            "netviz": netviz.__version__,
+            "torch": torch.__version__,
+        }
+
+    def _repr_html_(self) -> str:
+        from netviz.reporting.display import monitor_html
+
+        return monitor_html(self)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        from netviz.reporting.display import monitor_text
+
+        p.text(repr(self) if cycle else monitor_text(self))
 
 
 # ------------------------------------------------------------------ root hooks
