@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import torch
@@ -33,3 +39,25 @@ def table(rows: list[tuple]) -> pd.DataFrame:
         columns=CONTRACT,
     )
     return frame.astype({"value": np.float64})
+
+
+def wandb_history(wandb_dir: Path) -> list[dict] | None:
+    """History records of the offline runs in ``wandb_dir`` (``wandb leet inspect --json``).
+
+    None when that reader is not available (it is new in wandb).
+    """
+    cli = Path(sys.executable).parent / "wandb"
+    cli = str(cli) if cli.exists() else shutil.which("wandb")
+    out = subprocess.run(
+        [cli, "leet", "inspect", "--json", str(wandb_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if out.returncode != 0:
+        return None
+    return [
+        json.loads(line)["history"]["item"]
+        for line in out.stdout.splitlines()
+        if '"type":"history"' in line
+    ]

@@ -120,6 +120,21 @@ def test_records_are_saved_in_the_log_dir(run):
     assert not callback.monitor.attached
 
 
+def _fit(**kwargs):
+    """Fit the example's model on its training data (no validation, no sanity check)."""
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        **kwargs,
+    )
+    train, _ = lightning_example.loaders()
+    trainer.fit(lightning_example.TinyRegressor(), train)
+    return trainer
+
+
 def _trainer(strategy):
     return types.SimpleNamespace(strategy=strategy, optimizers=[], log_every_n_steps=50)
 
@@ -147,22 +162,9 @@ def test_bad_every_is_refused():
 def test_any_other_logger_gets_flat_scalars_through_log_metrics(tmp_path):
     from lightning.pytorch.loggers import CSVLogger
 
-    model = lightning_example.TinyRegressor()
     logger = CSVLogger(tmp_path, name="csv")
     callback = NetvizCallback(probes=["grad_norm"], every=1)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_steps=2,
-        logger=logger,
-        callbacks=[callback],
-        enable_progress_bar=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        log_every_n_steps=1,
-    )
-    train, _ = lightning_example.loaders()
-    trainer.fit(model, train)
+    _fit(max_steps=2, logger=logger, callbacks=[callback], log_every_n_steps=1)
     metrics = pd.read_csv(Path(logger.log_dir) / "metrics.csv")
     rows = metrics.dropna(subset=["netviz/grad_norm.l2/net.0"])
     records = callback.monitor.to_pandas()
@@ -174,20 +176,13 @@ def test_any_other_logger_gets_flat_scalars_through_log_metrics(tmp_path):
 def test_keep_false_streams_to_a_parquet_sink_and_saves_nothing_else(tmp_path):
     stream = netviz.sinks.Parquet(tmp_path / "stream.parquet")
     callback = NetvizCallback(probes=["grad_norm"], every=1, sinks=[stream], keep=False)
-    trainer = pl.Trainer(
-        accelerator="cpu",
+    _fit(
         max_steps=3,
         accumulate_grad_batches=2,
         logger=False,
         default_root_dir=tmp_path,
         callbacks=[callback],
-        enable_progress_bar=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
     )
-    train, _ = lightning_example.loaders()
-    trainer.fit(lightning_example.TinyRegressor(), train)
     assert callback.saved_to is None and not (tmp_path / "netviz.parquet").exists()
     records = netviz.load(tmp_path / "stream.parquet")
     assert sorted(records.step.unique()) == [0, 1, 2]
@@ -202,19 +197,7 @@ def test_mlflow_logger_run_gets_netviz_at_lightnings_steps(tmp_path, monkeypatch
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     logger = MLFlowLogger(experiment_name="netviz", tracking_uri=f"file:{tmp_path / 'mlruns'}")
     callback = NetvizCallback(probes=["grad_norm"], every=1, save=None)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_steps=3,
-        logger=logger,
-        callbacks=[callback],
-        enable_progress_bar=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        log_every_n_steps=1,
-    )
-    train, _ = lightning_example.loaders()
-    trainer.fit(lightning_example.TinyRegressor(), train)
+    _fit(max_steps=3, logger=logger, callbacks=[callback], log_every_n_steps=1)
     client = logger.experiment
     history = client.get_metric_history(logger.run_id, "netviz/grad_norm.l2/net.0")
     records = callback.monitor.to_pandas()

@@ -18,6 +18,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 pytest.importorskip("transformers")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "integrations"))
 import hf_trainer_example  # noqa: E402
+from _integration_helpers import wandb_history  # noqa: E402
 
 from netviz.integrations.transformers import NetvizCallback  # noqa: E402
 
@@ -129,10 +130,6 @@ def test_mlflow_run_of_the_trainer_gets_netviz_steps_at_k_plus_1(tmp_path, monke
 
 
 def test_wandb_run_of_the_trainer_gets_netviz_on_train_global_step(tmp_path, monkeypatch):
-    import json
-    import shutil
-    import subprocess
-
     import wandb
 
     monkeypatch.setenv("WANDB_MODE", "offline")
@@ -146,21 +143,9 @@ def test_wandb_run_of_the_trainer_gets_netviz_on_train_global_step(tmp_path, mon
     finally:
         if wandb.run is not None:
             wandb.run.finish()
-    cli = Path(sys.executable).parent / "wandb"
-    cli = str(cli) if cli.exists() else shutil.which("wandb")
-    out = subprocess.run(
-        [cli, "leet", "inspect", "--json", str(tmp_path / "wandb")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if out.returncode != 0:
-        pytest.skip(f"wandb leet inspect unavailable: {out.stderr[-200:]}")
-    history = [
-        json.loads(line)["history"]["item"]
-        for line in out.stdout.splitlines()
-        if '"type":"history"' in line
-    ]
+    history = wandb_history(tmp_path / "wandb")
+    if history is None:
+        pytest.skip("wandb leet inspect unavailable")
     key = "netviz/grad_norm.l2/transformer.h.0.mlp.c_fc"
     mine = [h for h in history if key in h]
     records = callback.monitor.to_pandas()
