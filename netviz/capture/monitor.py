@@ -360,7 +360,9 @@ class Monitor:
         )
 
     def _snapshot(self, probe: Probe, module: str, call: int, tensor: torch.Tensor) -> None:
-        self._buffer.add_snapshot(self._probe_index[id(probe)], module, call, tensor)
+        self._buffer.add_snapshot(
+            self._probe_index[id(probe)], module, call, tensor, self._phase, self._cur_micro
+        )
 
     def _track_handle(self, handle: Any) -> None:
         self._handles.append(handle)

@@ -207,6 +207,11 @@ class ProbeContext:
         return self._monitor.capturing
 
     @property
+    def forward_index(self) -> tuple[str, int]:
+        """``(phase, micro)`` of the forward pass running now (see ``docs/watch.md``)."""
+        return self._monitor.phase, self._monitor._cur_micro
+
+    @property
     def phase(self) -> str:
         """``"train"`` or ``"eval"``: the phase of the forward running now."""
         return self._monitor.phase

@@ -150,8 +150,16 @@ class StepBuffer:
         """``len(modules)`` rows at once: ``raw`` is ``(len(modules), width)``."""
         self.entries.append(_block(probe, modules, calls, raw, sharded, phase, micro))
 
-    def add_snapshot(self, probe: int, module: str, call: int, tensor: torch.Tensor) -> None:
-        self.snapshots_open.append((probe, module, call, tensor.detach().clone()))
+    def add_snapshot(
+        self,
+        probe: int,
+        module: str,
+        call: int,
+        tensor: torch.Tensor,
+        phase: int = TRAIN,
+        micro: int = 0,
+    ) -> None:
+        self.snapshots_open.append((probe, module, call, tensor.detach().clone(), phase, micro))
 
     def mark(self) -> tuple[int, int]:
         """A position to :meth:`rollback` to (start of a forward pass)."""
@@ -206,9 +214,18 @@ class StepBuffer:
         if host is not None:
             self._pending.append(_PendingStep(step, entries, host, event, orders, has_flag))
         if self.snapshots_open:
+            # One snapshot per (probe, module, call) and step: that of the first
+            # training forward (micro-batch 0); a step without a training
+            # forward keeps its first eval forward's.
             names = [p.name for p in self._probes]
+            kept: dict[tuple[str, str, int], torch.Tensor] = {}
+            ranked = sorted(self.snapshots_open, key=lambda s: (s[4], s[5]))  # stable
+            for p, m, c, t, _, _ in ranked:
+                kept.setdefault((names[p], m, c), t)
+            # in call order, as the forward produced them
+            order = {(names[p], m, c): i for i, (p, m, c, *_) in enumerate(self.snapshots_open)}
             self.snapshots[step] = {
-                (names[p], m, c): t.to("cpu") for p, m, c, t in self.snapshots_open
+                k: kept[k].to("cpu") for k in sorted(kept, key=lambda k: order[k])
             }
         self.clear()
         if len(self._pending) > 1:
