@@ -92,7 +92,8 @@ def attribution(
         ``|attr|`` (100: the largest; lower values keep one hot pixel from
         washing out the rest).
     cmap
-        Colour map (default: diverging ``RdBu_r``; ``"abs"``: ``inferno``).
+        Colour map (default: diverging ``RdBu_r``; ``"abs"``: ``inferno``;
+        non-negative ``"blend"``: ``Reds``).
     colorbar
         Add a labelled colour bar.
     title
@@ -103,6 +104,9 @@ def attribution(
     matplotlib.axes.Axes
         With the attribution image last in ``ax.images``.
     """
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
     if kind not in KINDS:
         raise ValueError(f"`kind` must be one of {', '.join(KINDS)}, got {kind!r}")
     if not 0 <= alpha <= 1:
@@ -117,6 +121,9 @@ def attribution(
     if kind == "blend" and img is None:
         raise ValueError("kind='blend' draws the attribution over `image`; pass the image")
     top = _scale(a, vmax, percentile)
+    signed = kind == "signed" or (kind == "blend" and bool((a < 0).any()))
+    cmap = cmap or (CMAP_DIVERGING if signed else "inferno" if kind == "abs" else "Reds")
+    norm = Normalize(-top, top) if signed else Normalize(0, top)
     with style():
         ax = get_ax(ax, figsize=(3.2, 3.0))
         if kind == "blend":
@@ -125,27 +132,25 @@ def attribution(
             if grey.ndim == 3:
                 grey = grey.mean(axis=-1)
             ax.imshow(grey, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-        if kind == "abs":
-            shown = ax.imshow(
-                np.abs(a), cmap=cmap or "inferno", vmin=0, vmax=top, interpolation="nearest"
-            )
-            label = "|attribution|"
+            # opacity grows with |attr|: where the map is 0 the image shows unchanged
+            weight = alpha * np.clip(np.abs(np.nan_to_num(a)) / top, 0, 1)
+            shown = ax.imshow(a, cmap=cmap, norm=norm, alpha=weight, interpolation="nearest")
         else:
             shown = ax.imshow(
-                a,
-                cmap=cmap or CMAP_DIVERGING,
-                vmin=-top,
-                vmax=top,
-                alpha=alpha if kind == "blend" else None,
-                interpolation="nearest",
+                np.abs(a) if kind == "abs" else a, cmap=cmap, norm=norm, interpolation="nearest"
             )
-            label = "attribution (+ towards target)"
         ax.set_xticks([])
         ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
         if title is not None:
             ax.set_title(title)
         if colorbar:
-            ax.figure.colorbar(shown, ax=ax, shrink=0.85, label=label)
+            label = "attribution (+ towards target)" if signed else "|attribution|"
+            if kind == "blend" and not signed:
+                label = "attribution"
+            # a plain mappable: the colour bar shows full colours, not the blend's opacity
+            ax.figure.colorbar(ScalarMappable(norm, cmap), ax=ax, shrink=0.85, label=label)
     return ax
 
 

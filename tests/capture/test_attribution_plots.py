@@ -51,8 +51,18 @@ def test_blend_draws_the_grey_image_under_a_transparent_map(image_and_attr):
     assert out is axes[1] and len(axes[0].images) == 0
     grey, overlay = out.images
     assert np.array_equal(np.asarray(grey.get_array()), img)  # rescaled to 0..1
-    assert grey.get_cmap().name == "gray_r" and overlay.get_alpha() == 0.5
+    assert grey.get_cmap().name == "gray_r" and overlay.get_cmap().name == "RdBu_r"
+    # opacity alpha * |attr| / max: 0.5 at the strongest pixel, 0 where attr is 0
+    assert np.allclose(overlay.get_alpha(), 0.5 * np.abs(attr) / 2.0)
     assert out.get_title() == "IG"
+
+
+def test_a_non_negative_blend_uses_a_sequential_map(image_and_attr):
+    img, attr = image_and_attr
+    ax = attribution(img, np.abs(attr))
+    overlay = ax.images[-1]
+    assert overlay.get_cmap().name == "Reds" and overlay.get_clim() == (0.0, 2.0)
+    assert ax.figure.axes[-1].get_ylabel() == "attribution"
 
 
 def test_percentile_and_vmax_set_the_scale(image_and_attr):
