@@ -134,9 +134,9 @@ def attribution(
             ax.imshow(grey, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
             # opacity grows with |attr|: where the map is 0 the image shows unchanged
             weight = alpha * np.clip(np.abs(np.nan_to_num(a)) / top, 0, 1)
-            shown = ax.imshow(a, cmap=cmap, norm=norm, alpha=weight, interpolation="nearest")
+            ax.imshow(a, cmap=cmap, norm=norm, alpha=weight, interpolation="nearest")
         else:
-            shown = ax.imshow(
+            ax.imshow(
                 np.abs(a) if kind == "abs" else a, cmap=cmap, norm=norm, interpolation="nearest"
             )
         ax.set_xticks([])

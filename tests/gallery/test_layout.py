@@ -1,7 +1,7 @@
 """Image-level checks of the gallery figures fixed for slides (issue 18).
 
 Each listed figure is run in fast mode and its laid-out artists are inspected
-with :func:`layout.layout_problems` (matplotlib's own window extents): no text
+with :func:`figure_layout.layout_problems` (matplotlib's own window extents): no text
 outside the figure, no overlapping text boxes, every axis with tick labels
 labelled. A self-test shows that the checker finds each kind of problem.
 """
@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from layout import layout_problems  # noqa: E402
+from figure_layout import layout_problems
 
 #: Figures checked, with the axes (indices in fig.get_axes()) whose tick labels
 #: are self-explanatory, per figure number.

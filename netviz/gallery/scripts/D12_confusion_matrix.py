@@ -13,7 +13,7 @@ mistakes are shown on the right.
 """
 
 # %%
-# Train the shared digits CNN (gallery/_digits.py) and predict the test set.
+# Train the shared digits CNN (scripts/_digits.py) and predict the test set.
 import sys
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from netviz.plot._style import CMAP_SEQUENTIAL
 
 setup()
 
-if str(Path(__file__).resolve().parent) not in sys.path:  # the shared gallery/_digits.py
+if str(Path(__file__).resolve().parent) not in sys.path:  # the shared _digits.py beside this script
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _digits import train_digits_cnn
 

@@ -18,7 +18,7 @@ blue ones away.
 """
 
 # %%
-# Train the shared digits CNN (gallery/_digits.py) and pick one test digit per
+# Train the shared digits CNN (scripts/_digits.py) and pick one test digit per
 # class among the first ones.
 import sys
 from pathlib import Path
@@ -33,7 +33,7 @@ from netviz.gallery import fast, pick, setup
 
 setup()
 
-if str(Path(__file__).resolve().parent) not in sys.path:  # the shared gallery/_digits.py
+if str(Path(__file__).resolve().parent) not in sys.path:  # the shared _digits.py beside this script
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _digits import train_digits_cnn
 

@@ -36,7 +36,7 @@ from netviz.plot._style import PALETTE
 
 setup()
 
-if str(Path(__file__).resolve().parent) not in sys.path:  # the shared gallery/_digits.py
+if str(Path(__file__).resolve().parent) not in sys.path:  # the shared _digits.py beside this script
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _digits import spread_labels, train_digits_cnn
 

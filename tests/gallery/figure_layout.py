@@ -100,9 +100,7 @@ def text_extents(fig: Any) -> list[tuple[str, str, Any]]:
 
 
 def _overlap(a: Any, b: Any, slack: float) -> bool:
-    return (
-        min(a.x1, b.x1) - max(a.x0, b.x0) > slack and min(a.y1, b.y1) - max(a.y0, b.y0) > slack
-    )
+    return min(a.x1, b.x1) - max(a.x0, b.x0) > slack and min(a.y1, b.y1) - max(a.y0, b.y0) > slack
 
 
 def _unlabelled(fig: Any, skip: Iterable[int]) -> list[str]:
