@@ -56,7 +56,6 @@ def test_gallery_builds_from_an_installed_wheel(tmp_path):
             "-q",
             "--no-deps",
             *no_isolation,
-            *isolation,
             "-w",
             str(wheels),
             str(src),
