@@ -44,6 +44,8 @@ def _axes_texts(ax: Any, k: int) -> Iterator[tuple[str, Any]]:
         yield f"{name} title", t
     yield f"{name} xlabel", ax.xaxis.label
     yield f"{name} ylabel", ax.yaxis.label
+    if hasattr(ax, "zaxis"):  # 3-D axes
+        yield f"{name} zlabel", ax.zaxis.label
     for t in ax.texts:
         yield f"{name} text", t
     leg = ax.get_legend()
