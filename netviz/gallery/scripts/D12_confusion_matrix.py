@@ -77,7 +77,10 @@ ax.set_yticks(range(n_classes), [f"{c}  ({r:.0%})" for c, r in enumerate(per_cla
 ax.set_xlabel("predicted class")
 ax.set_ylabel("true class  (recall)")
 ax.set_title(f"{len(labels)} test digits, accuracy {test_accuracy:.1%}")
-left.colorbar(im, ax=ax, label="count (log scale)", shrink=0.85)
+cbar = left.colorbar(im, ax=ax, label="count (log scale)", shrink=0.85)
+count_ticks = [t for t in (1, 2, 5, 10, 20, 40, 100) if t <= int(confusion.max())]
+cbar.set_ticks(count_ticks, labels=[str(t) for t in count_ticks])
+cbar.minorticks_off()
 
 n_show = min(len(wrong), 12)
 grid = right.subplots(3, 4)
