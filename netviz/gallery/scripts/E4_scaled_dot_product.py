@@ -69,6 +69,7 @@ for ax, (vals, title, fmt) in zip(axes, steps):
     ax.set_title(title)
     ax.set_ylim(0, float(vals.max()) * 1.2)
     ax.tick_params(axis="x", labelsize=12)
+    ax.set_xlabel("key word")
 unscaled_bars = axes[2].bar(
     [0.17, 1.17],
     unscaled_weights.tolist(),

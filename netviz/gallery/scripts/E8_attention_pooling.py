@@ -128,6 +128,7 @@ for ax, alpha, title in (
         range(n_show), [f"seq {i}, class {c}" for i, c in enumerate(y_test[:n_show].tolist())]
     )
     ax.tick_params(axis="y", labelsize=9)
+    ax.set_ylabel("test sequence")
 fig.colorbar(im, ax=axes, label="attention weight $\\alpha_t$", shrink=0.9)
 # The key for the rings, drawn on a dark background like the rings themselves.
 fig.legend(
