@@ -16,6 +16,7 @@ import importlib
 from typing import Any
 
 from netviz.capture import Monitor, Probe, ProbeContext, watch
+from netviz.errors import NetvizWarning, NothingRecordedWarning
 from netviz.records import load
 
 __version__ = "0.1.0.dev0"
@@ -25,6 +26,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Attribution": ("netviz.capture.attribution", "Attribution"),
     "DistributedRecordError": ("netviz.capture.distributed", "DistributedRecordError"),
     "Finding": ("netviz.analysis", "Finding"),
+    "HistogramGrid": ("netviz.capture.histogram", "HistogramGrid"),
     "Report": ("netviz.analysis", "Report"),
     "Thresholds": ("netviz.analysis", "Thresholds"),
     "attribution": ("netviz.capture.attribution", "attribution"),
@@ -34,6 +36,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "conv_filters": ("netviz.capture.filters", "conv_filters"),
     "diagnose": ("netviz.analysis", "diagnose"),
     "layermath": ("netviz.layermath", None),
+    "load_histograms": ("netviz.records.histograms", "load_histograms"),
     "load_tensors": ("netviz.capture.tensorfile", "load_tensors"),
     "plot": ("netviz.plot", None),
     "record_attention": ("netviz.capture.attention", "record_attention"),
@@ -46,7 +49,10 @@ __all__ = [
     "Attribution",
     "DistributedRecordError",
     "Finding",
+    "HistogramGrid",
     "Monitor",
+    "NetvizWarning",
+    "NothingRecordedWarning",
     "Probe",
     "ProbeContext",
     "Report",
@@ -60,6 +66,7 @@ __all__ = [
     "diagnose",
     "layermath",
     "load",
+    "load_histograms",
     "load_tensors",
     "plot",
     "record_attention",

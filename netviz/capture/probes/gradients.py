@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from netviz.capture._compat import own_parameters
 from netviz.capture.probe import Probe, ProbeContext
 from netviz.capture.stats import MOMENT_FIELDS, Scratch, buffer_dtype, merge_moments, tensor_moments
 
@@ -36,17 +37,22 @@ def local_tensor(t: torch.Tensor) -> tuple[torch.Tensor, bool]:
 def module_grads(ctx: ProbeContext) -> list[tuple[str, list[torch.Tensor], bool]]:
     """``(module_name, grads, sharded)`` for selected modules with at least one gradient.
 
-    Frozen parameters and parameters without ``.grad`` are skipped.
+    Frozen parameters and parameters without ``.grad`` are skipped. Where a
+    ``GradScaler`` skipped a fused optimizer's step (``ctx.grad_unscale``), the
+    gradients are unscaled copies.
     """
     out = []
+    unscale = ctx.grad_unscale  # a skipped fused-optimizer step leaves .grad scaled
     for name, module in ctx.modules:
         grads, sharded = [], False
-        for p in module.parameters(recurse=False):
+        for p in own_parameters(module):
             if p.requires_grad and p.grad is not None:
                 g, s = local_tensor(p.grad.detach())
                 grads.append(g)
                 sharded = sharded or s
         if grads:
+            if unscale is not None:
+                grads = [g * unscale.to(device=g.device, dtype=torch.float32) for g in grads]
             out.append((name, grads, sharded))
     return out
 
@@ -79,8 +85,17 @@ class GradNorm(Probe):
 
     def on_step_end(self, ctx: ProbeContext) -> None:
         found = module_grads(ctx)
-        for (name, _, sharded), sq in zip(found, _sum_sq_norms([g for _, g, _ in found])):
-            ctx.emit(name, sq.reshape(1), sharded=sharded)
+        if not found:
+            return
+        # one fused norm over every gradient, then a segment sum per module:
+        # a handful of calls per step whatever the number of modules
+        flat = [g for _, grads, _ in found for g in grads]
+        sq = stacked_norms(flat) ** 2
+        owner = torch.tensor(
+            [i for i, (_, grads, _) in enumerate(found) for _ in grads], device=sq.device
+        )
+        sums = torch.zeros(len(found), dtype=sq.dtype, device=sq.device).index_add_(0, owner, sq)
+        ctx.emit_many([n for n, _, _ in found], sums[:, None], sharded=[s for _, _, s in found])
 
     def finalize(self, raw: np.ndarray) -> np.ndarray:
         return np.sqrt(raw)
