@@ -7,8 +7,9 @@ D7 · Max pooling vs average pooling
 Top: 2x2 max and average pooling with stride 2 of the classic 4x4 example
 (``nn.MaxPool2d`` / ``nn.AvgPool2d``); the cell each max comes from is
 outlined. Bottom left: shift a 1-D detector output by one position and every
-input value changes, yet only a few outputs of a width-3 max pooling do (the
-notes: "input is shifted by 1, only half of the pooling output is changed"),
+input value changes, yet only a few outputs of a width-3 max pooling do (4 of
+10 here; the notes: "input is shifted by 1, only half of the pooling output is
+changed", an approximate count that depends on the input),
 while average pooling changes everywhere. Bottom right: backpropagation
 through max pooling routes each upstream gradient to the arg-max of its window
 only (the index stored in the forward pass); average pooling spreads it evenly.
@@ -126,7 +127,7 @@ for k, (values, name, changed) in enumerate(rows):
 ax.text(
     len(pos) + 0.5, 2.6,
     f"shifted: {int((detector != shifted).sum())}/{len(pos)} inputs changed\n"
-    f"max pool: {int(max_changed.sum())}/{len(pos)} outputs changed\n"
+    f"max pool: {int(max_changed.sum())}/{len(pos)} outputs changed (notes: about half)\n"
     f"avg pool: {int(avg_changed.sum())}/{len(pos)} outputs changed",
     fontsize=11, va="center",
 )  # fmt: skip

@@ -65,33 +65,49 @@ first_steps = {name: p[1] - p[0] for name, p in paths.items()}
 start_gradient = np.array([6 * start[0], 2 * start[1]])
 
 # %%
-# Paths on the contours, and the loss per step.
-fig, (ax, ax_loss) = plt.subplots(
-    1, 2, figsize=(12.8, 5.2), gridspec_kw={"width_ratios": [1.45, 1]}
-)
-g1, g2 = np.meshgrid(np.linspace(-3.4, 3.4, 241), np.linspace(-2.4, 2.4, 181))
-ax.contour(g1, g2, 3 * g1**2 + g2**2, levels=[0.25, 1, 2, 4, 7, 11, 16, 22, 29, 37], colors="0.75")
+# One small panel per optimizer (its path in colour, the others in faint grey
+# for comparison), and the loss per step of all five with distinct hues and
+# dash styles.
+fig = plt.figure(figsize=(12.8, 7.6), layout="constrained")
+gs = fig.add_gridspec(2, 3)
+colours = ["#0173b2", "#de8f05", "#029e73", "#cc78bc", "black"]  # blue, orange, green, pink, black
+dashes = ["-", "--", "-.", ":", (0, (6, 1.5, 1, 1.5))]
 markers = ["o", "s", "^", "D", "v"]
-widths = [1.5, 1.5, 5, 1.5, 1.5]  # AdaGrad wide and underneath: RMSProp starts on the same line
-for (name, p), mk, lw in zip(paths.items(), markers, widths):
-    ax.plot(p[:, 0], p[:, 1], marker=mk, ms=3.5 if lw < 2 else 6, lw=lw, label=name)
-ax.plot(*start, "ks", ms=7)
-ax.plot(0, 0, "k*", ms=12)
-ax.set_xlim(-3.4, 3.4)
-ax.set_ylim(-2.4, 2.4)
-ax.set_aspect("equal")
-ax.set_xlabel("w1 (steep: ∂L/∂w1 = 6 w1)")
-ax.set_ylabel("w2 (shallow: ∂L/∂w2 = 2 w2)")
-ax.set_title(f"paths from w0 = {start}, {steps} steps")
-ax.legend(loc="lower right", framealpha=0.9)
-for (name, loss), mk in zip(losses.items(), markers):
-    ax_loss.semilogy(loss, marker=mk, ms=3, lw=1.4, markevery=4, label=name.split(" (")[0])
+g1, g2 = np.meshgrid(np.linspace(-3.4, 3.4, 241), np.linspace(-2.4, 2.4, 181))
+path_axes = []
+for k, (name, p) in enumerate(paths.items()):
+    row, col = divmod(k, 3)
+    share = path_axes[0] if path_axes else None
+    ax = fig.add_subplot(gs[row, col], sharex=share, sharey=share)
+    path_axes.append(ax)
+    ax.contour(
+        g1, g2, 3 * g1**2 + g2**2, levels=[0.25, 1, 2, 4, 7, 11, 16, 22, 29, 37], colors="0.85"
+    )
+    for other, q in paths.items():
+        if other != name:
+            ax.plot(q[:, 0], q[:, 1], color="0.6", lw=0.8, alpha=0.6)
+    ax.plot(p[:, 0], p[:, 1], color=colours[k], marker=markers[k], ms=3, lw=1.6)
+    ax.plot(*start, "ks", ms=6)
+    ax.plot(0, 0, "k*", ms=11)
+    ax.set_aspect("equal")
+    ax.set_title(name, fontsize=11, color=colours[k])
+    if row == 1 or col == 2:
+        ax.set_xlabel("w1 (steep)")
+    if col == 0:
+        ax.set_ylabel("w2 (shallow)")
+path_axes[0].set_xlim(-3.4, 3.4)
+path_axes[0].set_ylim(-2.4, 2.4)
+ax_loss = fig.add_subplot(gs[1, 2])
+for k, (name, loss) in enumerate(losses.items()):
+    ax_loss.semilogy(loss, color=colours[k], ls=dashes[k], lw=1.8, label=name.split(" (")[0])
 ax_loss.set_xlabel("step")
 ax_loss.set_ylabel("L(w)")
-ax_loss.set_title("loss per step")
-ax_loss.legend(loc="lower left")
-fig.suptitle("C2 · Momentum, AdaGrad, RMSProp and Adam on L(w) = 3 w1² + w2²")
-fig.tight_layout()
+ax_loss.set_title("loss per step", fontsize=11)
+ax_loss.legend(loc="lower left", fontsize=9)
+fig.suptitle(
+    f"C2 · Momentum, AdaGrad, RMSProp and Adam on L(w) = 3 w1² + w2², "
+    f"{steps} steps from w0 = {start} (grey: the other paths)"
+)
 
 # %%
 # Checks. Adaptive methods normalise per coordinate: their first step has the

@@ -15,7 +15,7 @@ orientation, ReLU keeps the positive part, pooling halves the resolution.
 """
 
 # %%
-# Train the shared digits CNN (gallery/_digits.py).
+# Train the shared digits CNN (scripts/_digits.py).
 import sys
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from netviz.gallery import fast, pick, setup
 
 setup()
 
-if str(Path(__file__).resolve().parent) not in sys.path:  # the shared gallery/_digits.py
+if str(Path(__file__).resolve().parent) not in sys.path:  # the shared _digits.py beside this script
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _digits import train_digits_cnn
 

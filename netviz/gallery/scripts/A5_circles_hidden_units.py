@@ -59,17 +59,21 @@ for ax, h in zip(axes, hidden_sizes):
         prob = torch.sigmoid(model(grid)).reshape(gx1.shape).numpy()
     ax.contourf(gx1, gx2, prob, levels=np.linspace(0, 1, 11), cmap=CMAP_DIVERGING, alpha=0.45)
     ax.contour(gx1, gx2, prob, levels=[0.5], colors="black", linewidths=2)
+    ax.plot([], [], color="black", lw=2, label="decision boundary (p = 0.5)")
     for label, colour in [(0, PALETTE[0]), (1, PALETTE[1])]:
         sel = y_np == label
-        ax.scatter(x_np[sel, 0], x_np[sel, 1], s=8, color=colour, edgecolor="none")
+        ax.scatter(
+            x_np[sel, 0], x_np[sel, 1], s=8, color=colour, edgecolor="none", label=f"class {label}"
+        )
     w = model[0].weight.detach().numpy()
     b = model[0].bias.detach().numpy()
     hidden_lines[h] = np.concatenate([w, b[:, None]], axis=1)
-    for (w1, w2), bj in zip(w, b):
+    for j, ((w1, w2), bj) in enumerate(zip(w, b)):
+        key = {"label": "a hidden unit's line $w_j \\cdot x + b_j = 0$"} if j == 0 else {}
         if abs(w2) > abs(w1):
-            ax.plot(g, -(w1 * g + bj) / w2, color="0.3", lw=1, ls="--")
+            ax.plot(g, -(w1 * g + bj) / w2, color="0.3", lw=1, ls="--", **key)
         else:
-            ax.plot(-(w2 * g + bj) / w1, g, color="0.3", lw=1, ls="--")
+            ax.plot(-(w2 * g + bj) / w1, g, color="0.3", lw=1, ls="--", **key)
     ax.set(
         xlim=(-1.5, 1.5),
         ylim=(-1.5, 1.5),
@@ -79,7 +83,10 @@ for ax, h in zip(axes, hidden_sizes):
         title=f"{h} hidden units: accuracy {accuracy[h]:.0%}",
     )
 fig.suptitle("A5 · Classifying circles with 2, 3 and 10 hidden units")
-fig.tight_layout()
+fig.legend(
+    *axes[0].get_legend_handles_labels(), loc="lower center", ncols=4, fontsize=10, markerscale=2
+)
+fig.tight_layout(rect=(0, 0.07, 1, 1))
 
 # %%
 # Two ReLU lines cannot enclose the inner circle; three and ten units can.

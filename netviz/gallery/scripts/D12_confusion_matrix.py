@@ -13,7 +13,7 @@ mistakes are shown on the right.
 """
 
 # %%
-# Train the shared digits CNN (gallery/_digits.py) and predict the test set.
+# Train the shared digits CNN (scripts/_digits.py) and predict the test set.
 import sys
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from netviz.plot._style import CMAP_SEQUENTIAL
 
 setup()
 
-if str(Path(__file__).resolve().parent) not in sys.path:  # the shared gallery/_digits.py
+if str(Path(__file__).resolve().parent) not in sys.path:  # the shared _digits.py beside this script
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _digits import train_digits_cnn
 
@@ -77,7 +77,10 @@ ax.set_yticks(range(n_classes), [f"{c}  ({r:.0%})" for c, r in enumerate(per_cla
 ax.set_xlabel("predicted class")
 ax.set_ylabel("true class  (recall)")
 ax.set_title(f"{len(labels)} test digits, accuracy {test_accuracy:.1%}")
-left.colorbar(im, ax=ax, label="count (log scale)", shrink=0.85)
+cbar = left.colorbar(im, ax=ax, label="count (log scale)", shrink=0.85)
+count_ticks = [t for t in (1, 2, 5, 10, 20, 40, 100) if t <= int(confusion.max())]
+cbar.set_ticks(count_ticks, labels=[str(t) for t in count_ticks])
+cbar.minorticks_off()
 
 n_show = min(len(wrong), 12)
 grid = right.subplots(3, 4)

@@ -113,7 +113,13 @@ for ax, alpha, title in (
 ):
     im = ax.imshow(alpha[:n_show].numpy(), cmap=CMAP_SEQUENTIAL, vmin=0, vmax=1, aspect="auto")
     ax.scatter(
-        pos_test[:n_show].numpy(), range(n_show), s=160, facecolors="none", edgecolors="white", lw=2
+        pos_test[:n_show].numpy(),
+        range(n_show),
+        s=160,
+        facecolors="none",
+        edgecolors="white",
+        lw=2,
+        label="flagged position (holds the class)",
     )
     ax.set_title(title)
     ax.set_xlabel("time step t")
@@ -122,7 +128,16 @@ for ax, alpha, title in (
         range(n_show), [f"seq {i}, class {c}" for i, c in enumerate(y_test[:n_show].tolist())]
     )
     ax.tick_params(axis="y", labelsize=9)
+    ax.set_ylabel("test sequence")
 fig.colorbar(im, ax=axes, label="attention weight $\\alpha_t$", shrink=0.9)
+# The key for the rings, drawn on a dark background like the rings themselves.
+fig.legend(
+    *axes[0].get_legend_handles_labels(),
+    loc="outside lower center",
+    facecolor=plt.get_cmap(CMAP_SEQUENTIAL)(0.0),
+    labelcolor="white",
+    fontsize=10,
+)
 fig.suptitle("E8 · Attention pooling: where the classifier looks ($s = \\sum_t \\alpha_t h_t$)")
 
 # %%

@@ -57,7 +57,7 @@ panels = [
 for ax, (img, title) in zip(axes[0], panels):
     im = ax.imshow(img.numpy(), cmap="viridis", vmin=0, vmax=float(img.max()))
     levels = sorted(set(img.flatten().tolist()))
-    fig.colorbar(im, ax=ax, ticks=levels, shrink=0.85)
+    fig.colorbar(im, ax=ax, ticks=levels, shrink=0.85, label="output value")
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -75,7 +75,8 @@ ax.set_title("middle rows: only k=3, s=2 oscillates")
 ax.set_ylim(0, 1.1)
 ax.legend(loc="lower center", fontsize=9)
 ax = axes[1, 1]
-ax.imshow(random_out.detach().numpy(), cmap="viridis")
+im = ax.imshow(random_out.detach().numpy(), cmap="viridis")
+fig.colorbar(im, ax=ax, shrink=0.85, label="output value")
 ax.set_title("transposed conv k=3, s=2,\nrandom positive weights")
 ax.set_xticks([])
 ax.set_yticks([])

@@ -36,8 +36,8 @@ toeplitz_product = toeplitz @ x_flat  # v(x) = U x
 conv_result = F.conv2d(x[None, None], u[None, None])[0, 0]  # PyTorch's "convolution"
 
 # %%
-# Draw x ⋆ u = y (top left), and U · vec(x) = v (bottom), with each output
-# cell and its row of U in the same colour.
+# Draw U · vec(x) = v (left) and x ⋆ u = y (right), with each output cell and
+# its row of U in the same colour.
 fig, ax = plt.subplots(figsize=(12.8, 7.2))
 row_colors = ["C0", "C1", "C2", "C4"]
 
@@ -63,34 +63,40 @@ def tint(color):
 
 
 U = toeplitz.numpy()
-draw_grid(x.numpy(), 0, 1, label="x")
-ax.text(4.75, 3, "⋆", ha="center", va="center", fontsize=34)
-draw_grid(u.numpy(), 5.5, 1.5, label="u")
-ax.text(9.25, 3, "=", ha="center", va="center", fontsize=20)
-y_fills = [[tint(row_colors[2 * r + c]) for c in range(2)] for r in range(2)]
-draw_grid(conv_result.numpy(), 10, 2, fills=y_fills, label="x ⋆ u  (F.conv2d)")
+# Left: U · vec(x) = U vec(x), centred on the tall vec(x). Right: x ⋆ u, and the
+# explanation below it (a layout as wide as a 16:9 slide, no empty margins).
+top = 6.5  # first row of U, so that U's 4 rows sit in the middle of vec(x)
 u_fills = [[tint(row_colors[r]) if U[r, c] != 0 else "white" for c in range(16)] for r in range(4)]
-draw_grid(U, 0, 8, fills=u_fills, fontsize=10, label="U = conv_matrix(u, (4, 4))   (4 × 16)")
+draw_grid(U, 0, top, fills=u_fills, fontsize=10, label="U = conv_matrix(u, (4, 4))   (4 × 16)")
 for c in range(16):  # column labels: which input cell each column multiplies
-    ax.text(c + 0.5, 12.3, f"x{c // 4}{c % 4}", ha="center", va="top", fontsize=9, color="0.4")
-ax.text(16.6, 10, "·", ha="center", va="center", fontsize=26)
+    ax.text(c + 0.5, top + 4.3, f"x{c // 4}{c % 4}", ha="center", va="top", fontsize=9, color="0.4")
+ax.text(16.6, top + 2, "·", ha="center", va="center", fontsize=26)
 draw_grid(x_flat.numpy()[:, None], 17.2, 0.5, fontsize=10, label="vec(x)")
-ax.text(19.0, 10, "=", ha="center", va="center", fontsize=20)
+ax.text(19.0, top + 2, "=", ha="center", va="center", fontsize=20)
 v_fills = [[tint(row_colors[r])] for r in range(4)]
-draw_grid(toeplitz_product.numpy()[:, None], 19.7, 8, fills=v_fills, label="U vec(x)")
+draw_grid(toeplitz_product.numpy()[:, None], 19.7, top, fills=v_fills, label="U vec(x)")
+left = 22.5
+draw_grid(x.numpy(), left, 2, label="x")
+ax.text(left + 4.75, 4, "⋆", ha="center", va="center", fontsize=34)
+draw_grid(u.numpy(), left + 5.5, 2.5, label="u")
+ax.text(left + 9.25, 4, "=", ha="center", va="center", fontsize=20)
+y_fills = [[tint(row_colors[2 * r + c]) for c in range(2)] for r in range(2)]
+draw_grid(conv_result.numpy(), left + 10, 3, fills=y_fills, label="x ⋆ u\n(F.conv2d)")
 ax.text(
-    0, 13.6,
-    "Row i of U is the kernel u laid over output cell i's 3×3\n"
-    "window of the flattened input: shifted copies of the same\n"
-    f"9 numbers, zeros elsewhere ({int((U != 0).sum())} of {U.size} entries non-zero).",
+    left, 9.0,
+    "Row i of U is the kernel u laid over output\n"
+    "cell i's 3×3 window of the flattened input:\n"
+    "shifted copies of the same 9 numbers, zeros\n"
+    f"elsewhere ({int((U != 0).sum())} of {U.size} entries non-zero). Each output\n"
+    "cell and its row of U share a colour.",
     fontsize=11, va="top",
 )  # fmt: skip
-ax.set_xlim(-0.3, 21.2)
-ax.set_ylim(17, -0.5)
+ax.set_xlim(-0.3, left + 12.6)
+ax.set_ylim(16.8, 0.0)
 ax.set_aspect("equal")
 ax.axis("off")
 fig.suptitle("D3 · Convolution as a matrix product")
-fig.tight_layout()
+fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.93)
 
 # %%
 # Checks: the numbers of the notes, the first 15 entries of each row of U as

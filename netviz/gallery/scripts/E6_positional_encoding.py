@@ -45,26 +45,32 @@ sincos_similarity = sincos.double() @ sincos.double().T
 sin_similarity = sin_only.double() @ sin_only.double().T
 
 # %%
-# Top: the encodings (positions down, dimensions across). Bottom: the
-# position-similarity matrices.
-fig, axes = plt.subplots(2, 2, figsize=(12.8, 7.2 * 1.1), layout="constrained")
+# One row per encoding: the encoding (positions down, dimensions across) and,
+# beside it, its position-similarity matrix (square, the full row height).
+fig, axes = plt.subplots(
+    2, 2, figsize=(12.8, 7.2 * 1.1), layout="constrained", width_ratios=[1.75, 1]
+)
 netviz.plot.positional_encoding(
     sin_only, ax=axes[0, 0], title=f"notes 001: sin only, d = {sin_dim}, {sin_positions} positions"
 )
 netviz.plot.positional_encoding(
-    sincos, ax=axes[0, 1], title=f"notes 002: interleaved sin/cos, d = {sincos_dim}"
+    sincos, ax=axes[1, 0], title=f"notes 002: interleaved sin/cos, d = {sincos_dim}"
 )
 netviz.plot.position_similarity(
-    sin_only, ax=axes[1, 0], title="similarity $p_t \\cdot p_{t'}$ (sin only)"
+    sin_only, ax=axes[0, 1], title="similarity $p_t \\cdot p_{t'}$ (sin only)"
 )
 netviz.plot.position_similarity(
     sincos, ax=axes[1, 1], title="similarity $p_t \\cdot p_{t'}$ (sin/cos)"
 )
-axes[0, 1].set_xlabel("dimension (even: sin, odd: cos)")
-axes[0, 1].set_xticks(range(0, sincos_dim, 2))
-for ax in axes[1]:
+axes[0, 0].set_xlabel("dimension k, numbered from 0 (the notes count from 1)")
+axes[1, 0].set_xlabel("dimension, numbered from 0 (even: sin, odd: cos; the notes count from 1)")
+axes[1, 0].set_xticks(range(0, sincos_dim, 2))
+for ax in axes[:, 1]:
     ax.set_xlabel("position $t'$")
     ax.set_ylabel("position $t$")
+    ax.images[0].colorbar.set_label("dot product $p_t \\cdot p_{t'}$")
+for ax in axes[:, 0]:
+    ax.images[0].colorbar.set_label("encoding value")
 fig.suptitle(
     "E6 · Sinusoidal positional encodings (netviz.sinusoidal_encoding) and position similarity"
 )

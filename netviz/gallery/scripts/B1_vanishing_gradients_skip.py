@@ -11,7 +11,10 @@ lower layers are orders of magnitude smaller than at the top, so the lower
 layers are barely updated. The exact same network with skip connections
 (:math:`h_{l+1} = h_l + \sigma(W_l h_l + b_l)`) passes the gradient through the
 identity paths and learns the circle. Gradient norms per layer are recorded at
-every step with ``netviz.watch(probes="grad_norm")``.
+every step with ``netviz.watch(probes="grad_norm")``. One change from the
+notes, stated in the title: the notes' net has a leaky-ReLU output layer; here
+the hidden units are sigmoids and the output unit is linear (a logit), the
+setting in which the gradient visibly vanishes.
 """
 
 # %%
@@ -119,7 +122,10 @@ netviz.plot.gradient_flow(
     compare={"skip connections": early_records["skip connections"]},
 )
 ax.set_title(f"gradient norm per layer, first {early} steps")
-fig.suptitle("B1 · Vanishing gradients in a deep MLP, and skip connections")
+fig.suptitle(
+    "B1 · Vanishing gradients in a deep MLP, and skip connections "
+    "(sigmoid units, linear output; the notes: leaky-ReLU output)"
+)
 fig.tight_layout()
 
 # %%

@@ -1,4 +1,4 @@
-"""Shared by D9, D12 and D13: a tiny CNN trained on scikit-learn's 8x8 digits.
+"""Shared by D9, D12, D13 and F1: a tiny CNN trained on scikit-learn's 8x8 digits.
 
 Not a figure (the builder skips files starting with ``_``). Deterministic:
 fixed split, seeded initialisation and seeded minibatches; a couple of seconds
@@ -13,7 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["DigitsData", "load_digits_data", "make_digits_cnn", "train_digits_cnn"]
+__all__ = [
+    "DigitsData",
+    "load_digits_data",
+    "make_digits_cnn",
+    "spread_labels",
+    "train_digits_cnn",
+]
 
 
 @dataclass(frozen=True)
@@ -71,3 +77,36 @@ def train_digits_cnn(steps: int, data: DigitsData | None = None, seed: int = 0):
         opt.step()
         losses.append(loss.item())
     return model.eval(), data, losses
+
+
+def spread_labels(points, min_dist: float, box=(1.0, 1.0), iterations: int = 300):
+    """Move 2-D label positions apart until no two are closer than ``min_dist``.
+
+    ``points`` ``(n, 2)`` in any isotropic unit (pixels, say) inside the
+    rectangle ``[0, box[0]] x [0, box[1]]``; returns new positions, kept at
+    least ``min_dist / 2`` inside it. Deterministic: overlapping pairs are
+    pushed apart symmetrically along the line joining them (along ``x`` when
+    they coincide), a little per iteration.
+    """
+    import numpy as np
+
+    pos = np.array(points, dtype=np.float64)
+    lo = np.full(2, min_dist / 2)
+    hi = np.asarray(box, dtype=np.float64) - min_dist / 2
+    for _ in range(iterations):
+        moved = False
+        for i in range(len(pos)):
+            for j in range(i + 1, len(pos)):
+                d = pos[j] - pos[i]
+                dist = float(np.hypot(*d))
+                if dist >= min_dist:
+                    continue
+                unit = d / dist if dist > 1e-12 else np.array([1.0, 0.0])
+                push = 0.5 * (min_dist - dist) + 1e-3 * min_dist
+                pos[i] -= unit * push / 2
+                pos[j] += unit * push / 2
+                moved = True
+        pos = np.clip(pos, lo, hi)
+        if not moved:
+            break
+    return pos

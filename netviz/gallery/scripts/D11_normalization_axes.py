@@ -64,7 +64,9 @@ reduced_dims = {
 # %%
 # Draw each group as filled cubes in an N x C x (H*W) block, like Wu & He's
 # group-norm figure. The changed element is the darker cube.
-fig = plt.figure(figsize=(12.8, 7.2 * 0.55), layout="constrained")
+fig = plt.figure(figsize=(12.8, 7.2 * 0.6))
+# Fixed margins: constrained layout does not see the 3-D axis labels (H·W was cut off).
+fig.subplots_adjust(left=0.0, right=0.965, bottom=0.1, top=0.84, wspace=0.08)
 for k, (name, group) in enumerate(groups.items()):
     ax = fig.add_subplot(1, 4, k + 1, projection="3d")
     block = group.reshape(N, C, H * W)
@@ -79,7 +81,7 @@ for k, (name, group) in enumerate(groups.items()):
         [*[int(PALETTE[3][i : i + 2], 16) / 255 for i in (1, 3, 5)], 1.0]
     )
     ax.voxels(filled, facecolors=colours.numpy(), edgecolor=(0.3, 0.3, 0.3, 0.3), linewidth=0.4)
-    ax.set_box_aspect((N, C, H * W))
+    ax.set_box_aspect((N, C, H * W), zoom=0.95)
     ax.view_init(elev=22, azim=-55)
     ax.set_xlabel("N (batch)", labelpad=-10)
     ax.set_ylabel("C (channels)", labelpad=-10)
@@ -93,7 +95,7 @@ for k, (name, group) in enumerate(groups.items()):
 fig.suptitle("D11 · Which elements share one mean and variance, measured on torch.nn modules")
 fig.text(
     0.5,
-    0.02,
+    0.025,
     f"orange: the element changed; blue: every output that moved with it  (N = C = {N}, "
     f"H = W = {H}, group norm with {n_groups} groups)",
     ha="center",

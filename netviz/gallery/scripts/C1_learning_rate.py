@@ -54,8 +54,14 @@ divergence_threshold = 2 / 6  # |1 - 6 lr| > 1  <=>  lr > 1/3
 
 # %%
 # Contours of the loss with the three paths, and the loss per step.
-fig, axes = plt.subplots(1, 4, figsize=(12.8, 4.6), gridspec_kw={"width_ratios": [1, 1, 1, 0.9]})
-g1, g2 = np.meshgrid(np.linspace(-4, 4, 241), np.linspace(-2.6, 2.6, 201))
+# A 2 x 2 grid: each contour panel gets half the height (a row of four left the
+# equal-aspect contour panels a third of the figure's height).
+fig, grid = plt.subplots(2, 2, figsize=(12.8, 8.0), layout="constrained")
+axes = [grid[0, 0], grid[0, 1], grid[1, 0], grid[1, 1]]
+for a in axes[1:3]:
+    a.sharex(axes[0])
+    a.sharey(axes[0])
+g1, g2 = np.meshgrid(np.linspace(-5.2, 5.2, 313), np.linspace(-2.6, 2.6, 201))
 surface = 3 * g1**2 + g2**2
 colors = {"too small": "C0", "good": "C2", "too large": "C3"}
 for ax, (name, lr) in zip(axes[:3], learning_rates.items()):
@@ -66,11 +72,11 @@ for ax, (name, lr) in zip(axes[:3], learning_rates.items()):
     ax.plot(0, 0, "k*", ms=10)
     f1, f2 = update_factors[name]
     ax.set_title(f"{name}: η = {lr}\nper step: w1 ×{f1:.2f}, w2 ×{f2:.2f}")
-    ax.set_xlim(-4, 4)
+    ax.set_xlim(-4.8, 4.8)  # about fills the half-width panel at equal aspect
     ax.set_ylim(-2.6, 2.6)
     ax.set_aspect("equal")
     ax.set_xlabel("w1")
-axes[0].set_ylabel("w2")
+    ax.set_ylabel("w2")
 ax = axes[3]
 for name, lr in learning_rates.items():
     ax.semilogy(losses[name], "o-", color=colors[name], ms=3, label=f"η = {lr} ({name})")
@@ -79,7 +85,6 @@ ax.set_ylabel("L(w)")
 ax.set_title("loss per step")
 ax.legend(loc="lower left")
 fig.suptitle("C1 · The effect of the learning rate on L(w) = 3 w1² + w2²")
-fig.tight_layout()
 
 # %%
 # Check: SGD reproduces the closed form w_t = (1 - 6 η)^t w1_0, (1 - 2 η)^t w2_0

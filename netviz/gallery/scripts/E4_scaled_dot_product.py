@@ -69,6 +69,7 @@ for ax, (vals, title, fmt) in zip(axes, steps):
     ax.set_title(title)
     ax.set_ylim(0, float(vals.max()) * 1.2)
     ax.tick_params(axis="x", labelsize=12)
+    ax.set_xlabel("key word")
 unscaled_bars = axes[2].bar(
     [0.17, 1.17],
     unscaled_weights.tolist(),
@@ -79,9 +80,23 @@ unscaled_bars = axes[2].bar(
     label="without scaling",
 )
 axes[2].bar_label(unscaled_bars, labels=["1.00", "1e-7"], fontsize=11, padding=3, color="0.35")
-axes[2].legend(loc="upper right", fontsize=10)
+# The key: solid bars are coloured by key word in every panel, so the legend's
+# "scaled" entry shows both colours, not the first bar's.
+from matplotlib.legend_handler import HandlerTuple
+from matplotlib.patches import Patch
+
+scaled_key = (Patch(color=colours[0]), Patch(color=colours[1]))
+axes[2].legend(
+    [scaled_key, unscaled_bars],
+    ["scaled (colour: key word)", "without scaling"],
+    handler_map={tuple: HandlerTuple(ndivide=None, pad=0)},
+    loc="upper right",
+    fontsize=10,
+)
 axes[2].set_ylim(0, 1.3)
-axes[0].set_ylabel("query: Thinking")
+axes[0].set_ylabel("score $q_1 \\cdot k_j$ (query: Thinking)")
+axes[1].set_ylabel("scaled score")
+axes[2].set_ylabel("attention weight")
 fig.suptitle("E4 · Scaled dot-product attention: softmax($q\\,k^T/\\sqrt{d_k}$), $d_k$ = 64")
 
 # %%

@@ -96,9 +96,9 @@ for i, (part, color) in enumerate(zip(partials, colors)):
 draw_grid(transposed, 6.5 + 4.2 * 4, 1, fill="C3", label="output")
 ax.text(
     0, 5.3,
-    f"F.conv_transpose2d(input, kernel) = {transposed.int().tolist()};  the same as "
+    f"F.conv_transpose2d(input, kernel) = {transposed.int().tolist()}: the same as "
     "conv_transpose_matrix(kernel, (2, 2)) @ vec(input),\nwhose 9×4 matrix is "
-    "conv_matrix(kernel, (3, 3))ᵀ: the transpose of the convolution that maps 3×3 back to 2×2.",
+    "conv_matrix(kernel, (3, 3))ᵀ, the transpose of the convolution that maps 3×3 back to 2×2.",
     fontsize=11, va="top",
 )  # fmt: skip
 
@@ -118,12 +118,12 @@ draw_grid(filtered, 1, y + 4.8, fill="C3")
 ax.text(0.7, y + 5.3, "y", ha="right", va="center", fontsize=12)
 ax.text(10.3, y + 5.3, "= F.conv_transpose1d(x, h, stride=2): linear interpolation of x",
         va="center", fontsize=11)  # fmt: skip
-ax.set_xlim(-2.8, 26.6)
-ax.set_ylim(y + 6.2, -0.3)
+ax.set_xlim(-2.9, 26.5)  # the content's extent: no empty margins on a 16:9 slide
+ax.set_ylim(y + 6.0, 0.2)
 ax.set_aspect("equal")
 ax.axis("off")
 fig.suptitle("D4 · Transposed convolution")
-fig.tight_layout()
+fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.93)
 
 # %%
 # Checks: the numbers of the notes, three ways; the 1-D identity; and the
