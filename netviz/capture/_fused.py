@@ -22,10 +22,16 @@ eager kernel is used, with the same results:
   agrees with the eager kernel.
 
 ``NETVIZ_KERNEL=eager`` in the environment turns it off for a process.
+:func:`unavailable_reason` says why it is not used, for the warning given at
+attach time (:meth:`netviz.capture.stats.Scratch.prepare`). The build and the
+self-test run in a clean context (:func:`clean_context`: no ``torch.func``
+transform, inference mode, autocast, grad mode or dispatch mode of the
+caller), so a first use inside ``vmap`` or ``inference_mode`` is harmless.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
@@ -33,12 +39,12 @@ import platform
 import shutil
 import subprocess
 import tempfile
-import warnings
+from collections.abc import Iterator
 from importlib import resources
 
 import torch
 
-__all__ = ["FusedMoments", "load"]
+__all__ = ["FusedMoments", "clean_context", "load", "unavailable_reason"]
 
 _SOURCE = "_moments.c"
 _FLAGS = ("-O3", "-fopenmp", "-fno-math-errno", "-fPIC", "-shared")
@@ -132,22 +138,33 @@ def _build(cc: str, workdir: str) -> str | None:
 
 
 def _self_test(kernel: FusedMoments) -> bool:
-    """The kernel's raw moments against float64 torch on NaN, infinities, zeros and an all-equal block."""
+    """The kernel's raw moments against float64 torch.
+
+    On NaN, infinities, zeros and an all-equal block, and on magnitudes whose
+    squares overflow or underflow (the scaled second read).
+    """
     g = torch.Generator().manual_seed(0)
-    for dtype in (torch.float32, torch.float64):
-        x = torch.randn(70_000, generator=g, dtype=dtype) * 3 + 1
+    for dtype, scale in (
+        (torch.float32, 3.0),
+        (torch.float64, 3.0),
+        (torch.float32, 1e18),
+        (torch.float32, 1e-30),
+        (torch.float64, 1e200),
+    ):
+        x = torch.randn(70_000, generator=g, dtype=dtype) * scale + scale / 3
         x[::97] = 0.0
         x[5], x[77], x[1500] = float("nan"), float("inf"), -float("inf")
-        x[2048:3072] = 171.18637084960938  # one all-equal block
+        x[2048:3072] = 57.06212361653646 * scale  # one all-equal block
         fin = x[torch.isfinite(x)].double()
         mean = fin.mean()
+        unit = float(fin.abs().max())  # float64 reference computed near 1 (no overflow)
         want = torch.stack(
             [
                 torch.tensor(float(x.numel()), dtype=torch.float64),
                 torch.tensor(float(x.numel() - fin.numel()), dtype=torch.float64),
                 fin.sum(),
                 mean,
-                (fin - mean).norm(),
+                ((fin - mean) / unit).norm() * unit,
                 fin.min(),
                 fin.max(),
                 fin.abs().sum(),
@@ -163,34 +180,57 @@ def _self_test(kernel: FusedMoments) -> bool:
     return True
 
 
-@functools.cache
+@contextlib.contextmanager
+def clean_context() -> Iterator[None]:
+    """No ``torch.func`` transform, inference mode, autocast, grad or dispatch mode of the caller."""
+    from torch.utils._python_dispatch import _disable_current_modes
+
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(torch._C._DisableFuncTorch())
+        stack.enter_context(_disable_current_modes())
+        stack.enter_context(torch.inference_mode(False))
+        stack.enter_context(torch.no_grad())
+        stack.enter_context(torch.autocast("cpu", enabled=False))
+        yield
+
+
 def load() -> FusedMoments | None:
     """Build and load the fused kernel once per process, or ``None`` where it cannot be used."""
+    return _load()[0]
+
+
+def unavailable_reason() -> str:
+    """Why :func:`load` gives ``None`` (``""`` where the kernel is used)."""
+    return _load()[1]
+
+
+#: :func:`unavailable_reason` when the user chose the eager kernel (not worth a warning).
+CHOSEN_EAGER = "NETVIZ_KERNEL=eager is set"
+
+
+@functools.cache
+def _load() -> tuple[FusedMoments | None, str]:
     if os.environ.get("NETVIZ_KERNEL", "").lower() == "eager":
-        return None
-    if platform.system() != "Linux" or "OpenMP" not in torch.__config__.parallel_info():
-        return None
+        return None, CHOSEN_EAGER
+    if platform.system() != "Linux":
+        return None, f"it is built on Linux only, not on {platform.system() or 'this platform'}"
+    if "OpenMP" not in torch.__config__.parallel_info():
+        return None, "this PyTorch build does not use OpenMP"
     cc = _compiler()
     if cc is None:
-        return None
-    with tempfile.TemporaryDirectory(prefix="netviz-kernel-") as workdir:
+        return None, "no C compiler was found ($CC, cc, gcc or clang)"
+    with clean_context(), tempfile.TemporaryDirectory(prefix="netviz-kernel-") as workdir:
         path = _build(cc, workdir)
         if path is None:
-            return None
+            return None, f"the C compiler {cc!r} failed to build it"
         try:
             lib = ctypes.CDLL(path)
-        except OSError:
-            return None
+        except OSError as exc:
+            return None, f"it was built but could not be loaded ({exc})"
         kernel = FusedMoments(lib, path)
-    # Its parallel regions must run on PyTorch's own OpenMP threads.
-    if not _shares_torch_threads(kernel):
-        return None
-    if not _self_test(kernel):
-        warnings.warn(
-            "netviz: the fused moments kernel failed its self-test on this machine; "
-            "using the eager kernel (please report this)",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        return None
-    return kernel
+        # Its parallel regions must run on PyTorch's own OpenMP threads.
+        if not _shares_torch_threads(kernel):
+            return None, "it would not run on PyTorch's own OpenMP runtime"
+        if not _self_test(kernel):
+            return None, "it failed its self-test on this machine (please report this)"
+    return kernel, ""

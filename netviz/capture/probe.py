@@ -140,6 +140,16 @@ class ProbeContext:
         """
         self._monitor._emit(self.probe, module, call, raw, sharded)
 
+    # --- issue #12: skipped statistics ---------------------------------------
+    def skip(self, module: str, reason: str) -> None:
+        """Record that a statistic of ``module`` was not taken, and why.
+
+        For tensors or contexts a probe cannot read cheaply and exactly (meta
+        or fake tensors, unreadable tensor subclasses, ...). The first skip of
+        each module and reason warns; all are counted in :meth:`Monitor.skips`.
+        """
+        self._monitor._skip(self.probe, module, reason)
+
     def snapshot(self, module: str, tensor: torch.Tensor, *, call: int = 0) -> None:
         """Keep a detached copy of ``tensor`` for this step (feature maps, attention).
 

@@ -2,8 +2,11 @@
 
 Both read ``param.grad`` when the step closes (after ``backward`` and any
 gradient synchronisation or clipping), so they need no backward hook and are
-unaffected by in-place operations. Norms of all parameters are computed by one
-fused ``torch._foreach_norm`` call per step.
+unaffected by in-place operations. Norms are never rounded to the gradient's
+precision and never overflow where the gradient is finite: on CPU they come
+from each gradient's raw moments (:func:`~netviz.capture.stats.tensor_moments`:
+float64 merges, values scaled near 1, pairwise sums), elsewhere from one fused
+``torch._foreach_norm`` call accumulated in float32 or wider.
 """
 
 from __future__ import annotations
@@ -12,9 +15,26 @@ import numpy as np
 import torch
 
 from netviz.capture.probe import Probe, ProbeContext
-from netviz.capture.stats import MOMENT_FIELDS, Scratch, buffer_dtype, merge_moments, tensor_moments
+from netviz.capture.stats import (
+    MOMENT_FIELDS,
+    Scratch,
+    buffer_dtype,
+    merge_moments,
+    readable_tensor,
+    tensor_moments,
+)
 
-__all__ = ["GradNorm", "GradStats", "local_tensor", "module_grads", "stacked_norms"]
+__all__ = [
+    "GradNorm",
+    "GradStats",
+    "local_tensor",
+    "module_grads",
+    "stacked_norms",
+    "stacked_sum_squares",
+]
+
+_F = {name: i for i, name in enumerate(MOMENT_FIELDS)}
+_HALF = (torch.float16, torch.bfloat16)
 
 
 def local_tensor(t: torch.Tensor) -> tuple[torch.Tensor, bool]:
@@ -36,36 +56,87 @@ def local_tensor(t: torch.Tensor) -> tuple[torch.Tensor, bool]:
 def module_grads(ctx: ProbeContext) -> list[tuple[str, list[torch.Tensor], bool]]:
     """``(module_name, grads, sharded)`` for selected modules with at least one gradient.
 
-    Frozen parameters and parameters without ``.grad`` are skipped.
+    Frozen parameters and parameters without ``.grad`` are skipped; a module
+    with a gradient that holds no values (meta or fake) is skipped with
+    :meth:`ProbeContext.skip`.
     """
     out = []
     for name, module in ctx.modules:
-        grads, sharded = [], False
+        grads, sharded, reason = [], False, ""
         for p in module.parameters(recurse=False):
             if p.requires_grad and p.grad is not None:
                 g, s = local_tensor(p.grad.detach())
-                grads.append(g)
+                dense, _, reason = readable_tensor(g)
+                if dense is None:
+                    break
+                grads.append(dense)
                 sharded = sharded or s
-        if grads:
+        if reason:
+            ctx.skip(name, reason)
+        elif grads:
             out.append((name, grads, sharded))
     return out
 
 
-def stacked_norms(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """L2 norms of ``tensors`` (one fused ``_foreach_norm``) as one buffer-dtype vector."""
-    norms = torch._foreach_norm(tensors)
+def _foreach_norms(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``_foreach_norm`` accumulated in float32 or wider: half precision never rounds to half."""
+    if not any(t.dtype in _HALF for t in tensors):
+        return list(torch._foreach_norm(tensors))
+    out: list[torch.Tensor | None] = [None] * len(tensors)
+    for wide in (True, False):
+        idx = [i for i, t in enumerate(tensors) if (t.dtype != torch.float64) == wide]
+        if idx:
+            kw = {"dtype": torch.float32} if wide else {}
+            for i, n in zip(idx, torch._foreach_norm([tensors[i] for i in idx], **kw)):
+                out[i] = n
+    return out  # type: ignore[return-value]
+
+
+def sum_squares_from_moments(moments: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
+    """Sums of squares from raw moments ``(..., 9)``; ``norm ** 2`` where elements are non-finite.
+
+    sum of x^2 = dev^2 + c (2 sum - n c) for the centre c of the moments (no
+    cancellation: c is close to the mean). ``norm`` (any L2 norm of the same
+    tensors) supplies NaN or infinity where the tensor holds them.
+    """
+    n_f = moments[..., _F["numel"]] - moments[..., _F["nonfinite"]]
+    c, total = moments[..., _F["centre"]], moments[..., _F["sum"]]
+    sq = moments[..., _F["dev"]] ** 2 + c * (2 * total - n_f * c)
+    norm = norm.to(sq.dtype)
+    return torch.where(moments[..., _F["nonfinite"]] > 0, norm * norm, sq.clamp(min=0))
+
+
+def stacked_sum_squares(
+    tensors: list[torch.Tensor], scratch: Scratch | None = None
+) -> torch.Tensor:
+    """Sums of squares of ``tensors`` as one buffer-dtype vector, without overflow or rounding.
+
+    On CPU from each tensor's raw moments (float64 merges of blocks whose
+    values are scaled near 1; torch's own float32 CPU norm is off by 1e-5 at
+    a million elements); on other devices from one ``_foreach_norm`` in
+    float32 or wider.
+    """
     dt = buffer_dtype(tensors[0].device)
-    if len({n.dtype for n in norms}) == 1:
-        return torch.stack(norms).to(dt)
-    return torch.stack([n.to(dt) for n in norms])
+    norms = [n.to(dt) for n in _foreach_norms(tensors)]
+    if all(t.device.type == "cpu" for t in tensors):
+        moments = torch.stack([tensor_moments(t, scratch) for t in tensors])
+        return sum_squares_from_moments(moments, torch.stack(norms))
+    return torch.stack(norms) ** 2
 
 
-def _sum_sq_norms(groups: list[list[torch.Tensor]]) -> list[torch.Tensor]:
-    """Per group: sum of squared L2 norms of its tensors, via one fused foreach call."""
+def stacked_norms(tensors: list[torch.Tensor], scratch: Scratch | None = None) -> torch.Tensor:
+    """L2 norms of ``tensors`` as one buffer-dtype vector (see :func:`stacked_sum_squares`)."""
+    return stacked_sum_squares(tensors, scratch).sqrt()
+
+
+def _sum_sq_norms(
+    groups: list[list[torch.Tensor]], scratch: Scratch | None = None
+) -> list[torch.Tensor]:
+    """Per group: sum of squared L2 norms of its tensors."""
     flat = [g for grads in groups for g in grads]
     if not flat:
         return []
-    sq = stacked_norms(flat) ** 2
+    sq = stacked_sum_squares(flat, scratch)
     sizes = [len(grads) for grads in groups]
     return [part.sum() for part in torch.split(sq, sizes)]
 
@@ -77,9 +148,16 @@ class GradNorm(Probe):
     raw_fields = ("sum_sq",)
     stats = ("l2",)
 
+    def __init__(self) -> None:
+        self._scratch = Scratch()  # CPU norms come from the moments kernel
+
+    def setup(self, ctx: ProbeContext) -> None:
+        self._scratch.prepare(ctx.model)
+
     def on_step_end(self, ctx: ProbeContext) -> None:
         found = module_grads(ctx)
-        for (name, _, sharded), sq in zip(found, _sum_sq_norms([g for _, g, _ in found])):
+        sums = _sum_sq_norms([g for _, g, _ in found], self._scratch)
+        for (name, _, sharded), sq in zip(found, sums):
             ctx.emit(name, sq.reshape(1), sharded=sharded)
 
     def finalize(self, raw: np.ndarray) -> np.ndarray:
@@ -97,14 +175,24 @@ class GradStats(Probe):
         # kernel: "auto" (fused one-pass CPU kernel where available), "fused" or "eager"
         self._scratch = Scratch(kernel=kernel)
 
+    def setup(self, ctx: ProbeContext) -> None:
+        self._scratch.prepare(ctx.model)
+
     def on_step_end(self, ctx: ProbeContext) -> None:
-        found = module_grads(ctx)
-        sums = _sum_sq_norms([g for _, g, _ in found])
-        for (name, grads, sharded), sq in zip(found, sums):
+        for name, grads, sharded in module_grads(ctx):
             if len(grads) == 1:
                 moments = tensor_moments(grads[0], self._scratch)
             else:
-                moments = tensor_moments(torch.cat([g.reshape(-1) for g in grads]), self._scratch)
+                flat = [
+                    g.reshape(-1).to(torch.promote_types(g.dtype, torch.float32)) for g in grads
+                ]
+                moments = tensor_moments(torch.cat(flat), self._scratch)
+            if all(g.device.type == "cpu" for g in grads):
+                # the moments already hold the sum of squares (one pass, float64 merges)
+                norm = torch.stack(_foreach_norms(grads)).to(moments.dtype).norm()
+                sq = sum_squares_from_moments(moments, norm)
+            else:
+                sq = _sum_sq_norms([grads])[0]
             ctx.emit(name, torch.cat([moments, sq.reshape(1)]), sharded=sharded)
 
     def finalize(self, raw: np.ndarray) -> np.ndarray:
