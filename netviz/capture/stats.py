@@ -212,9 +212,12 @@ def tensor_moments(x: torch.Tensor, scratch: Scratch | None = None) -> torch.Ten
         return torch.tensor(
             [0.0, 0.0, 0.0, 0.0, 0.0, _INF, -_INF, 0.0, 0.0], dtype=dt, device=x.device
         )
-    if scratch is None or x.device.type != "cpu" or torch.compiler.is_compiling():
+    if x.device.type != "cpu" or torch.compiler.is_compiling():
         # (traced by torch.compile: plain torch ops, no buffers keyed by thread)
-        return _chunk_moments(x, torch.empty_like(x), torch.empty_like(x), dt)
+        flat = x.reshape(-1)
+        return _chunk_moments(flat, torch.empty_like(flat), torch.empty_like(flat), dt)
+    if scratch is None:  # CPU: chunks keep the float32 sums accurate
+        scratch = Scratch(kernel="eager")
     fused = scratch.fused()
     if fused is not None:
         if not fused.supports(x) and type(x) is torch.Tensor and x.layout == torch.strided:
@@ -306,18 +309,15 @@ def moments_or_skip(
 def _pow2_scale(amax: torch.Tensor) -> torch.Tensor:
     """``2**-e`` (0-dim, ``amax``'s dtype) with ``amax * 2**-e`` in [0.5, 1); 1 for 0 or non-finite."""
     limit = 1022 if amax.dtype == torch.float64 else 126  # stay a normal number
-    amax = torch.where(torch.isfinite(amax), amax, 0.0)
-    exponent = torch.frexp(amax).exponent.clamp(-limit, limit)
-    return torch.ldexp(torch.ones_like(amax), -exponent)
+    exponent = torch.frexp(amax.nan_to_num(0.0, 0.0, 0.0)).exponent.clamp_(-limit, limit)
+    return torch.ldexp(torch.ones_like(amax), exponent.neg_())
 
 
 def _chunk_moments(
     x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, dt: torch.dtype
 ) -> torch.Tensor:
-    """Raw moments of ``x`` using ``a`` and ``b`` (same shape as ``x``) as scratch."""
+    """Raw moments of the 1-D ``x`` using ``a`` and ``b`` (same shape as ``x``) as scratch."""
     numel = x.numel()
-    a = a.view(x.shape) if a.shape != x.shape else a
-    b = b.view(x.shape) if b.shape != x.shape else b
     # Extremes need their own passes: filling non-finite positions with the
     # mean instead would report the rounded mean as an extreme whenever all
     # finite values are equal. Their magnitude sets the scale of the sums.
@@ -325,10 +325,11 @@ def _chunk_moments(
     hi = torch.nan_to_num(x, -_INF, -_INF, -_INF, out=b).amax()
     scale = _pow2_scale(torch.maximum(-lo, hi))
     torch.nan_to_num(x, 0.0, 0.0, 0.0, out=a)  # finite values, 0 elsewhere
-    nonzero = torch.abs(a, out=b).sign_().sum()  # before scaling: tiny values stay non-zero
+    torch.sign(a, out=b)  # before scaling: tiny values stay non-zero
+    nonzero = torch.dot(b, b)  # (dot: one read pass, pairwise-accurate within a chunk)
     a.mul_(scale)  # |a| <= 1: sums of squares can neither overflow nor underflow
     total = a.sum()
-    l1 = torch.abs(a, out=b).sum()
+    l1 = torch.dot(a, b)  # sum of |a|
     torch.mul(x, 0, out=b)  # NaN where x is NaN/Inf, 0 elsewhere ...
     b.nan_to_num_(1.0, 1.0, 1.0)  # ... now 1 there
     nonfinite = b.sum()
@@ -337,21 +338,14 @@ def _chunk_moments(
     # deviations from the finite mean, non-finite positions (a = 0) reset to 0
     a.sub_(centre).addcmul_(b, centre)
     err = a.sum()  # sum of deviations: corrects the rounding of the centre
-    sq = a.square_().sum()
-    scale, n_f = scale.to(dt), n_f.to(dt)
-    return torch.stack(
-        [
-            torch.full((), numel, dtype=dt, device=x.device),
-            nonfinite.to(dt),
-            (n_f * centre.to(dt) + err.to(dt)) / scale,
-            centre.to(dt) / scale,
-            sq.to(dt).sqrt() / scale,
-            lo.to(dt),
-            hi.to(dt),
-            l1.to(dt) / scale,
-            nonzero.to(dt),
-        ]
-    )
+    sq = torch.dot(a, a)
+    # in the buffer dtype (float64: the sum n_f * c + err keeps err's digits),
+    # with few small operations (each costs as much as a pass over 4K elements)
+    v = torch.stack([nonfinite, centre, err, sq, lo, hi, l1, nonzero, scale]).to(dt)
+    k, c, err, sq, lo, hi, l1, nonzero, scale = v.unbind()
+    total = torch.addcmul(err, numel - k, c)
+    scaled = (torch.stack([total, c, sq.sqrt(), l1]) / scale).unbind()
+    return torch.stack([k.new_full((), numel), k, *scaled[:3], lo, hi, scaled[3], nonzero])
 
 
 def _merge_parts(p: torch.Tensor) -> torch.Tensor:
