@@ -16,6 +16,7 @@ import importlib
 from typing import Any
 
 from netviz.capture import Monitor, Probe, ProbeContext, watch
+from netviz.errors import NetvizWarning, NothingRecordedWarning
 from netviz.records import load
 
 __version__ = "0.1.0.dev0"
@@ -44,6 +45,8 @@ __all__ = [
     "DistributedRecordError",
     "Finding",
     "Monitor",
+    "NetvizWarning",
+    "NothingRecordedWarning",
     "Probe",
     "ProbeContext",
     "Report",

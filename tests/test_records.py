@@ -12,7 +12,7 @@ from torch import nn
 
 import netviz
 from netviz.capture.stats import MOMENT_FIELDS, finalize_moments, merge_moments, tensor_moments
-from netviz.records import COLUMNS
+from netviz.records import COLUMNS, validate_frame
 
 
 @pytest.fixture
@@ -135,21 +135,33 @@ def test_extremes_are_exact_with_nonfinite_values_and_equal_finite_ones():
     assert got[3] == torch.tensor(v, dtype=torch.float32).item()
 
 
-def test_grid_append_equals_row_append():
+def test_grid_append_gives_one_row_per_kept_cell():
     from netviz.records import RecordStore
 
     values = np.array([[1.0, np.nan, 3.0], [4.0, 5.0, np.nan]])
     keep = np.array([[True, False, True], [True, True, True]])
+    keys = {
+        "module": ["a", "b.c"],
+        "call": [0, 1],
+        "phase": [0, 1],
+        "micro": [2, -1],
+        "order": [1, 0],
+    }
     grid = RecordStore()
-    grid.append_grids(7, [(["a", "b.c"], [0, 1], "p", ("x", "y", "z"), values, keep, -1)])
-    rows = RecordStore()
-    rows.append(
-        7,
-        ["a", "a", "b.c", "b.c", "b.c"],
-        [0, 0, 1, 1, 1],
-        ["p"] * 5,
-        ["x", "z", "x", "y", "z"],
-        np.array([1.0, 3.0, 4.0, 5.0, np.nan]),
+    grid.append_grids(7, [(keys, "p", ("x", "y", "z"), values, keep, -1)], skipped=True)
+    want = pd.DataFrame(
+        {
+            "step": [7] * 5,
+            "skipped": [True] * 5,
+            "phase": ["train", "train", "eval", "eval", "eval"],
+            "micro": [2, 2, -1, -1, -1],
+            "module": ["a", "a", "b.c", "b.c", "b.c"],
+            "call": [0, 0, 1, 1, 1],
+            "order": [1, 1, 0, 0, 0],
+            "probe": ["p"] * 5,
+            "stat": ["x", "z", "x", "y", "z"],
+            "value": [1.0, 3.0, 4.0, 5.0, np.nan],
+        }
     )
-    pd.testing.assert_frame_equal(grid.to_pandas(), rows.to_pandas())
+    pd.testing.assert_frame_equal(grid.to_pandas(), validate_frame(want))
     assert len(grid) == 5 and grid.steps == [7]

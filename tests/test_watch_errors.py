@@ -67,7 +67,9 @@ def test_selection_of_wrong_kind():
 
 def test_optimizer_type_checked():
     with pytest.raises(
-        TypeError, match=r"`optimizer` must be a torch.optim.Optimizer or None, got list"
+        TypeError,
+        match=r"`optimizer` must be a torch.optim.Optimizer \(or a wrapper holding one as "
+        r"`.optimizer`\) or None, got list",
     ):
         netviz.watch(net(), optimizer=[])
 

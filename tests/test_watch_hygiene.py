@@ -102,7 +102,7 @@ def test_memory_stays_flat_over_many_steps():
             net(torch.randn(2, 4)).sum().backward()
             mon.step()
             # nothing from closed steps is held on the device side
-            assert not mon._entries and len(mon._pending) <= 1
+            assert mon._buffer.empty and mon._buffer.pending <= 1
     df = mon.to_pandas()
     per_step = df.groupby("step").size()
     # step 0 has no update_ratio yet; every later step has the same rows
@@ -129,7 +129,7 @@ def test_no_host_synchronisation_during_forward_and_backward(scalar_counter):
 
 def test_step_flush_is_one_transfer(monkeypatch):
     """All statistics of a step reach the host through one device->host copy."""
-    import netviz.capture.monitor as monitor_module
+    import netviz.capture.step_buffer as monitor_module
 
     calls = []
     real = monitor_module._to_host

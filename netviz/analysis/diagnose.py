@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -27,6 +28,7 @@ from netviz.capture.attach import watch
 from netviz.capture.probes.activation import first_tensor
 from netviz.capture.probes.units import UnitActivity
 from netviz.capture.selection import ModuleSelector, unwrap
+from netviz.errors import NothingRecordedWarning
 
 __all__ = ["INPUTS", "analyze", "default_loss", "diagnose", "weight_layers"]
 
@@ -382,10 +384,12 @@ def diagnose(
     # enable_grad: a diagnosis called inside torch.no_grad() still needs a backward
     with (
         torch.enable_grad(),
+        warnings.catch_warnings(),  # diagnose reports what ran; no "recorded nothing" noise
         _preserved(model, train),
         # all_ranks: in a distributed job every rank gets the same (global) report
         watch(model, probes=probes, modules=modules, all_ranks=True) as mon,
     ):
+        warnings.simplefilter("ignore", NothingRecordedWarning)
         for x, y in _batches(inputs, target, max_batches):
             out = _call(model, x)
             if loss_fn is not None:

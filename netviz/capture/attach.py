@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -61,12 +62,17 @@ def watch(
     every: int = 1,
     optimizer: torch.optim.Optimizer | None = None,
     *,
+    scaler: Any = None,
+    eval: bool = True,
     distributed: bool | str | None = "auto",
     per_rank: bool = False,
     process_group: Any = None,
     all_ranks: bool = False,
 ) -> Monitor:
     """Attach probes to ``model`` and return a :class:`Monitor`.
+
+    What a step, a phase, a micro-batch, a call and ``order`` are is defined
+    in ``docs/watch.md`` ("What a step is").
 
     Parameters
     ----------
@@ -88,7 +94,20 @@ def watch(
         Record every N-th step (``step % every == 0``); other steps cost one
         attribute check per hook.
     optimizer
-        If given, the step closes automatically after each ``optimizer.step()``.
+        If given, the step closes automatically after each ``optimizer.step()``
+        (a step is one optimizer update; forwards before it are its
+        micro-batches). Wrappers holding the optimizer as ``.optimizer``
+        (accelerate's ``AcceleratedOptimizer``, Lightning's) are unwrapped.
+    scaler
+        A ``torch.amp.GradScaler``: the step closes at each
+        ``scaler.step(optimizer)``, also when the scaler skips the update
+        because of inf/NaN gradients; such steps are recorded with
+        ``skipped=True`` and the statistics of the unscaled gradients (also
+        with fused optimizers). Use instead of ``optimizer=`` in AMP loops.
+    eval
+        Record forwards that run without gradients (``no_grad``,
+        ``inference_mode``: validation) as ``phase="eval"`` rows of the step
+        during which they ran (default ``True``); ``False`` ignores them.
     distributed
         ``"auto"`` (default; also ``None``): when ``torch.distributed`` is
         initialised with more than one rank, every rank must call ``watch``
@@ -165,6 +184,8 @@ def watch(
         modules,
         every,
         optimizer,
+        scaler=scaler,
+        record_eval=eval,
         distributed=distributed,
         per_rank=per_rank,
         process_group=process_group,
@@ -179,6 +200,9 @@ def _watch(
     every: int,
     optimizer: torch.optim.Optimizer | None,
     gather: Gather | None = None,
+    *,
+    scaler: Any = None,
+    record_eval: bool = True,
     distributed: bool | str | None = False,
     per_rank: bool = False,
     process_group: Any = None,
@@ -190,12 +214,46 @@ def _watch(
         )
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ValueError(f"`every` must be an int >= 1, got {every!r}")
-    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+    if isinstance(model, torch.jit.ScriptModule):
         raise TypeError(
-            f"`optimizer` must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}"
+            f"`model` is a TorchScript module ({type(model).__name__}, from torch.jit.trace or "
+            "torch.jit.script): its compiled code calls no Python hooks, so netviz would record "
+            "nothing. Watch the eager model (and script or trace it after the run)."
         )
+    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+        inner = getattr(optimizer, "optimizer", getattr(optimizer, "_optimizer", None))
+        if not isinstance(inner, torch.optim.Optimizer):
+            raise TypeError(
+                "`optimizer` must be a torch.optim.Optimizer (or a wrapper holding one as "
+                f"`.optimizer`) or None, got {type(optimizer).__name__}"
+            )
+    if scaler is not None and not all(
+        callable(getattr(scaler, a, None)) for a in ("step", "update", "is_enabled")
+    ):
+        raise TypeError(
+            f"`scaler` must be a torch.amp.GradScaler or None, got {type(scaler).__name__}"
+        )
+    if not isinstance(record_eval, bool):
+        raise TypeError(f"`eval` must be a bool, got {type(record_eval).__name__}")
     resolved = resolve_probes(probes)
     selected = select_modules(model, modules)
     if gather is None:
         gather = make_gather(model, distributed, per_rank, process_group, all_ranks)
-    return Monitor(model, resolved, selected, every, optimizer, gather)
+    scripted = [n or "<root>" for n, m in selected if isinstance(m, torch.jit.ScriptModule)]
+    if scripted:
+        warnings.warn(
+            f"netviz: watched module(s) {scripted[:5]} are TorchScript modules; their "
+            "submodules run compiled code that calls no hooks and get no forward records",
+            UserWarning,
+            stacklevel=3,
+        )
+    return Monitor(
+        model,
+        resolved,
+        selected,
+        every,
+        optimizer,
+        gather,
+        scaler=scaler,
+        record_eval=record_eval,
+    )

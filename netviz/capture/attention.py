@@ -48,7 +48,7 @@ import contextlib
 import contextvars
 import inspect
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -58,6 +58,7 @@ from torch import nn
 from netviz.capture._sdpa import SdpaPatch, bind_sdpa, sdpa_weights
 from netviz.capture.activations import call_keys, fastpath_bypassed
 from netviz.capture.selection import ModuleSelector, select_modules, unwrap
+from netviz.errors import NothingRecordedWarning
 
 __all__ = ["AttentionCapture", "capture_attention", "mha_weights", "record_attention"]
 
@@ -214,8 +215,14 @@ class AttentionCapture:
         self.weights: dict[str, torch.Tensor] = {}
 
     # ----------------------------------------------------------- attach
-    def attach(self) -> AttentionCapture:
-        """Install hooks, the SDPA patch and the fast-path bypass (see :meth:`detach`)."""
+    def attach(self, patches: bool = True) -> AttentionCapture:
+        """Install hooks, the SDPA patch and the fast-path bypass (see :meth:`detach`).
+
+        With ``patches=False`` only the model's own hooks are installed; the
+        process-wide parts (the ``scaled_dot_product_attention`` patch and the
+        fast-path switch) are then applied around each forward with
+        :meth:`patched` (the ``attention`` probe does this on recorded steps).
+        """
         if self._exit is not None:
             raise RuntimeError("this AttentionCapture is already attached")
         stack = contextlib.ExitStack()
@@ -223,7 +230,6 @@ class AttentionCapture:
         self._pairs = []
         try:
             stack.callback(self._remove_handles)
-            stack.enter_context(fastpath_bypassed(self._model))
             for module in self._names:
                 self._handles.append(module.register_forward_pre_hook(self._push))
                 self._handles.append(module.register_forward_hook(self._pop, always_call=True))
@@ -231,15 +237,29 @@ class AttentionCapture:
                     self._handles.append(
                         module.register_forward_hook(self._mha_hook, with_kwargs=True)
                     )
+            if patches:
+                stack.enter_context(self.patched())
+        except BaseException:
+            self.detach()
+            raise
+        return self
+
+    @contextlib.contextmanager
+    def patched(self) -> Iterator[None]:
+        """The process-wide parts of a capture, undone on every exit path.
+
+        Inside: PyTorch's transformer fast path off (when the model needs it),
+        ``scaled_dot_product_attention`` patched, and this capture active for
+        :func:`record_attention`.
+        """
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(fastpath_bypassed(self._model))
             extra = {type(m).__module__ for m in self._names}
             patch = SdpaPatch(self._on_sdpa, extra_modules=extra)
             stack.callback(patch.remove)
             self._token = _ACTIVE.set((*_ACTIVE.get(), self))
             stack.callback(self._deactivate)
-        except BaseException:
-            self.detach()
-            raise
-        return self
+            yield
 
     def detach(self) -> None:
         """Remove everything :meth:`attach` installed and build :attr:`weights`. Idempotent."""
@@ -448,4 +468,26 @@ def capture_attention(
     """
     with AttentionCapture(model, modules) as capture:
         model(*args, **kwargs)
+    if not capture.weights:
+        suspects = [
+            n or type(m).__name__
+            for n, m in unwrap(model).named_modules()
+            if "attention" in type(m).__name__.lower() or n.rsplit(".", 1)[-1] in _ATTN_NAMES
+        ]
+        if suspects:
+            warnings.warn(
+                f"capture_attention found no attention it can see in {type(model).__name__}, "
+                f"although it has attention-like modules ({', '.join(suspects[:3])}"
+                f"{', ...' if len(suspects) > 3 else ''}): netviz recomputes "
+                "nn.MultiheadAttention and scaled_dot_product_attention; for a hand-written "
+                'softmax (e.g. a Hugging Face model with attn_implementation="eager") call '
+                "netviz.record_attention(probs) in its forward, or use the model's own "
+                "output_attentions=True",
+                NothingRecordedWarning,
+                stacklevel=2,
+            )
     return capture.weights
+
+
+#: Last name parts that suggest an attention module.
+_ATTN_NAMES = frozenset({"attn", "self_attn", "attention", "self_attention", "cross_attn"})

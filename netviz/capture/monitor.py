@@ -1,60 +1,35 @@
-"""The :class:`Monitor`: hooks, the step buffer and the flush of one watched model."""
+"""The :class:`Monitor`: hooks and the step life cycle of one watched model.
+
+What a step, a phase, a micro-batch, a call and ``order`` are is defined in
+``docs/watch.md`` ("What a step is"); this module implements those rules. The
+entries of the open step live in a :class:`~netviz.capture.step_buffer.StepBuffer`.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
+from netviz.capture import _compat
 from netviz.capture.distributed import StepGather
 from netviz.capture.probe import Probe, ProbeContext
+from netviz.capture.step_buffer import EVAL, TRAIN, Gather, StepBuffer
+from netviz.errors import NothingRecordedWarning
 from netviz.records.io import save_frame
-from netviz.records.store import RecordStore
+from netviz.records.store import STEP_LEVEL
 
 __all__ = ["Gather", "Monitor"]
 
-
-#: ``gather(buffer) -> (ranks, len)``: how a step buffer is collected from ranks.
-Gather = Callable[[torch.Tensor], torch.Tensor]
-
-
-class _Entry:
-    __slots__ = ("call", "module", "probe", "raw", "sharded")
-
-    def __init__(self, probe: int, module: str, call: int, raw: torch.Tensor, sharded: bool):
-        self.probe, self.module, self.call, self.raw, self.sharded = (
-            probe,
-            module,
-            call,
-            raw,
-            sharded,
-        )
-
-
-class _PendingStep:
-    """A flushed step whose host copy may still be in flight (CUDA, pinned memory)."""
-
-    __slots__ = ("entries", "event", "host", "step")
-
-    def __init__(self, step: int, entries: list[_Entry], host: torch.Tensor, event: Any):
-        self.step, self.entries, self.host, self.event = step, entries, host, event
-
-
-def _to_host(buffer: torch.Tensor) -> tuple[torch.Tensor, Any]:
-    """Start copying ``buffer`` to the host; the copy is asynchronous on CUDA."""
-    if buffer.is_cuda:
-        host = torch.empty(buffer.shape, dtype=buffer.dtype, pin_memory=True)
-        host.copy_(buffer, non_blocking=True)
-        event = torch.cuda.Event()
-        event.record()
-        return host, event
-    return buffer.to("cpu"), None
+#: Training forwards in one step without any step close before netviz warns.
+_UNCLOSED_WARN_AT = 1000
 
 
 def _make_forward_hook(monitor_ref: weakref.ref, name: str) -> Callable:
@@ -73,13 +48,48 @@ def _remove_all(handles: list) -> None:
         handles.pop().remove()
 
 
+class _Restore:
+    """A handle whose ``remove()`` runs ``fn`` (restores a patched attribute)."""
+
+    def __init__(self, fn: Callable[[], None]):
+        self._fn: Callable[[], None] | None = fn
+
+    def remove(self) -> None:
+        fn, self._fn = self._fn, None
+        if fn is not None:
+            fn()
+
+
+def _unwrap_optimizer(optimizer: Any) -> torch.optim.Optimizer:
+    """The torch optimizer inside framework wrappers (accelerate, Lightning)."""
+    seen = 0
+    while seen < 4:
+        seen += 1
+        inner = None
+        for attr in ("optimizer", "_optimizer"):
+            candidate = getattr(optimizer, attr, None)
+            if isinstance(candidate, torch.optim.Optimizer) and candidate is not optimizer:
+                inner = candidate
+                break
+        if inner is None:
+            break
+        optimizer = inner
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(
+            "`optimizer` must be a torch.optim.Optimizer (or a wrapper holding one as "
+            f"`.optimizer`), got {type(optimizer).__name__}"
+        )
+    return optimizer
+
+
 class Monitor:
     """Probes attached to a model; create with :func:`watch`.
 
     Use as a context manager (leaving it detaches, also on an exception) or
-    call :meth:`detach`. Call :meth:`step` once per training step (or pass
-    ``optimizer=`` to :func:`watch`), then read :meth:`to_pandas` or
-    :meth:`save`.
+    call :meth:`detach`. Steps close after each ``optimizer.step()`` (with
+    ``watch(optimizer=...)``), after each ``scaler.step(optimizer)`` (with
+    ``watch(scaler=...)``), or at each :meth:`step` call; then read
+    :meth:`to_pandas` or :meth:`save`. A detached monitor cannot be used again.
     """
 
     def __init__(
@@ -90,6 +100,9 @@ class Monitor:
         every: int,
         optimizer: torch.optim.Optimizer | None = None,
         gather: Gather | None = None,
+        *,
+        scaler: Any = None,
+        record_eval: bool = True,
     ):
         self._probes = list(probes)
         self._probe_index = {id(p): i for i, p in enumerate(self._probes)}  # hot path: per emit
@@ -98,14 +111,28 @@ class Monitor:
         self._step = 0
         self._recording = True
         self._gather = gather
+        self._record_eval = record_eval
         self._handles: list = []
         self._step_handles: list = []  # removed when the step closes
-        self._entries: list[_Entry] = []
-        self._snapshots_open: list[tuple[int, str, int, torch.Tensor]] = []
-        self._calls: dict[str, int] = {}
-        self._pending: list[_PendingStep] = []
-        self._records = RecordStore()
-        self._snapshots: dict[int, dict[tuple[str, str, int], torch.Tensor]] = {}
+        self._buffer = StepBuffer(self._probes, gather)
+        # forward-pass state (see docs/watch.md, "What a step is")
+        self._calls: dict[str, int] = {}  # call index per module within one forward pass
+        self._order: dict[str, int] = {}  # execution order of first calls within the step
+        self._depth = 0  # nesting of root-model forwards
+        self._phase = TRAIN
+        self._micro = [0, 0]  # next micro-batch index per phase
+        self._cur_micro = 0
+        self._closing = False  # inside a step close: emits are step-level
+        self._forward_mark: tuple[int, int] = (0, 0)
+        self._forward_order_len = 0
+        self._forward_ok = False
+        self._forward_exit: contextlib.ExitStack | None = None
+        self._forward_calls = 0  # module hooks that fired in the current root forward
+        self._train_forwards = 0  # completed training forwards in the open step
+        self._closed = 0  # steps closed so far
+        self._grad_unscale: torch.Tensor | None = None
+        self._warned: set[str] = set()
+        self._checked = False  # the first recorded training step has been checked
         # issue #12: statistics not taken, {(module, probe, reason): count}; see skips()
         self._skips: dict[tuple[str, str, str], int] = {}
         self._attached = False
@@ -115,28 +142,36 @@ class Monitor:
         # Removes the hooks if the monitor is garbage-collected while attached.
         self._finalizer = weakref.finalize(self, _remove_all, self._handles)
         try:
-            self._attach(optimizer)
+            self._attach(model, optimizer, scaler)
         except BaseException:
             self.detach(flush=False)
             raise
 
     # ------------------------------------------------------------------ attach
-    def _attach(self, optimizer: torch.optim.Optimizer | None) -> None:
+    def _attach(self, model: nn.Module, optimizer: Any, scaler: Any) -> None:
         ref = weakref.ref(self)
         self._forward_probes = [
             (p, c) for p, c in zip(self._probes, self._contexts) if p.needs_forward
         ]
-        if self._forward_probes:
-            for name, module in self._modules:
-                self._handles.append(module.register_forward_hook(_make_forward_hook(ref, name)))
-        if optimizer is not None:
+        # Module hooks on every selected module (also without forward probes:
+        # they give ``order`` its execution order).
+        for name, module in self._modules:
+            self._handles.append(module.register_forward_hook(_make_forward_hook(ref, name)))
+        # Root hooks delimit forward passes: phase, micro-batch, failed forwards.
+        self._handles.append(model.register_forward_pre_hook(_root_pre(ref)))
+        self._handles.append(model.register_forward_hook(_root_ok(ref)))
+        self._handles.append(model.register_forward_hook(_root_end(ref), always_call=True))
+        if scaler is not None:
+            self._handles.append(_wrap_scaler(scaler, ref))
+        elif optimizer is not None:
+            inner = _unwrap_optimizer(optimizer)
 
             def after_step(opt: Any, args: Any, kwargs: Any) -> None:
                 monitor = ref()
-                if monitor is not None:
-                    monitor.step()
+                if monitor is not None and monitor._attached:
+                    monitor._close(explicit=True)
 
-            self._handles.append(optimizer.register_step_post_hook(after_step))
+            self._handles.append(inner.register_step_post_hook(after_step))
         self._attached = True
         for probe, ctx in zip(self._probes, self._contexts):
             probe.setup(ctx)
@@ -149,22 +184,32 @@ class Monitor:
     def detach(self, flush: bool = True) -> None:
         """Remove every hook of this monitor. Idempotent.
 
-        An open step that already holds recorded values is closed first (so a
-        run that stops without a final :meth:`step` loses nothing), unless
-        ``flush=False``.
+        An open step that holds recorded values is closed first (so a run that
+        stops without a final :meth:`step` loses nothing), unless
+        ``flush=False``. Its gradient and weight statistics are read only if
+        the open step ran a training forward (a trailing validation pass adds
+        its ``eval`` rows, not a training step).
         """
         try:
-            if flush and self._attached and (self._entries or self._snapshots_open):
-                self.step()
+            if flush and self._attached:
+                if self._closed == 0 and self._train_forwards > 1:
+                    self._warn_unclosed()
+                if not self._buffer.empty or self._train_forwards:
+                    self._close(explicit=False)
         finally:
+            self._exit_forward_contexts()
             _remove_all(self._handles)
             self._step_handles = []
             self._attached = False
             self._modules = []
-            self._entries = []
-            self._snapshots_open = []
+            self._buffer.clear()
 
     def __enter__(self) -> Monitor:
+        if not self._attached:
+            raise RuntimeError(
+                "this Monitor is detached and cannot be used again; "
+                "call netviz.watch(model, ...) for a new one"
+            )
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -172,17 +217,111 @@ class Monitor:
         # other ranks may never join it, so the open step is dropped.
         self.detach(flush=exc_type is None or not isinstance(self._gather, StepGather))
 
-    # ----------------------------------------------------------------- capture
+    # ------------------------------------------------------- forward passes
+    def _root_begin(self) -> None:
+        self._depth += 1
+        if self._depth > 1:
+            return
+        self._phase = TRAIN if torch.is_grad_enabled() else EVAL
+        self._cur_micro = self._micro[self._phase]
+        self._calls = {}
+        self._forward_mark = self._buffer.mark()
+        self._forward_order_len = len(self._order)
+        self._forward_ok = False
+        self._forward_calls = 0
+        if self._phase == EVAL and not self._record_eval:
+            self._recording = False
+        elif self._recording:
+            self._enter_forward_contexts()
+
+    def _root_end(self) -> None:
+        self._depth = max(self._depth - 1, 0)
+        if self._depth:
+            return
+        self._exit_forward_contexts()
+        if self._forward_ok:
+            self._micro[self._phase] += 1
+            if self._phase == TRAIN:
+                self._train_forwards += 1
+                self._after_train_forward()
+        else:  # the forward raised: it contributes nothing
+            self._buffer.rollback(self._forward_mark)
+            if len(self._order) > self._forward_order_len:
+                self._order = dict(list(self._order.items())[: self._forward_order_len])
+        self._phase = TRAIN
+        self._recording = self._step % self._every == 0
+
+    def _enter_forward_contexts(self) -> None:
+        stack = None
+        for probe, ctx in zip(self._probes, self._contexts):
+            cm = probe.forward_context(ctx)
+            if cm is not None:
+                if stack is None:
+                    stack = contextlib.ExitStack()
+                try:
+                    stack.enter_context(cm)
+                except BaseException:
+                    stack.close()
+                    raise
+        self._forward_exit = stack
+
+    def _exit_forward_contexts(self) -> None:
+        stack, self._forward_exit = self._forward_exit, None
+        if stack is not None:
+            stack.close()
+
+    def _after_train_forward(self) -> None:
+        if self._train_forwards == _UNCLOSED_WARN_AT and self._closed == 0:
+            self._warn_unclosed()
+        if (
+            self._forward_calls == 0
+            and self._recording
+            and self._modules
+            and "compiled" not in self._warned
+        ):
+            self._warned.add("compiled")
+            compiled = hasattr(self._model_ref(), "_orig_mod")
+            why = (
+                "the torch.compile'd model ran before watch was attached, and its compiled "
+                "code calls no hooks added later: attach watch before the first call of the "
+                "compiled model, or call torch._dynamo.reset() (drops all compiled code of "
+                "this process) before training on"
+                if compiled
+                else "the modules' forward hooks are bypassed (a compiled or scripted model, "
+                "or code that calls the modules' forward() directly)"
+            )
+            warnings.warn(
+                f"netviz: the training forward of {self._model_name} at step {self._step} "
+                f"called none of the {len(self._modules)} watched modules' hooks, so forward "
+                f"probes record nothing: {why}",
+                NothingRecordedWarning,
+                stacklevel=4,
+            )
+
+    def _on_forward(self, name: str, module: nn.Module, args: tuple, output: Any) -> None:
+        if self._depth == 0:
+            # Outside a forward of the root model: a forward re-run during
+            # backward is activation checkpointing's recomputation, not a call.
+            if _compat.in_backward():
+                return
+            self._phase = TRAIN if torch.is_grad_enabled() else EVAL
+            if self._phase == EVAL and not self._record_eval:
+                return
+            self._cur_micro = self._micro[self._phase]
+        self._forward_calls += 1
+        calls = self._calls
+        calls[name] = calls.get(name, 0) + 1
+        if name not in self._order:
+            self._order[name] = len(self._order)
+        for probe, ctx in self._forward_probes:
+            probe.on_forward(ctx, name, module, args, output)
+
+    # -------------------------------------------------------- probe protocol
     def _selected_modules(self) -> list[tuple[str, nn.Module]]:
         return self._modules
 
     def _current_call(self, name: str) -> int:
         return self._calls.get(name, 1) - 1
-
-    def _on_forward(self, name: str, module: nn.Module, args: tuple, output: Any) -> None:
-        self._calls[name] = self._calls.get(name, 0) + 1
-        for probe, ctx in self._forward_probes:
-            probe.on_forward(ctx, name, module, args, output)
 
     def _emit(self, probe: Probe, module: str, call: int, raw: torch.Tensor, sharded: bool) -> None:
         if raw.dim() != 1 or raw.numel() != len(probe.raw_fields):
@@ -190,19 +329,54 @@ class Monitor:
                 f"probe {probe.name!r} emitted a tensor of shape {tuple(raw.shape)}; "
                 f"expected ({len(probe.raw_fields)},) for raw fields {probe.raw_fields}"
             )
-        self._entries.append(_Entry(self._probe_index[id(probe)], module, call, raw, sharded))
+        if self._closing:
+            phase, micro = TRAIN, STEP_LEVEL
+        else:
+            phase, micro = self._phase, self._cur_micro
+        self._buffer.add(self._probe_index[id(probe)], module, call, raw, sharded, phase, micro)
 
     def _snapshot(self, probe: Probe, module: str, call: int, tensor: torch.Tensor) -> None:
-        self._snapshots_open.append(
-            (self._probe_index[id(probe)], module, call, tensor.detach().clone())
-        )
+        self._buffer.add_snapshot(self._probe_index[id(probe)], module, call, tensor)
 
     def _track_handle(self, handle: Any) -> None:
         self._handles.append(handle)
 
+    def _tensor_hook(self, fn: Callable) -> Callable:
+        """``fn`` run with the phase and micro-batch of the forward that registered it."""
+        phase, micro, ref = self._phase, self._cur_micro, weakref.ref(self)
+
+        def hook(grad: torch.Tensor) -> Any:
+            monitor = ref()
+            if monitor is None:
+                return fn(grad)
+            saved = monitor._phase, monitor._cur_micro
+            monitor._phase, monitor._cur_micro = phase, micro
+            try:
+                return fn(grad)
+            finally:
+                monitor._phase, monitor._cur_micro = saved
+
+        return hook
+
     def _track_step_handle(self, handle: Any) -> None:
         self._step_handles.append(handle)
         self._handles.append(handle)  # also removed by detach / the finalizer
+
+    @property
+    def phase(self) -> str:
+        """Phase of the forward pass running now (``"train"`` or ``"eval"``)."""
+        return "eval" if self._phase == EVAL else "train"
+
+    @property
+    def capturing(self) -> bool:
+        """Whether a forward-time capture should record now.
+
+        False on unrecorded steps, in eval forwards when eval recording is off,
+        and during activation checkpointing's recomputation in backward.
+        """
+        if not self._recording:
+            return False
+        return not (self._depth == 0 and _compat.in_backward())
 
     # -------------------------------------------------------------------- step
     @property
@@ -221,109 +395,111 @@ class Monitor:
         On a recorded step this reads gradients and weights, moves all of the
         step's statistics to the host in one transfer and stores them; on other
         steps it only advances the counter.
+
+        Raises
+        ------
+        RuntimeError
+            If the monitor is detached.
         """
-        if self._recording and self._attached:
-            for probe, ctx in zip(self._probes, self._contexts):
-                probe.on_step_end(ctx)
-            self._flush()
-        self._entries = []
-        self._snapshots_open = []
-        self._calls = {}
-        if self._step_handles:
-            done = {id(h) for h in self._step_handles}
-            for handle in self._step_handles:
-                handle.remove()
-            self._handles[:] = [h for h in self._handles if id(h) not in done]
-            self._step_handles = []
-        self._step += 1
-        self._recording = self._step % self._every == 0
+        if not self._attached:
+            raise RuntimeError(
+                "Monitor.step() on a detached monitor: it records nothing more; "
+                "call netviz.watch(model, ...) for a new one"
+            )
+        self._close(explicit=True)
 
-    def _flush(self) -> None:
-        entries = self._entries
-        if self._gather is not None:
-            # Every rank takes part in the collective, even with nothing to send.
-            buffer = self._pack(entries)
-            if isinstance(self._gather, StepGather):
-                layout = [(e.probe, e.module, e.call, e.sharded) for e in entries]
-                gathered = self._gather.gather_step(buffer, self._step, layout)
-                if not self._gather.keeps_records:  # only rank 0 of the group stores
-                    entries, gathered = [], gathered[:, :0]
-            else:
-                gathered = self._gather(buffer)
-            host, event = _to_host(gathered) if entries else (None, None)
-        elif entries:
-            host, event = _to_host(self._pack(entries))
-        else:
-            host, event = None, None
-        if host is not None:
-            self._pending.append(_PendingStep(self._step, entries, host, event))
-        if self._snapshots_open:
-            names = [p.name for p in self._probes]
-            self._snapshots[self._step] = {
-                (names[p], m, c): t.to("cpu") for p, m, c, t in self._snapshots_open
-            }
-        if len(self._pending) > 1:
-            self._materialize(keep_last=True)
+    def _close(
+        self,
+        explicit: bool,
+        flag: torch.Tensor | None = None,
+        grad_unscale: torch.Tensor | None = None,
+    ) -> None:
+        recorded = self._step % self._every == 0
+        try:
+            if recorded and self._attached:
+                # Gradients and weights belong to a step that trained: an
+                # explicit close (optimizer step, scaler step, step()) or an
+                # open step with a training forward at detach.
+                if explicit or self._train_forwards:
+                    self._grad_unscale = grad_unscale
+                    self._closing = True
+                    try:
+                        for probe, ctx in zip(self._probes, self._contexts):
+                            probe.on_step_end(ctx)
+                    finally:
+                        self._closing = False
+                        self._grad_unscale = None
+                if explicit and self._train_forwards and not self._checked:
+                    self._checked = True
+                    self._check_first_step()
+                orders = dict(self._order)
+                for name, _ in self._modules:  # modules not called: definition order
+                    orders.setdefault(name, len(orders))
+                self._buffer.flush(self._step, orders, flag)
+        finally:
+            self._buffer.clear()
+            self._calls = {}
+            self._order = {}
+            self._micro = [0, 0]
+            self._train_forwards = 0
+            if self._step_handles:
+                done = {id(h) for h in self._step_handles}
+                for handle in self._step_handles:
+                    handle.remove()
+                self._handles[:] = [h for h in self._handles if id(h) not in done]
+                self._step_handles = []
+            self._step += 1
+            self._closed += 1
+            self._recording = self._step % self._every == 0
 
-    def _pack(self, entries: list[_Entry]) -> torch.Tensor:
-        if not entries:
-            return torch.zeros(0, dtype=torch.float64)
-        first = entries[0].raw
-        # A model split over devices emits on each; gather on the first one.
-        return torch.cat([e.raw.to(device=first.device, dtype=first.dtype) for e in entries])
+    def _check_first_step(self) -> None:
+        """Warn once about probes that recorded nothing in the first recorded training step."""
+        seen = self._buffer.probes_seen()
+        silent = [p for i, p in enumerate(self._probes) if i not in seen]
+        for probe in silent:
+            if probe.name in self._warned:
+                continue
+            self._warned.add(probe.name)
+            hint = probe.empty_hint or (
+                "no watched module was called in a recorded forward, or the probe finds "
+                "nothing it records on this model"
+                if probe.needs_forward
+                else "no watched module has parameters with a .grad when the step closed "
+                "(does backward run before the step closes? are the parameters frozen?)"
+            )
+            warnings.warn(
+                f"netviz: probe {probe.name!r} recorded nothing at step {self._step} "
+                f"of {self._model_name}: {hint}",
+                NothingRecordedWarning,
+                stacklevel=5,
+            )
 
-    def _materialize(self, keep_last: bool = False) -> None:
-        """Finalise pending steps on the host (waits for their copies)."""
-        todo = self._pending[:-1] if keep_last else self._pending
-        self._pending = self._pending[-1:] if keep_last else []
-        for pending in todo:
-            if pending.event is not None:
-                pending.event.synchronize()
-            self._store(pending)
-
-    def _store(self, pending: _PendingStep) -> None:
-        flat = pending.host.numpy().astype(np.float64, copy=False)
-        if flat.ndim == 1:
-            flat = flat[None, :]
-        offset = 0
-        by_probe: dict[int, list[tuple[_Entry, int]]] = {}
-        for e in pending.entries:
-            by_probe.setdefault(e.probe, []).append((e, offset))
-            offset += len(self._probes[e.probe].raw_fields)
-        per_rank = getattr(self._gather, "per_rank", False)
-        grids = []
-        for pi, items in by_probe.items():
-            probe = self._probes[pi]
-            width = len(probe.raw_fields)
-            idx = np.array([o for _, o in items])[:, None] + np.arange(width)[None, :]
-            raw = flat[:, idx]  # (ranks, n, width)
-            if per_rank:  # each rank's own statistics, finalized separately
-                parts = list(enumerate(raw))
-            elif raw.shape[0] > 1:
-                sharded = np.array([e.sharded for e, _ in items], dtype=bool)
-                parts = [(-1, probe.merge(raw, sharded))]
-            else:
-                parts = [(-1, raw[0])]
-            modules = [e.module for e, _ in items]
-            calls = [e.call for e, _ in items]
-            optional = np.array([s in probe.optional_stats for s in probe.stats], dtype=bool)
-            for rank, merged in parts:
-                final = np.asarray(probe.finalize(merged), dtype=np.float64)
-                final = final.reshape(len(items), len(probe.stats))
-                # optional statistics that are undefined (NaN) produce no row
-                keep = ~(np.isnan(final) & optional[None, :])
-                grids.append((modules, calls, probe.name, probe.stats, final, keep, rank))
-        self._records.append_grids(pending.step, grids, per_rank=per_rank)
+    def _warn_unclosed(self) -> None:
+        if "unclosed" in self._warned:
+            return
+        self._warned.add("unclosed")
+        warnings.warn(
+            f"netviz: {self._train_forwards} training forwards ran in step {self._step} "
+            "without any step close, so they are recorded as micro-batches of one step. "
+            "Pass watch(..., optimizer=opt) (or scaler=) or call mon.step() after each "
+            "optimizer step.",
+            NothingRecordedWarning,
+            stacklevel=4,
+        )
 
     # ----------------------------------------------------------------- results
     def to_pandas(self) -> pd.DataFrame:
         """All records so far as a tidy DataFrame.
 
-        Columns: ``step`` (int), ``module`` (qualified name), ``call`` (0-based
-        call index within the step), ``probe``, ``stat``, ``value`` (float).
+        Columns (see ``docs/watch.md``, "What a step is"): ``step``,
+        ``skipped`` (the scaler skipped this step's optimizer update),
+        ``phase`` (``"train"`` / ``"eval"``), ``micro`` (forward pass within
+        the step; -1 for step-level rows), ``module``, ``call`` (call within
+        one forward pass), ``order`` (execution order within the step),
+        ``probe``, ``stat``, ``value``.
         """
-        self._materialize()
-        return self._records.to_pandas()
+        self._buffer.materialize()
+        return self._buffer.records.to_pandas()
 
     def save(self, path: str | os.PathLike) -> os.PathLike | None:
         """Write the records to ``path``: Parquet (``.parquet``) or CSV (``.csv``).
@@ -342,8 +518,6 @@ class Monitor:
         count = self._skips.get(key, 0)
         self._skips[key] = count + 1
         if count == 0:
-            import warnings
-
             warnings.warn(
                 f"netviz: {probe.name} of {module or '<root>'!r} not recorded: {reason} "
                 "(said once per module and reason; counts in Monitor.skips())",
@@ -365,7 +539,7 @@ class Monitor:
     # --------------------------------------------------------------- snapshots
     def snapshots(self) -> dict[int, dict[tuple[str, str, int], torch.Tensor]]:
         """Tensors kept by snapshot probes: ``{step: {(probe, module, call): tensor}}`` (on CPU)."""
-        return {s: dict(v) for s, v in self._snapshots.items()}
+        return {s: dict(v) for s, v in self._buffer.snapshots.items()}
 
     @property
     def probes(self) -> list[Probe]:
@@ -384,3 +558,72 @@ class Monitor:
             f"{[p.name for p in self._probes]}, {len(self._modules)} modules, "
             f"step={self._step}, every={self._every}>"
         )
+
+
+# ------------------------------------------------------------------ root hooks
+def _root_pre(ref: weakref.ref) -> Callable:
+    def hook(module: nn.Module, args: tuple) -> None:
+        monitor = ref()
+        if monitor is not None and monitor._attached:
+            monitor._root_begin()
+
+    return hook
+
+
+def _root_ok(ref: weakref.ref) -> Callable:
+    # Registered before _root_end: runs only when the forward returned.
+    def hook(module: nn.Module, args: tuple, output: Any) -> None:
+        monitor = ref()
+        if monitor is not None and monitor._depth == 1:
+            monitor._forward_ok = True
+
+    return hook
+
+
+def _root_end(ref: weakref.ref) -> Callable:
+    # always_call=True: also runs when the forward raised.
+    def hook(module: nn.Module, args: tuple, output: Any) -> None:
+        monitor = ref()
+        if monitor is not None and monitor._attached:
+            monitor._root_end()
+
+    return hook
+
+
+def _wrap_scaler(scaler: Any, ref: weakref.ref) -> _Restore:
+    """Close a step at each ``scaler.step(optimizer)``, also when it skips the update."""
+    step_fn = scaler.step
+    had_own = "step" in vars(scaler)
+
+    def step(optimizer: Any, *args: Any, **kwargs: Any) -> Any:
+        monitor = ref()
+        if monitor is None or not monitor._attached:
+            return step_fn(optimizer, *args, **kwargs)
+        enabled = scaler.is_enabled()
+        pre_unscaled = enabled and _compat.grad_scaler_stage_unscaled(scaler, optimizer)
+        scale = _compat.grad_scaler_scale(scaler) if enabled else None
+        out = step_fn(optimizer, *args, **kwargs)
+        flag = _compat.grad_scaler_found_inf(scaler, optimizer) if enabled else None
+        unscale = None
+        if (
+            flag is not None
+            and scale is not None
+            and not pre_unscaled
+            and _compat.optimizer_unscales_itself(optimizer)
+        ):
+            # A fused optimizer leaves the gradients of a skipped step scaled.
+            one = torch.ones((), dtype=torch.float32, device=scale.device)
+            unscale = torch.where(flag.to(scale.device) > 0, one / scale.float(), one)
+        monitor._close(explicit=True, flag=flag, grad_unscale=unscale)
+        return out
+
+    scaler.step = step
+
+    def restore() -> None:
+        if had_own:
+            scaler.step = step_fn
+        else:
+            with contextlib.suppress(AttributeError):
+                del scaler.step
+
+    return _Restore(restore)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -54,6 +55,9 @@ class Probe:
     #: Statistics whose NaN means "not defined at this step" and is left out
     #: of the records rather than stored (e.g. the first ``update_ratio``).
     optional_stats: ClassVar[tuple[str, ...]] = ()
+    #: Why this probe may record nothing on a model, said in the warning netviz
+    #: gives when it recorded nothing in the first recorded training step.
+    empty_hint: ClassVar[str] = ""
 
     def setup(self, ctx: ProbeContext) -> None:
         """Called once when the monitor attaches. Register tensor hooks here."""
@@ -65,6 +69,15 @@ class Probe:
 
     def on_step_end(self, ctx: ProbeContext) -> None:
         """Called when a recorded step closes, before the flush."""
+
+    def forward_context(self, ctx: ProbeContext) -> AbstractContextManager | None:
+        """A context entered around each forward of the watched model on recorded steps.
+
+        For patches that must not outlive a forward (the attention probe's
+        ``scaled_dot_product_attention`` patch): entered when the root model's
+        forward starts and exited when it returns or raises. Default: none.
+        """
+        return None
 
     def finalize(self, raw: np.ndarray) -> np.ndarray:
         """Turn raw statistics ``(n, len(raw_fields))`` into ``(n, len(stats))``.
@@ -130,7 +143,7 @@ class ProbeContext:
         return self._monitor.step_index
 
     def call_index(self, name: str) -> int:
-        """0-based index of the current call of module ``name`` within this step."""
+        """0-based index of the current call of module ``name`` within this forward pass."""
         return self._monitor._current_call(name)
 
     def emit(self, module: str, raw: torch.Tensor, *, call: int = 0, sharded: bool = False) -> None:
@@ -164,7 +177,8 @@ class ProbeContext:
         The monitor removes it when the step closes (or on detach), so hooks
         registered during each forward never pile up over a long run.
         """
-        self._monitor._track_step_handle(tensor.register_hook(fn))
+        monitor = self._monitor
+        monitor._track_step_handle(tensor.register_hook(monitor._tensor_hook(fn)))
 
     def add_step_handle(self, handle: Any) -> None:
         """Hand a removable handle to the monitor, to remove when the step closes."""
@@ -178,3 +192,26 @@ class ProbeContext:
     def recording(self) -> bool:
         """Whether the current step is recorded (``step % every == 0``)."""
         return self._monitor._recording
+
+    @property
+    def capturing(self) -> bool:
+        """Whether a forward-time capture should record now.
+
+        False on unrecorded steps, in eval forwards when ``watch(eval=False)``,
+        and while activation checkpointing recomputes a forward during backward.
+        """
+        return self._monitor.capturing
+
+    @property
+    def phase(self) -> str:
+        """``"train"`` or ``"eval"``: the phase of the forward running now."""
+        return self._monitor.phase
+
+    @property
+    def grad_unscale(self) -> torch.Tensor | None:
+        """Factor (device tensor) to multiply ``.grad`` by at step close, or ``None``.
+
+        Set when a ``GradScaler`` skipped a fused optimizer's step, which leaves
+        the gradients scaled; gradient probes apply it (no host sync).
+        """
+        return self._monitor._grad_unscale

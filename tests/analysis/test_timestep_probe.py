@@ -125,8 +125,10 @@ def test_cells_record_one_row_per_call():
             state[0].retain_grad()
             hs.append(state[0])
         hs[-1].sum().backward()
-    got = _recorded(mon)
-    assert sorted(mon.to_pandas().call) == list(range(6))  # emitted in backward order
+    df = mon.to_pandas()
+    # the watched model is the cell itself: each call is one forward pass (micro-batch)
+    assert sorted(df.micro) == list(range(6)) and set(df.call) == {0}
+    got = df.sort_values("micro").value.to_numpy()
     np.testing.assert_allclose(got, [h.grad.norm().item() for h in hs], rtol=1e-6)
 
 

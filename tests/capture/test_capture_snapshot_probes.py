@@ -30,11 +30,18 @@ def test_registered_by_name():
 def test_attention_snapshots_at_recorded_steps_equal_capture():
     enc = _encoder()
     xs = [torch.randn(2, 4, 8) for _ in range(3)]
+    seen = []  # is SDPA patched while the watched model's forward runs?
+    spy = enc.layers[0].register_forward_hook(
+        lambda *a: seen.append(F.scaled_dot_product_attention is not BUILTIN)
+    )
     with netviz.watch(enc, probes=["attention"], every=2) as mon:
-        assert F.scaled_dot_product_attention is not BUILTIN
         for x in xs:
             enc(x).sum().backward()
+            # process-wide patches only around forwards of the watched model
+            assert F.scaled_dot_product_attention is BUILTIN
             mon.step()
+    assert seen == [True, False, True]  # patched on recorded steps 0 and 2 only
+    spy.remove()
     snaps = mon.snapshots()
     assert sorted(snaps) == [0, 2]
     assert set(snaps[0]) == {
@@ -58,9 +65,16 @@ def test_attention_probe_eval_mode_and_fast_path_restored_on_detach():
     enc = _encoder().eval()
     x = torch.randn(2, 4, 8)
     mon = netviz.watch(enc, probes=["attention"])
-    assert not torch.backends.mha.get_fastpath_enabled()  # only while attached
+    inside = []
+    spy = enc.layers[0].register_forward_hook(
+        lambda *a: inside.append(torch.backends.mha.get_fastpath_enabled())
+    )
+    assert torch.backends.mha.get_fastpath_enabled()  # other models are not affected
     with torch.no_grad():
         enc(x)
+    assert inside == [False]  # off only during the watched model's forward
+    assert torch.backends.mha.get_fastpath_enabled()
+    spy.remove()
     mon.detach()
     assert torch.backends.mha.get_fastpath_enabled()
     assert list(snapshot_tensors(mon)) == ["layers.0.self_attn", "layers.1.self_attn"]

@@ -58,9 +58,11 @@ def module_grads(ctx: ProbeContext) -> list[tuple[str, list[torch.Tensor], bool]
 
     Frozen parameters and parameters without ``.grad`` are skipped; a module
     with a gradient that holds no values (meta or fake) is skipped with
-    :meth:`ProbeContext.skip`.
+    :meth:`ProbeContext.skip`. Where a ``GradScaler`` skipped a fused
+    optimizer's step (``ctx.grad_unscale``), the gradients are unscaled copies.
     """
     out = []
+    unscale = ctx.grad_unscale  # a skipped fused-optimizer step leaves .grad scaled
     for name, module in ctx.modules:
         grads, sharded, reason = [], False, ""
         for p in module.parameters(recurse=False):
@@ -74,6 +76,8 @@ def module_grads(ctx: ProbeContext) -> list[tuple[str, list[torch.Tensor], bool]
         if reason:
             ctx.skip(name, reason)
         elif grads:
+            if unscale is not None:
+                grads = [g * unscale.to(device=g.device, dtype=torch.float32) for g in grads]
             out.append((name, grads, sharded))
     return out
 

@@ -37,11 +37,14 @@ class _Detach:
 class AttentionSnapshots(Probe):
     """``attention``: per-head attention probabilities at recorded steps.
 
-    While the monitor is attached (and only then) the model runs with the
-    hooks and the ``scaled_dot_product_attention`` patch of
-    :class:`~netviz.capture.attention.AttentionCapture`, and with PyTorch's
-    transformer fast path off if the model holds a ``TransformerEncoder``;
-    detaching undoes all of it. On other steps the hooks return at once.
+    While the monitor is attached the model carries the hooks of an
+    :class:`~netviz.capture.attention.AttentionCapture`. The process-wide
+    parts, the ``scaled_dot_product_attention`` patch and PyTorch's
+    transformer fast path turned off (if the model holds a
+    ``TransformerEncoder``), are applied only around forwards of the watched
+    model on recorded steps and undone when each forward returns or raises:
+    other models and threads of the process are not affected. On other steps
+    the hooks return at once.
 
     An attention is kept when the module it is attributed to is a selected
     module, lies inside one, or contains one (with the default selection:
@@ -62,9 +65,19 @@ class AttentionSnapshots(Probe):
     """
 
     name = "attention"
+    empty_hint = (
+        "netviz saw no attention it can recompute: it records nn.MultiheadAttention and "
+        "scaled_dot_product_attention; a hand-written softmax attention (or a Hugging Face "
+        'model with attn_implementation="eager") can call netviz.record_attention(probs), or '
+        "use the model's own output_attentions=True"
+    )
 
     def __init__(self) -> None:
         self._step_counts: tuple[int, dict[str, int]] = (-1, {})
+        self._capture: Any = None
+
+    def forward_context(self, ctx: ProbeContext) -> Any:
+        return self._capture.patched() if self._capture is not None else None
 
     def setup(self, ctx: ProbeContext) -> None:
         from netviz.capture.attention import AttentionCapture
@@ -91,9 +104,10 @@ class AttentionSnapshots(Probe):
             ctx.snapshot(name, probs, call=call)
 
         capture = AttentionCapture(
-            model, on_record=on_record, enabled=lambda: ctx.recording, keep=keep
+            model, on_record=on_record, enabled=lambda: ctx.capturing, keep=keep
         )
-        capture.attach()
+        capture.attach(patches=False)
+        self._capture = capture
         ctx.add_handle(_Detach(capture))
 
 
