@@ -245,6 +245,19 @@ def _unwrap_functorch(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def _plain(x: torch.Tensor) -> bool:
+    """A dense tensor with values in memory, read as it is (the common case, checked cheaply)."""
+    return (
+        type(x) is torch.Tensor
+        and x.layout == torch.strided
+        and not x.is_meta
+        and not x.is_nested
+        and not x.is_quantized
+        and not torch._C._functorch.is_functorch_wrapped_tensor(x)
+        and not torch._is_functional_tensor(x)
+    )
+
+
 def readable_tensor(x: torch.Tensor) -> tuple[torch.Tensor | None, int, str]:
     """``(dense, implicit_zeros, "")`` holding ``x``'s values exactly, or ``(None, 0, reason)``.
 
@@ -286,7 +299,7 @@ def moments_or_skip(
     the error as the reason. Under ``torch.compile`` tracing the statistics
     are traced as torch operations.
     """
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or _plain(x):
         return tensor_moments(x, scratch), ""
     dense, zeros, reason = readable_tensor(x)
     if dense is None:
@@ -308,6 +321,8 @@ def moments_or_skip(
 
 def _pow2_scale(amax: torch.Tensor) -> torch.Tensor:
     """``2**-e`` (0-dim, ``amax``'s dtype) with ``amax * 2**-e`` in [0.5, 1); 1 for 0 or non-finite."""
+    if amax.device.type == "mps":  # no frexp there: float32 buffers, unscaled
+        return torch.ones_like(amax)
     limit = 1022 if amax.dtype == torch.float64 else 126  # stay a normal number
     exponent = torch.frexp(amax.nan_to_num(0.0, 0.0, 0.0)).exponent.clamp_(-limit, limit)
     return torch.ldexp(torch.ones_like(amax), exponent.neg_())
