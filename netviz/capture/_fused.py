@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import math
 import os
 import platform
 import shutil
@@ -64,6 +65,15 @@ class FusedMoments:
             fn.argtypes = (ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p)
             fn.restype = None
             self._fns[dtype] = fn
+        self._sumsq = lib.netviz_sumsq
+        self._sumsq.argtypes = (
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_int64,
+            ctypes.c_void_p,
+        )
+        self._sumsq.restype = None
         self._threads = lib.netviz_omp_max_threads
         self._threads.restype = ctypes.c_int
         self._set_threads = lib.netviz_omp_set_num_threads
@@ -91,6 +101,27 @@ class FusedMoments:
         """
         out = torch.empty(9, dtype=torch.float64)
         self._fns[x.dtype](x.data_ptr(), x.numel(), out.data_ptr())
+        return out
+
+    def sum_squares(self, tensors: list[torch.Tensor]) -> torch.Tensor:
+        """Sums of squares (float64, one per tensor) of float32/float64 CPU tensors, one call.
+
+        Half-precision, non-contiguous or lazily negated tensors are copied to
+        dense float32 first (squares do not depend on the order of elements).
+        """
+        dense = []
+        for t in tensors:
+            if t.dtype not in self._fns:
+                t = t.float()
+            if not self.supports(t):
+                t = t.resolve_neg().contiguous()
+            dense.append(t)
+        count = len(dense)
+        ptrs = torch.tensor([t.data_ptr() for t in dense], dtype=torch.int64)
+        lens = torch.tensor([t.numel() for t in dense], dtype=torch.int64)
+        f64 = torch.tensor([t.dtype == torch.float64 for t in dense], dtype=torch.int32)
+        out = torch.empty(count, dtype=torch.float64)
+        self._sumsq(ptrs.data_ptr(), lens.data_ptr(), f64.data_ptr(), count, out.data_ptr())
         return out
 
 
@@ -176,6 +207,11 @@ def _self_test(kernel: FusedMoments) -> bool:
         if not torch.equal(got[exact], want[exact]):
             return False
         if not torch.allclose(got, want, rtol=1e-5, atol=0.0):
+            return False
+        fin = x.nan_to_num(0.0, 0.0, 0.0)
+        sq = kernel.sum_squares([fin, x[:6], x[6:78]])  # finite; NaN; +inf
+        want_sq = float(((fin.double() / unit) ** 2).sum()) * unit * unit
+        if not (math.isclose(sq[0], want_sq, rel_tol=1e-5) and sq[1].isnan() and sq[2].isinf()):
             return False
     return True
 

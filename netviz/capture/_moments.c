@@ -240,3 +240,70 @@ MOMENTS_FN(netviz_moments_f64, double, block_f64, block_f64_scaled, F64_LO_EXP, 
 /* the OpenMP runtime's thread count, to check that it is PyTorch's */
 int netviz_omp_max_threads(void) { return omp_get_max_threads(); }
 void netviz_omp_set_num_threads(int n) { omp_set_num_threads(n); }
+
+/* Sums of squares of many arrays at once (gradient and weight norms):
+ * out[i] = sum of ptrs[i][0..lens[i]) squared, in double; f64[i] says whether
+ * array i holds doubles (else floats). Float blocks of BLOCK elements are
+ * summed in float (at most 64 terms per SIMD lane: relative error below
+ * 4e-6) unless that sum is not finite (overflow, or NaN/Inf in the data) or
+ * the block's largest magnitude is below 2^-40 (squares lose digits to
+ * underflow): then the block is summed again in double, where no square of
+ * a float overflows or underflows, and NaN/Inf propagate as in the exact sum.
+ * Blocks merge in double; large arrays are split over PyTorch's OpenMP
+ * threads in contiguous runs, merged in thread order (deterministic).
+ */
+static double sumsq_block_f32(const float *p, int64_t m) {
+    float q = 0, mx = 0;
+    _Pragma("omp simd reduction(+:q) reduction(max:mx)")
+    for (int64_t i = 0; i < m; i++) {
+        float v = p[i], a = fabsf(v);
+        q += v * v;
+        mx = a > mx ? a : mx;
+    }
+    if (isfinite(q) && !(mx > 0 && mx < 0x1p-40f)) return (double)q;
+    double d = 0;
+    _Pragma("omp simd reduction(+:d)")
+    for (int64_t i = 0; i < m; i++) {
+        double v = (double)p[i];
+        d += v * v;
+    }
+    return d;
+}
+
+static double sumsq_block_f64(const double *p, int64_t m) {
+    double d = 0;
+    _Pragma("omp simd reduction(+:d)")
+    for (int64_t i = 0; i < m; i++) d += p[i] * p[i];
+    return d;
+}
+
+static double sumsq_one(const void *x, int64_t n, int f64) {
+    int64_t nb = (n + BLOCK - 1) / BLOCK;
+    int nt = nb >= PARALLEL_BLOCKS ? omp_get_max_threads() : 1;
+    if (nt > MAX_THREADS) nt = MAX_THREADS;
+    if (nt < 1) nt = 1;
+    double parts[MAX_THREADS];
+    int used = 1;
+    _Pragma("omp parallel num_threads(nt) if(nt > 1)")
+    {
+        int t = omp_get_thread_num(), T_ = omp_get_num_threads();
+        int64_t lo = nb * t / T_, hi = nb * (t + 1) / T_;
+        double s = 0;
+        for (int64_t j = lo; j < hi; j++) {
+            int64_t start = j * BLOCK;
+            int64_t m = n - start < BLOCK ? n - start : BLOCK;
+            s += f64 ? sumsq_block_f64((const double *)x + start, m)
+                     : sumsq_block_f32((const float *)x + start, m);
+        }
+        parts[t] = s;
+        if (t == 0) used = T_;
+    }
+    double s = 0;
+    for (int t = 0; t < used; t++) s += parts[t];
+    return s;
+}
+
+void netviz_sumsq(const void **ptrs, const int64_t *lens, const int32_t *f64, int64_t count,
+                  double *out) {
+    for (int64_t i = 0; i < count; i++) out[i] = sumsq_one(ptrs[i], lens[i], f64[i]);
+}

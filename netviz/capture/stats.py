@@ -267,6 +267,8 @@ def readable_tensor(x: torch.Tensor) -> tuple[torch.Tensor | None, int, str]:
     quantized tensors their dequantized values. Meta, fake and functionalized
     tensors hold no values: they give a reason instead.
     """
+    if _plain(x):
+        return x, 0, ""
     x = _unwrap_functorch(x.detach())
     if x.is_meta:
         return None, 0, "meta tensor (no data)"

@@ -249,3 +249,23 @@ def test_grad_norm_and_grad_stats_within_documented_bounds(g, kernel):
     if "l2" in want:
         assert abs(got["grad_norm.l2"] - want["l2"]) <= eps * want["l2"], (got, want)
     assert_within_bounds(stats, want, eps)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e18, 1e-30, 1e-44, 3e38])
+def test_fused_sum_squares_where_float32_squares_overflow_or_underflow(scale):
+    kernel = _fused.load()
+    if kernel is None:
+        pytest.skip("no fused kernel here")
+    g = torch.Generator().manual_seed(7)
+    x = (torch.rand(5000, generator=g, dtype=torch.float64) * 2 - 1).mul(scale).float()
+    parts = [x, x[:1000].half() if scale == 1.0 else x[:1000], x[::3], torch._neg_view(x)]
+    got = kernel.sum_squares(parts)
+    for p, s in zip(parts, got.tolist()):
+        v = p.resolve_neg().double()
+        unit = float(v.abs().max())
+        want = float(((v / unit) ** 2).sum()) * unit * unit
+        assert s == pytest.approx(want, rel=1e-5)
+    bad = x.clone()
+    bad[10], bad[20] = float("inf"), float("nan")
+    inf_only, nan_too = kernel.sum_squares([bad[:15], bad]).tolist()
+    assert inf_only == math.inf and math.isnan(nan_too)

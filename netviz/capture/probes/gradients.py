@@ -4,9 +4,10 @@ Both read ``param.grad`` when the step closes (after ``backward`` and any
 gradient synchronisation or clipping), so they need no backward hook and are
 unaffected by in-place operations. Norms are never rounded to the gradient's
 precision and never overflow where the gradient is finite: on CPU they come
-from each gradient's raw moments (:func:`~netviz.capture.stats.tensor_moments`:
-float64 merges, values scaled near 1, pairwise sums), elsewhere from one fused
-``torch._foreach_norm`` call accumulated in float32 or wider.
+from the fused kernel's sums of squares (one call per step) or, without it,
+from each gradient's raw moments (:func:`~netviz.capture.stats.tensor_moments`);
+elsewhere from one fused ``torch._foreach_norm`` call accumulated in float32
+or wider (see :func:`stacked_sum_squares`).
 """
 
 from __future__ import annotations
@@ -115,14 +116,20 @@ def stacked_sum_squares(
 ) -> torch.Tensor:
     """Sums of squares of ``tensors`` as one buffer-dtype vector, without overflow or rounding.
 
-    On CPU from each tensor's raw moments (float64 merges of blocks whose
-    values are scaled near 1; torch's own float32 CPU norm is off by 1e-5 at
-    a million elements); on other devices from one ``_foreach_norm`` in
-    float32 or wider.
+    On CPU with the fused kernel from its ``sum_squares`` (one call; float
+    blocks redone in double where squares overflow or underflow); on CPU
+    without it from each tensor's raw moments (values scaled near 1, float64
+    merges; torch's own float32 CPU norm is off by 1e-5 at a million
+    elements); on other devices from one ``_foreach_norm`` in float32 or
+    wider.
     """
     dt = buffer_dtype(tensors[0].device)
+    on_cpu = all(t.device.type == "cpu" and type(t) is torch.Tensor for t in tensors)
+    fused = scratch.fused() if scratch is not None and on_cpu else None
+    if fused is not None and not torch.compiler.is_compiling():
+        return fused.sum_squares(tensors)  # one call, one read of each tensor
     norms = [n.to(dt) for n in _foreach_norms(tensors)]
-    if all(t.device.type == "cpu" for t in tensors):
+    if on_cpu:
         moments = torch.stack([tensor_moments(t, scratch) for t in tensors])
         return sum_squares_from_moments(moments, torch.stack(norms))
     return torch.stack(norms) ** 2
@@ -191,12 +198,7 @@ class GradStats(Probe):
                     g.reshape(-1).to(torch.promote_types(g.dtype, torch.float32)) for g in grads
                 ]
                 moments = tensor_moments(torch.cat(flat), self._scratch)
-            if all(g.device.type == "cpu" for g in grads):
-                # the moments already hold the sum of squares (one pass, float64 merges)
-                norm = torch.stack(_foreach_norms(grads)).to(moments.dtype).norm()
-                sq = sum_squares_from_moments(moments, norm)
-            else:
-                sq = _sum_sq_norms([grads])[0]
+            sq = _sum_sq_norms([grads], self._scratch)[0]
             ctx.emit(name, torch.cat([moments, sq.reshape(1)]), sharded=sharded)
 
     def finalize(self, raw: np.ndarray) -> np.ndarray:
