@@ -35,10 +35,21 @@ def test_bench_watch_quick_prints_every_side():
         "--aa",
     )
     assert "plain_again ms" in lines[1] and "naive ms" in lines[1]
-    fields = lines[2].split()
-    assert fields[:3] == ["mlp", "compact", "512"]
+    times, host = lines[2].split("|")
+    fields = times.split()
+    assert fields[:3] == ["mlp", "compact", "512"], lines
     ratios = [float(f) for f in fields[5::2]]  # plain_again, netviz, naive
-    assert len(ratios) == 3 and all(r > 0 for r in ratios)
+    assert len(ratios) == 3 and all(r > 0 for r in ratios), lines
+    costs = [float(f) for f in host.split()]  # us per module: forward, close, flush
+    assert len(costs) == 3 and all(c > 0 for c in costs), lines
+
+
+def test_bench_watch_per_module_workloads_run():
+    lines = run(
+        "benchmarks/bench_watch.py", "--quick", "--threads", "1", "--only", "mlp16", "--no-naive"
+    )
+    times, host = lines[2].split("|")
+    assert times.split()[:3] == ["mlp16", "standard", "256"] and len(host.split()) == 3, lines
 
 
 def test_bench_moments_compares_the_kernels():

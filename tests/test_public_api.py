@@ -31,6 +31,7 @@ def test_functions_stay_callable_after_importing_every_submodule():
         "capture_attention",
         "sinusoidal_encoding",
         "load",
+        "report",
     ):
         assert callable(getattr(netviz, name)) and not isinstance(
             getattr(netviz, name), type(netviz)

@@ -2,8 +2,13 @@
 
 Per-step checks (:func:`check_nonfinite`, :func:`check_gradient_flow`,
 :func:`check_timesteps`, :func:`check_units`) take the rows of one recorded
-step; :func:`check_update_ratio` reads all steps; :func:`merge_steps` folds the
-per-step findings of a long run into one finding per kind and module.
+step; :func:`merge_steps` folds the per-step findings of a long run into one
+finding per kind and module; :func:`rank_nonfinite` orders the non-finite
+findings of a run by when they appeared. The checks over training are in
+:mod:`netviz.analysis.training`.
+
+Network order comes from the records' ``order`` column
+(:func:`netviz.analysis.order.module_order`), never from row order.
 """
 
 from __future__ import annotations
@@ -15,17 +20,24 @@ import numpy as np
 import pandas as pd
 
 from netviz.analysis.findings import KINDS, SEVERITIES, Finding, Thresholds
+from netviz.analysis.order import step_order
 
 __all__ = [
+    "GRADIENT_PROBES",
     "check_gradient_flow",
     "check_nonfinite",
     "check_timesteps",
     "check_units",
-    "check_update_ratio",
+    "depth_layers",
+    "gradient_magnitudes",
     "gradient_series",
     "merge_steps",
+    "rank_nonfinite",
     "sort_findings",
 ]
+
+#: Probes whose rows are a module's parameter gradients.
+GRADIENT_PROBES: tuple[str, ...] = ("grad_stats", "grad_norm")
 
 _DEPTH_FIX_VANISH = (
     "Usual remedies: ReLU-family activations instead of sigmoid/tanh (sigma'(x) <= 1/4, so "
@@ -63,23 +75,47 @@ def _orders(ratio: float) -> float:
     return abs(math.log10(ratio)) if ratio > 0 else math.inf
 
 
+def depth_layers(records: pd.DataFrame, order: Sequence[str]) -> list[str]:
+    """The layers that count for depth, input side first: every module with gradient records.
+
+    One definition for both ways of calling :func:`netviz.diagnose`: a
+    module counts when its own parameters (``recurse=False``) received a
+    gradient that ``grad_stats`` or ``grad_norm`` recorded, so weight layers,
+    normalisation layers with affine parameters and embeddings all count,
+    and a model diagnosed live and its ``watch`` records give the same list.
+    Pass ``layers=`` to :func:`netviz.diagnose` to compare fewer.
+    """
+    have = set(records.module[records.probe.isin(GRADIENT_PROBES)])
+    return [m for m in order if m in have]
+
+
+def gradient_magnitudes(rows: pd.DataFrame) -> tuple[pd.Series, str]:
+    """Per ``(step, module)`` gradient magnitude of ``rows`` and the statistic's name.
+
+    The RMS of the gradient entries, :math:`\\sqrt{\\mathrm{mean}^2 + \\mathrm{std}^2}`
+    from ``grad_stats`` (independent of the layer's size), else the ``grad_norm``
+    L2 norm. Index: ``(step, module)``; only ``micro == -1`` step-level rows.
+    """
+    gs = rows[rows.probe == "grad_stats"]
+    if len(gs):
+        # groupby/unstack keeps NaN statistics (pivot_table would drop them)
+        table = gs.groupby(["step", "module", "stat"], sort=True).value.first().unstack()
+        if {"mean", "std"} <= set(table.columns):
+            return np.sqrt(table["mean"] ** 2 + table["std"] ** 2), "gradient RMS"
+    gn = rows[(rows.probe == "grad_norm") & (rows.stat == "l2")]
+    return gn.groupby(["step", "module"], sort=True).value.first(), "gradient L2 norm"
+
+
 def gradient_series(
     step: pd.DataFrame, order: Sequence[str], layers: Sequence[str] | None = None
 ) -> list[tuple[str, float]]:
     """Per-layer gradient magnitude of one step, input side first.
 
-    The RMS of the gradient entries, :math:`\\sqrt{\\mathrm{mean}^2 + \\mathrm{std}^2}`
-    from ``grad_stats`` (independent of the layer's size), else the ``grad_norm``
-    L2 norm. ``layers`` restricts the series to those modules.
+    See :func:`gradient_magnitudes`. ``layers`` restricts the series to those modules.
     """
-    gs = step[step.probe == "grad_stats"]
-    if len(gs):
-        # groupby/unstack keeps NaN statistics (pivot_table would drop them)
-        table = gs.groupby(["module", "stat"], sort=False).value.first().unstack()
-        values = np.sqrt(table["mean"] ** 2 + table["std"] ** 2)
-    else:
-        gn = step[(step.probe == "grad_norm") & (step.stat == "l2")]
-        values = gn.groupby("module").value.first()
+    values, _ = gradient_magnitudes(step)
+    if len(values):
+        values = values.groupby(level="module").first()
     keep = set(layers) if layers is not None else None
     return [
         (m, float(values[m]))
@@ -89,11 +125,23 @@ def gradient_series(
 
 
 def check_nonfinite(step: pd.DataFrame, order: Sequence[str]) -> list[Finding]:
-    """The first module whose output, else whose gradient, became NaN/Inf."""
+    """The first module whose output, else whose gradient, became NaN/Inf in one step.
+
+    "First" is by the step's ``order`` column (execution order), then call.
+    """
+    rank = step_order(step) if len(step) else {}
+    glob = {m: i for i, m in enumerate(order)}
+
+    def key(m: str) -> tuple[int, int]:
+        return rank.get(m, len(rank)), glob.get(m, len(glob))
+
     act = step[(step.probe == "activation_stats") & (step.stat == "nonfinite_frac")]
-    bad = act[act.value > 0]  # rows are in execution order (see analysis.order)
+    bad = act[act.value > 0]
     if len(bad):
-        first = bad.iloc[0]
+        firsts = sorted(
+            ((key(str(r.module)), int(r.call), i) for i, r in enumerate(bad.itertuples()))
+        )
+        first = bad.iloc[firsts[0][2]]
         later = bad.module.nunique() - 1
         msg = (
             f"The output of `{first.module}` is the first in execution order to contain NaN or Inf: "
@@ -112,6 +160,7 @@ def check_nonfinite(step: pd.DataFrame, order: Sequence[str]) -> list[Finding]:
             "nonfinite_frac": float(first.value),
             "call": float(first.call),
             "downstream": float(later),
+            "order": float(key(str(first.module))[0]),
         }
         return [Finding("nonfinite", str(first.module), "error", msg, ev)]
     gs = step[(step.probe == "grad_stats") & (step.stat == "nonfinite_frac") & (step.value > 0)]
@@ -119,13 +168,14 @@ def check_nonfinite(step: pd.DataFrame, order: Sequence[str]) -> list[Finding]:
     mods = set(gs.module) | set(gn.module)
     if not mods:
         return []
-    rank = {m: i for i, m in enumerate(order)}
     # backward runs output -> input: the origin is the latest module in execution order
-    origin = max(mods, key=lambda m: rank.get(m, -1))
+    origin = str(max(mods, key=lambda m: (key(m), m)))
     frac = gs[gs.module == origin].value
     ev = {
         "nonfinite_frac": float(frac.iloc[0]) if len(frac) else float("nan"),
         "modules": float(len(mods)),
+        "order": float(key(origin)[0]),
+        "gradient": 1.0,
     }
     msg = (
         f"The forward pass is finite, but the gradient of the parameters of `{origin}` is NaN or Inf "
@@ -135,6 +185,59 @@ def check_nonfinite(step: pd.DataFrame, order: Sequence[str]) -> list[Finding]:
         "names the operation; clip gradients or lower the learning rate."
     )
     return [Finding("nonfinite", origin, "error", msg, ev)]
+
+
+def rank_nonfinite(findings: list[Finding], order: Sequence[str]) -> list[Finding]:
+    """Non-finite findings of a run, origin first: by first step, then execution order.
+
+    The origin's message says what followed from it ("then spread to ...").
+    """
+    glob = {m: i for i, m in enumerate(order)}
+    nf = [f for f in findings if f.kind == "nonfinite"]
+    if not nf:
+        return findings
+    rest = [f for f in findings if f.kind != "nonfinite"]
+
+    def when(f: Finding) -> tuple[float, int, int, str]:
+        # forward findings of a step come before gradient ones (backward runs after)
+        return (
+            f.evidence.get("first_step", 0.0),
+            int(f.evidence.get("gradient", 0.0)),
+            glob.get(f.module, len(glob)),
+            f.module,
+        )
+
+    nf.sort(key=when)
+    if len(nf) > 1:
+        origin, later = nf[0], nf[1:]
+        spread = ", ".join(
+            f"`{f.module}`"
+            + (f" (step {int(f.evidence['first_step'])})" if "first_step" in f.evidence else "")
+            for f in later[:8]
+        ) + (f" and {len(later) - 8} more" if len(later) > 8 else "")
+        ev = dict(origin.evidence, spread_to=float(len(later)))
+        msg = (
+            f"{origin.message} This is where it started: then spread to {spread}."
+            if "first_step" in origin.evidence
+            else f"{origin.message} Then spread to {spread}."
+        )
+        nf = [Finding(origin.kind, origin.module, origin.severity, msg, ev)]
+        for f in later:
+            src = f"`{origin.module}`" + (
+                f" (step {int(origin.evidence['first_step'])})"
+                if "first_step" in origin.evidence
+                else ""
+            )
+            nf.append(
+                Finding(
+                    f.kind,
+                    f.module,
+                    f.severity,
+                    f"{f.message} It followed the non-finite values that started in {src}.",
+                    dict(f.evidence, origin_order=float(glob.get(origin.module, -1))),
+                )
+            )
+    return nf + rest
 
 
 def _flow_finding(
@@ -170,6 +273,7 @@ def _flow_finding(
         sig = (
             f" The largest singular value of its W_hh is {sigma:.2f}." if sigma is not None else ""
         )
+        ev["through_time"] = 1.0
         msg = (
             f"Through time in `{module}`: ||dL/dh_t|| {verb} from {v_out:.2g} at the last step "
             f"(t = {len(series) - 1}) to {v_in:.2g} at t = 0, a ratio of {ratio:.1e} "
@@ -264,7 +368,10 @@ def check_units(step: pd.DataFrame, th: Thresholds) -> list[Finding]:
     out = []
     # a module applied several times (one nn.ReLU shared by every layer) is
     # judged per call: one dead application must not be averaged away
-    for (module, call), grp in rows.groupby(["module", "call"], sort=False):
+    # and per forward pass (micro-batches of gradient accumulation, eval forwards)
+    keys = [c for c in ("module", "phase", "micro", "call") if c in rows.columns]
+    for key, grp in rows.groupby(keys, sort=True):
+        module, call = key[0], key[-1]
         stats = grp.groupby("stat").value.first()
         where = f"`{module}`" + (
             f" (call {int(call)})" if rows.call[rows.module == module].max() else ""
@@ -315,42 +422,23 @@ def _worst_per_module(findings: list[Finding]) -> list[Finding]:
     return list(best.values())
 
 
-def check_update_ratio(records: pd.DataFrame, th: Thresholds) -> list[Finding]:
-    """Median update/weight ratio per layer over the recorded steps (``weight_stats``)."""
-    rows = records[(records.probe == "weight_stats") & (records.stat == "update_ratio")]
-    rows = rows[np.isfinite(rows.value)]
-    out = []
-    for module, grp in rows.groupby("module", sort=False):
-        med = float(grp.value.median())
-        if th.update_low <= med <= th.update_high:
-            continue
-        low = med < th.update_low
-        msg = (
-            f"The median update/weight ratio ||dw||/||w|| of `{module}` is {med:.1e} over "
-            f"{len(grp)} step(s); the rule of thumb is about 1e-3. "
-            + (
-                "The layer hardly moves: raise the learning rate, or check whether its gradient vanishes."
-                if low
-                else "Each step changes the weights a lot: lower the learning rate; training may diverge."
-            )
-        )
-        ev = {"median_update_ratio": med, "steps": float(len(grp))}
-        out.append(Finding("update_ratio", str(module), "warning", msg, ev))
-    return out
-
-
 _RANK = {s: i for i, s in enumerate(SEVERITIES)}
 
 
 def merge_steps(per_step: Sequence[tuple[int, list[Finding]]], n_steps: int) -> list[Finding]:
-    """One finding per ``(kind, module)``: the worst step's, with how often it was seen."""
-    groups: dict[tuple[str, str], list[tuple[int, Finding]]] = {}
+    """One finding per ``(kind, module)`` (and through time or not): the worst step's, with how
+    often it was seen (for NaN/Inf: the first step's)."""
+    groups: dict[tuple[str, str, float], list[tuple[int, Finding]]] = {}
     for step, findings in per_step:
         for f in findings:
-            groups.setdefault((f.kind, f.module), []).append((step, f))
+            key = (f.kind, f.module, f.evidence.get("through_time", 0.0))
+            groups.setdefault(key, []).append((step, f))
     out = []
     for items in groups.values():
-        step, worst = max(items, key=lambda sf: (_RANK[sf[1].severity], sf[0]))
+        if items[0][1].kind == "nonfinite":  # where it started, not where it ended
+            step, worst = min(items, key=lambda sf: sf[0])
+        else:
+            step, worst = max(items, key=lambda sf: (_RANK[sf[1].severity], sf[0]))
         if n_steps <= 1:
             out.append(worst)
             continue
@@ -368,10 +456,22 @@ def merge_steps(per_step: Sequence[tuple[int, list[Finding]]], n_steps: int) -> 
 
 
 def sort_findings(findings: list[Finding], order: Sequence[str]) -> list[Finding]:
-    """Most severe first, then by kind (:data:`KINDS` order), then in network order."""
+    """Most severe first, then by kind (:data:`KINDS` order), then in network order.
+
+    Non-finite findings keep the order of :func:`rank_nonfinite` (first step,
+    then execution order): the origin comes first.
+    """
     kinds = list(KINDS)
     rank = {m: i for i, m in enumerate(order)}
+    ranked = rank_nonfinite(findings, order)
+    nf = {id(f): i for i, f in enumerate(ranked) if f.kind == "nonfinite"}
     return sorted(
-        findings,
-        key=lambda f: (-_RANK[f.severity], kinds.index(f.kind), rank.get(f.module, len(rank))),
+        ranked,
+        key=lambda f: (
+            -_RANK[f.severity],
+            kinds.index(f.kind),
+            nf.get(id(f), 0),
+            rank.get(f.module, len(rank)),
+            f.module,
+        ),
     )

@@ -1,15 +1,15 @@
-"""What a diagnosis finds: :class:`Finding`, :class:`Report` and :class:`Thresholds`."""
+"""What a diagnosis finds: :class:`Finding`, :class:`Check` and :class:`Thresholds`.
+
+:class:`~netviz.analysis.report.Report` (the result of :func:`netviz.diagnose`)
+lives in :mod:`netviz.analysis.report`.
+"""
 
 from __future__ import annotations
 
 import math
-import textwrap
 from dataclasses import dataclass, field, fields
-from typing import Any
 
-import pandas as pd
-
-__all__ = ["KINDS", "SEVERITIES", "Finding", "Report", "Thresholds"]
+__all__ = ["CHECKS", "KINDS", "SEVERITIES", "STATUSES", "Check", "Finding", "Thresholds"]
 
 #: Severity levels, mildest first.
 SEVERITIES: tuple[str, ...] = ("info", "warning", "error")
@@ -22,7 +22,28 @@ KINDS: dict[str, str] = {
     "dead_units": "dead units",
     "saturation": "saturated units",
     "update_ratio": "update/weight ratio",
+    "gradient_trend": "gradient trend over training",
+    "gradient_spike": "gradient spike before non-finite values",
+    "eval_drift": "train vs eval activation drift",
 }
+
+#: The checks a diagnosis runs, in report order, and their description.
+#: Each check produces findings of the kind of the same name (``flow`` and
+#: ``timesteps`` produce vanishing/exploding gradients).
+CHECKS: dict[str, str] = {
+    "nonfinite": "non-finite values (NaN/Inf) in outputs and gradients",
+    "flow": "vanishing/exploding gradients through depth",
+    "timesteps": "vanishing/exploding gradients through time",
+    "dead_units": "dead units (ReLU family)",
+    "saturation": "saturated units (sigmoid/tanh family)",
+    "update_ratio": "update/weight ratio per layer",
+    "gradient_trend": "gradient norm trend per layer over training",
+    "gradient_spike": "gradient spike before non-finite values",
+    "eval_drift": "train vs eval activation drift",
+}
+
+#: Status of a :class:`Check`.
+STATUSES: tuple[str, ...] = ("found", "clear", "not_run")
 
 
 @dataclass(frozen=True)
@@ -49,7 +70,31 @@ class Thresholds:
     update_low, update_high
         The median ``update_ratio`` (``weight_stats``) of a layer over training
         outside ``[1e-5, 1e-1]`` (two decades either side of the usual 1e-3)
-        is a warning.
+        is a warning; so is the median over the last quarter of the steps
+        (a ratio that drifted out during training).
+    trend_orders
+        A layer's gradient magnitude (median over the last quarter of the
+        recorded steps against the first quarter) that grew by this many orders
+        of magnitude (2), or fell by this many orders both on its own and
+        against the output-side layer (one layer decaying while the output
+        side does not), is a warning; twice as many orders is an error. All layers decaying
+        together (the loss converging) is not a finding.
+    trend_min_steps
+        Recorded steps needed for the trend and spike checks (5).
+    spike_factor
+        A layer's gradient magnitude at one step this many times (10) above
+        its median over the previous ``spike_window`` recorded steps is a
+        spike; a spike within ``spike_horizon`` recorded steps before the
+        first non-finite values is an error.
+    spike_window, spike_horizon
+        See ``spike_factor`` (5 and 10 recorded steps).
+    drift_shift
+        Eval-phase activation mean of a module this many train standard
+        deviations (1) from the train-phase mean, at the same step, is a
+        warning.
+    drift_scale
+        Eval-phase activation std this many times (3) larger or smaller than
+        the train-phase std is a warning.
 
     Examples
     --------
@@ -63,6 +108,13 @@ class Thresholds:
     saturated_frac: float = 0.5
     update_low: float = 1e-5
     update_high: float = 1e-1
+    trend_orders: float = 2.0
+    trend_min_steps: int = 5
+    spike_factor: float = 10.0
+    spike_window: int = 5
+    spike_horizon: int = 10
+    drift_shift: float = 1.0
+    drift_scale: float = 3.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -86,6 +138,15 @@ class Thresholds:
                 )
         if not self.update_low < self.update_high:
             raise ValueError("Thresholds need update_low < update_high")
+        for name in ("trend_min_steps", "spike_window", "spike_horizon"):
+            if not isinstance(getattr(self, name), int):
+                raise ValueError(
+                    f"Thresholds.{name} is a number of recorded steps (int), "
+                    f"got {getattr(self, name)!r}"
+                )
+        for name in ("spike_factor", "drift_scale"):
+            if not getattr(self, name) > 1:
+                raise ValueError(f"Thresholds.{name} must be > 1, got {getattr(self, name)!r}")
 
 
 @dataclass(frozen=True)
@@ -123,108 +184,40 @@ class Finding:
             )
 
 
-@dataclass
-class Report:
-    """The result of :func:`netviz.diagnose`: findings plus the records they came from.
+@dataclass(frozen=True)
+class Check:
+    """What one check of a diagnosis did.
 
     Attributes
     ----------
-    findings
-        Most severe first, then in network order.
-    records
-        The record table the diagnosis read (see :func:`netviz.watch`).
-    thresholds
-        The :class:`Thresholds` used.
-    summary
-        What was run: ``model``, ``steps``, ``loss``, ``mode``, ``layers``.
+    name
+        One of :data:`CHECKS`.
+    status
+        ``"found"`` (it produced findings), ``"clear"`` (it ran and found
+        nothing) or ``"not_run"``.
+    detail
+        For ``found``/``clear``: what it looked at (modules, steps); for
+        ``not_run``: why not (no records of that probe, no module of that
+        family, no recorded steps).
+    modules
+        How many modules (or module calls) it looked at; 0 when not run.
+    steps
+        How many recorded steps (or batches) it looked at; 0 when not run.
     """
 
-    findings: list[Finding]
-    records: pd.DataFrame
-    thresholds: Thresholds = field(default_factory=Thresholds)
-    summary: dict[str, Any] = field(default_factory=dict)
+    name: str
+    status: str
+    detail: str
+    modules: int = 0
+    steps: int = 0
+
+    def __post_init__(self) -> None:
+        if self.name not in CHECKS:
+            raise ValueError(f"Check.name must be one of {list(CHECKS)}, got {self.name!r}")
+        if self.status not in STATUSES:
+            raise ValueError(f"Check.status must be one of {list(STATUSES)}, got {self.status!r}")
 
     @property
-    def ok(self) -> bool:
-        """True when nothing of severity warning or error was found."""
-        return not any(f.severity != "info" for f in self.findings)
-
-    def kinds(self) -> list[str]:
-        """The distinct kinds found, in report order."""
-        return list(dict.fromkeys(f.kind for f in self.findings))
-
-    def by_kind(self, kind: str) -> list[Finding]:
-        """The findings of one kind."""
-        if kind not in KINDS:
-            raise ValueError(f"`kind` must be one of {list(KINDS)}, got {kind!r}")
-        return [f for f in self.findings if f.kind == kind]
-
-    def __len__(self) -> int:
-        return len(self.findings)
-
-    def __iter__(self):
-        return iter(self.findings)
-
-    def to_pandas(self) -> pd.DataFrame:
-        """One row per finding: ``kind``, ``module``, ``severity``, ``message``, ``evidence`` (dict)."""
-        return pd.DataFrame(
-            {
-                "kind": [f.kind for f in self.findings],
-                "module": [f.module for f in self.findings],
-                "severity": [f.severity for f in self.findings],
-                "message": [f.message for f in self.findings],
-                "evidence": [dict(f.evidence) for f in self.findings],
-            },
-            columns=["kind", "module", "severity", "message", "evidence"],
-        )
-
-    def plot(self, ax: Any = None, **kwargs: Any) -> Any:
-        """:func:`netviz.plot.gradient_flow` of the report's records; returns the Axes."""
-        from netviz.plot.gradients import gradient_flow
-
-        return gradient_flow(self.records, ax=ax, **kwargs)
-
-    def __repr__(self) -> str:
-        n = len(self.findings)
-        counts = [
-            f"{k} {sev}" + ("s" if k > 1 else "")
-            for sev in ("error", "warning", "info")
-            if (k := sum(f.severity == sev for f in self.findings))
-        ]
-        steps = self.summary.get("steps", "?")
-        unit = "recorded step" if self.summary.get("source") == "records" else "batch"
-        unit = unit if steps == 1 else {"recorded step": "recorded steps", "batch": "batches"}[unit]
-        detail = f" ({', '.join(counts)})" if counts else ""
-        return f"<netviz.Report: {n} finding{'' if n == 1 else 's'}{detail}, {steps} {unit}>"
-
-    def __str__(self) -> str:
-        s = self.summary
-        head = f"netviz diagnosis of {s.get('model', 'records')}"
-        bits = []
-        if "steps" in s:
-            unit = "recorded step" if s.get("source") == "records" else "batch"
-            plural = {"recorded step": "recorded steps", "batch": "batches"}
-            bits.append(f"{s['steps']} {unit if s['steps'] == 1 else plural[unit]}")
-        if s.get("loss"):
-            bits.append(f"loss: {s['loss']}")
-        if s.get("mode"):
-            bits.append(f"{s['mode']} mode")
-        lines = [head + (f" ({', '.join(bits)})" if bits else ""), ""]
-        if not self.findings:
-            text = "No problems found. " + s.get("healthy", "Every value is within the thresholds.")
-            lines.extend(textwrap.wrap(text, width=91))
-            return "\n".join(lines)
-        counts = []
-        for sev in ("error", "warning", "info"):
-            n = sum(f.severity == sev for f in self.findings)
-            if n:
-                counts.append(f"{n} {sev}" + ("s" if n > 1 else ""))
-        total = len(self.findings)
-        lines.append(f"{total} finding{'s' if total > 1 else ''}: {', '.join(counts)}.")
-        for i, f in enumerate(self.findings, 1):
-            lines.append("")
-            lines.append(f"{i}. [{f.severity.upper()}] {KINDS[f.kind]} at `{f.module}`")
-            lines.extend(
-                textwrap.wrap(f.message, width=88, initial_indent="   ", subsequent_indent="   ")
-            )
-        return "\n".join(lines)
+    def ran(self) -> bool:
+        """True when the check ran (found something or nothing)."""
+        return self.status != "not_run"

@@ -1,75 +1,160 @@
-"""Network order of the modules in a record table, and record-table inputs.
+"""Record-table inputs of the analysis, and the network order of their modules.
 
-The monitor appends a step's entries in the order they were emitted: forward
-statistics (``activation_stats`` and other forward probes) in the order the
-forward hooks fired, that is in *execution order*, and gradient and weight
-statistics afterwards in model (registration) order. :func:`module_order`
-relies on that: the execution order of the first forward probe, then any
-module seen only by other probes in the order it first appears.
+Every record row carries ``step, skipped, phase, micro, module, call, order,
+probe, stat, value`` (the record model of :mod:`netviz.records.store`).
+``order`` is the execution order of the module's first call in its step;
+the analysis reads network order from it and never from row order, so a
+shuffled or sorted table gives the same diagnosis. Tables saved before those
+columns existed get the documented defaults here (``skipped`` False, ``phase``
+"train", ``micro`` 0 for forward rows and -1 for step-level rows, ``order``
+from first appearance within the step, the only time row order is read).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from netviz.records.store import validate_frame
 
-__all__ = ["FORWARD_PROBES", "as_records", "module_order"]
+__all__ = ["CONTRACT", "FORWARD_PROBES", "as_records", "module_order", "step_order"]
 
 #: Probes whose rows are emitted from forward hooks (execution order).
 FORWARD_PROBES: tuple[str, ...] = ("activation_stats", "unit_activity")
 
+#: Columns of the record model beyond ``step, module, call, probe, stat, value``.
+CONTRACT: tuple[str, ...] = ("skipped", "phase", "micro", "order")
+
+
+def _first_appearance_order(df: pd.DataFrame) -> np.ndarray:
+    """Default ``order`` of a legacy table: per step, forward rows first (execution order),
+    then modules seen only by step-level probes, in the order they first appear."""
+    out = np.zeros(len(df), dtype=np.int64)
+    for _, idx in df.groupby("step", sort=False).indices.items():
+        rows = df.iloc[idx]
+        fwd = rows.probe.isin(FORWARD_PROBES)
+        names = list(dict.fromkeys([*rows.module[fwd], *rows.module[~fwd]]))
+        rank = {m: i for i, m in enumerate(names)}
+        out[idx] = rows.module.map(rank).to_numpy()
+    return out
+
+
+def _with_contract(source: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (validated, same rows as ``source``) with every record-model column."""
+    fwd = table.probe.isin(FORWARD_PROBES).to_numpy()
+    defaults = {
+        "skipped": lambda: np.zeros(len(table), dtype=bool),
+        "phase": lambda: np.full(len(table), "train", dtype=object),
+        "micro": lambda: np.where(fwd, 0, -1).astype(np.int64),
+        "order": lambda: _first_appearance_order(table),
+    }
+    dtypes = {"skipped": bool, "phase": str, "micro": "int64", "order": "int64"}
+    for col in CONTRACT:
+        if col in table.columns:
+            values = table[col]
+        elif col in source.columns:
+            values = source[col].to_numpy()
+        else:
+            values = defaults[col]()
+        try:
+            table[col] = pd.Series(values, index=table.index).astype(dtypes[col])
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                f"record table: column {col!r} has values of the wrong type ({err})"
+            ) from err
+    return table
+
 
 def as_records(data: Any, *, name: str = "records") -> pd.DataFrame:
-    """A validated record table from a DataFrame, a Monitor or a Report.
+    """A validated record table, with every record-model column, from a DataFrame,
+    a Monitor or a Report.
 
     Raises
     ------
     TypeError
-        If ``data`` is none of these; the message names ``name``.
+        If ``data`` is none of these (a path: "load it with netviz.load(path)");
+        the message names ``name``.
+    ValueError
+        If a column is missing or holds values of the wrong type.
     """
+    if isinstance(data, (str, os.PathLike)):
+        raise TypeError(
+            f"`{name}` is a path ({str(data)!r}), not a record table: load it with "
+            f"netviz.load({str(data)!r}) and pass the DataFrame"
+        )
+    frame = None
     if isinstance(data, pd.DataFrame):
-        return validate_frame(data, source=f"`{name}`")
-    records = getattr(data, "records", None)
-    if isinstance(records, pd.DataFrame):  # a Report
-        return validate_frame(records, source=f"`{name}`")
-    to_pandas = getattr(data, "to_pandas", None)
-    if callable(to_pandas) and hasattr(data, "step_index"):  # a Monitor
-        return validate_frame(to_pandas(), source=f"`{name}`")
-    raise TypeError(
-        f"`{name}` must be a netviz record table (pandas DataFrame with columns step, module, "
-        f"call, probe, stat, value), a netviz.Monitor or a netviz.Report; got {type(data).__name__}"
-    )
+        frame = data
+    elif isinstance(getattr(data, "records", None), pd.DataFrame):  # a Report
+        frame = data.records
+    elif callable(getattr(data, "to_pandas", None)) and hasattr(data, "step_index"):  # a Monitor
+        frame = data.to_pandas()
+    if frame is None:
+        raise TypeError(
+            f"`{name}` must be a torch.nn.Module or a netviz record table (pandas DataFrame "
+            "with columns step, module, call, probe, stat, value, as from "
+            f"netviz.watch(...).to_pandas() or netviz.load(path)), a netviz.Monitor or a "
+            f"netviz.Report; got {type(data).__name__}"
+        )
+    return _with_contract(frame, validate_frame(frame, source=f"`{name}`"))
+
+
+def step_order(rows: pd.DataFrame) -> dict[str, int]:
+    """``{module: order}`` of the rows of one step (the smallest ``order`` of each module)."""
+    if "order" not in rows.columns:
+        rows = as_records(rows)
+    return {str(m): int(v) for m, v in rows.groupby("module", sort=True).order.min().items()}
 
 
 def module_order(records: pd.DataFrame) -> list[str]:
     """Modules of ``records`` in network (execution) order, input side first.
+
+    From the ``order`` column: each module's median order over the steps it
+    appears in (ties broken by name). A module with only step-level rows
+    (gradients, weights) in a table that has forward rows was not called as a
+    module (an attention ``out_proj`` used through its weight): it goes right
+    after its closest enclosing module, where its parameters act.
 
     Examples
     --------
     >>> df = pd.DataFrame({
     ...     "step": [0, 0, 0, 0], "module": ["b", "a", "a", "b"], "call": [0] * 4,
     ...     "probe": ["activation_stats", "activation_stats", "grad_norm", "grad_norm"],
-    ...     "stat": ["mean", "mean", "l2", "l2"], "value": [1.0, 2.0, 3.0, 4.0]})
+    ...     "stat": ["mean", "mean", "l2", "l2"], "value": [1.0, 2.0, 3.0, 4.0],
+    ...     "order": [0, 1, 1, 0]})
     >>> module_order(df)  # "b" ran first although it was registered second
     ['b', 'a']
-    >>> df.loc[4] = [0, "b.out", 0, "grad_norm", "l2", 5.0]  # never called, registered after "b"
-    >>> module_order(df)
-    ['b', 'b.out', 'a']
+    >>> module_order(df.iloc[::-1])  # row order does not matter
+    ['b', 'a']
     """
-    fwd = records[records.probe.isin(FORWARD_PROBES)]
-    order = list(dict.fromkeys(fwd.module))
-    # Modules without forward rows (never called, e.g. an attention out_proj
-    # used through its weight, or no forward probe recorded) go right after
-    # their predecessor in registration order, which the other probes follow.
-    placed = set(order)
-    previous: str | None = None
-    for m in dict.fromkeys(records.module[~records.probe.isin(FORWARD_PROBES)]):
-        if m not in placed:
-            at = order.index(previous) + 1 if previous is not None else 0
-            order.insert(at, m)
-            placed.add(m)
-        previous = m
+    if not len(records):
+        return []
+    if "order" not in records.columns:
+        records = as_records(records)
+    per_module = records.groupby("module", sort=True).order.median()
+    order = [str(m) for m, _ in sorted(per_module.items(), key=lambda kv: (kv[1], kv[0]))]
+    fwd = set(records.module[records.probe.isin(FORWARD_PROBES)])
+    if not fwd:
+        return order
+    for m in [m for m in order if m not in fwd]:
+        parent = next(
+            (p for p in _ancestors(m) if p in order and p != m),
+            None,
+        )
+        if parent is None:
+            continue
+        order.remove(m)
+        at = order.index(parent) + 1
+        while at < len(order) and order[at].startswith(parent + ".") and order[at] not in fwd:
+            at += 1  # keep several uncalled children of one module in their order
+        order.insert(at, m)
     return order
+
+
+def _ancestors(name: str) -> list[str]:
+    """Dotted-name ancestors of a module, closest first (``"a.b.c"`` -> ``["a.b", "a"]``)."""
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)]

@@ -23,6 +23,7 @@ from netviz.capture.distributed import StepGather
 from netviz.capture.probe import Probe, ProbeContext
 from netviz.capture.step_buffer import EVAL, TRAIN, Gather, StepBuffer
 from netviz.errors import NothingRecordedWarning
+from netviz.records.histograms import save_histograms
 from netviz.records.io import save_frame
 from netviz.records.store import STEP_LEVEL
 
@@ -335,8 +336,31 @@ class Monitor:
             phase, micro = self._phase, self._cur_micro
         self._buffer.add(self._probe_index[id(probe)], module, call, raw, sharded, phase, micro)
 
+    def _emit_many(
+        self, probe: Probe, modules: list[str], raw: torch.Tensor, sharded: list[bool]
+    ) -> None:
+        width = len(probe.raw_fields)
+        if raw.dim() != 2 or raw.shape != (len(modules), width):
+            raise ValueError(
+                f"probe {probe.name!r} emitted a block of shape {tuple(raw.shape)}; "
+                f"expected ({len(modules)}, {width}) for {len(modules)} modules and raw "
+                f"fields {probe.raw_fields}"
+            )
+        if not modules:
+            return
+        if self._closing:
+            phase, micro = TRAIN, STEP_LEVEL
+        else:
+            phase, micro = self._phase, self._cur_micro
+        calls = [0] * len(modules)
+        self._buffer.add_block(
+            self._probe_index[id(probe)], modules, calls, raw, sharded, phase, micro
+        )
+
     def _snapshot(self, probe: Probe, module: str, call: int, tensor: torch.Tensor) -> None:
-        self._buffer.add_snapshot(self._probe_index[id(probe)], module, call, tensor)
+        self._buffer.add_snapshot(
+            self._probe_index[id(probe)], module, call, tensor, self._phase, self._cur_micro
+        )
 
     def _track_handle(self, handle: Any) -> None:
         self._handles.append(handle)
@@ -501,8 +525,23 @@ class Monitor:
         self._buffer.materialize()
         return self._buffer.records.to_pandas()
 
+    def histograms(self) -> pd.DataFrame:
+        """Counts of the histogram probes (``activation_hist``, ``grad_hist``, ``weight_hist``).
+
+        A tidy table of its own (:mod:`netviz.records.histograms`): one row per
+        non-empty bin with ``step, skipped, phase, micro, module, call, order,
+        probe, kind, bin_lo, bin_hi, count``; the NaN, +Inf and -Inf counts
+        are rows of ``kind`` ``"nan"``, ``"posinf"``, ``"neginf"``.
+        """
+        self._buffer.materialize()
+        return self._buffer.histograms.to_pandas()
+
     def save(self, path: str | os.PathLike) -> os.PathLike | None:
         """Write the records to ``path``: Parquet (``.parquet``) or CSV (``.csv``).
+
+        Histograms (histogram probes) go to a sibling file in the same format,
+        ``run.parquet`` -> ``run.histograms.parquet``; read them with
+        :func:`netviz.load_histograms`.
 
         In a distributed run only rank 0 of the monitor's group keeps records
         (unless ``watch(..., all_ranks=True)``): on the other ranks this
@@ -510,7 +549,10 @@ class Monitor:
         """
         if isinstance(self._gather, StepGather) and not self._gather.keeps_records:
             return None
-        return save_frame(self.to_pandas(), path)
+        out = save_frame(self.to_pandas(), path, metadata=self._report_metadata())  # issue-16
+        if any(getattr(p, "table", None) == "histograms" for p in self._probes):
+            save_histograms(self.histograms(), out)  # run.parquet -> run.histograms.parquet
+        return out
 
     # --- issue #12: skipped statistics ---------------------------------------
     def _skip(self, probe: Probe, module: str, reason: str) -> None:
@@ -559,12 +601,39 @@ class Monitor:
             f"step={self._step}, every={self._every}>"
         )
 
+    # ---- issue-16: run metadata for reports, notebook display (port as one block) ----
+    def _report_metadata(self) -> dict[str, Any]:
+        """Facts about the run that the records lack (for ``save`` and ``netviz.report``)."""
+        import netviz
+
+        return {
+            "model": self._model_name,
+            "probes": [p.name for p in self._probes],
+            "every": self._every,
+            "steps": self._step,
+            "modules": [n for n, _ in self._modules] or None,
+            "netviz": netviz.__version__,
+            "torch": torch.__version__,
+        }
+
+    def _repr_html_(self) -> str:
+        from netviz.reporting.display import monitor_html
+
+        return monitor_html(self)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        from netviz.reporting.display import monitor_text
+
+        p.text(repr(self) if cycle else monitor_text(self))
+
 
 # ------------------------------------------------------------------ root hooks
 def _root_pre(ref: weakref.ref) -> Callable:
+    # On steps that are not recorded the root hooks cost one attribute check
+    # each, like the module hooks: nothing is tracked then.
     def hook(module: nn.Module, args: tuple) -> None:
         monitor = ref()
-        if monitor is not None and monitor._attached:
+        if monitor is not None and (monitor._recording or monitor._depth):
             monitor._root_begin()
 
     return hook
@@ -584,7 +653,7 @@ def _root_end(ref: weakref.ref) -> Callable:
     # always_call=True: also runs when the forward raised.
     def hook(module: nn.Module, args: tuple, output: Any) -> None:
         monitor = ref()
-        if monitor is not None and monitor._attached:
+        if monitor is not None and monitor._depth:
             monitor._root_end()
 
     return hook

@@ -153,6 +153,20 @@ class ProbeContext:
         """
         self._monitor._emit(self.probe, module, call, raw, sharded)
 
+    def emit_many(
+        self, modules: Sequence[str], raw: torch.Tensor, *, sharded: Sequence[bool] | bool = False
+    ) -> None:
+        """Add one row per module at once: ``raw`` is ``(len(modules), len(raw_fields))``.
+
+        For step-level probes that compute all modules' statistics in a few
+        batched calls (``call`` is 0); cheaper than one :meth:`emit` per module.
+        """
+        mods = list(modules)
+        flags = [bool(sharded)] * len(mods) if isinstance(sharded, bool) else list(sharded)
+        if len(flags) != len(mods):
+            raise ValueError(f"`sharded` has {len(flags)} entries for {len(mods)} modules")
+        self._monitor._emit_many(self.probe, mods, raw, flags)
+
     # --- issue #12: skipped statistics ---------------------------------------
     def skip(self, module: str, reason: str) -> None:
         """Record that a statistic of ``module`` was not taken, and why.
@@ -201,6 +215,11 @@ class ProbeContext:
         and while activation checkpointing recomputes a forward during backward.
         """
         return self._monitor.capturing
+
+    @property
+    def forward_index(self) -> tuple[str, int]:
+        """``(phase, micro)`` of the forward pass running now (see ``docs/watch.md``)."""
+        return self._monitor.phase, self._monitor._cur_micro
 
     @property
     def phase(self) -> str:

@@ -19,6 +19,7 @@ import torch
 
 from netviz.capture.distributed import StepGather
 from netviz.capture.probe import Probe
+from netviz.records.histograms import HistogramStore
 from netviz.records.store import RecordStore
 
 __all__ = ["EVAL", "PHASES", "TRAIN", "Gather", "StepBuffer"]
@@ -32,7 +33,9 @@ PHASES = ("train", "eval")
 
 
 class _Entry:
-    __slots__ = ("call", "micro", "module", "phase", "probe", "raw", "sharded")
+    """One emitted vector, or a block of ``n`` rows (``module``/``call``/``sharded`` lists)."""
+
+    __slots__ = ("call", "micro", "module", "n", "phase", "probe", "raw", "sharded")
 
     def __init__(
         self,
@@ -46,6 +49,21 @@ class _Entry:
     ):
         self.probe, self.module, self.call, self.raw = probe, module, call, raw
         self.sharded, self.phase, self.micro = sharded, phase, micro
+        self.n = 0  # 0: a single row; k > 0: a block of k rows
+
+
+def _block(
+    probe: int,
+    modules: list[str],
+    calls: list[int],
+    raw: torch.Tensor,
+    sharded: list[bool],
+    phase: int,
+    micro: int,
+) -> _Entry:
+    entry = _Entry(probe, modules, calls, raw.reshape(-1), sharded, phase, micro)  # type: ignore[arg-type]
+    entry.n = len(modules)
+    return entry
 
 
 class _PendingStep:
@@ -64,6 +82,13 @@ class _PendingStep:
     ):
         self.step, self.entries, self.host, self.event = step, entries, host, event
         self.orders, self.has_flag = orders, has_flag
+
+
+def _rows(e: _Entry) -> list[tuple[str, int, bool]]:
+    """``(module, call, sharded)`` of each row of an entry."""
+    if e.n:
+        return list(zip(e.module, e.call, e.sharded))  # type: ignore[arg-type]
+    return [(e.module, e.call, e.sharded)]
 
 
 def _to_host(buffer: torch.Tensor) -> tuple[torch.Tensor, Any]:
@@ -87,6 +112,7 @@ class StepBuffer:
         self.snapshots_open: list[tuple[int, str, int, torch.Tensor]] = []
         self._pending: list[_PendingStep] = []
         self.records = RecordStore()
+        self.histograms = HistogramStore()  # probes with table = "histograms" (#14)
         self.snapshots: dict[int, dict[tuple[str, str, int], torch.Tensor]] = {}
 
     # ------------------------------------------------------------- the open step
@@ -102,8 +128,29 @@ class StepBuffer:
     ) -> None:
         self.entries.append(_Entry(probe, module, call, raw, sharded, phase, micro))
 
-    def add_snapshot(self, probe: int, module: str, call: int, tensor: torch.Tensor) -> None:
-        self.snapshots_open.append((probe, module, call, tensor.detach().clone()))
+    def add_block(
+        self,
+        probe: int,
+        modules: list[str],
+        calls: list[int],
+        raw: torch.Tensor,
+        sharded: list[bool],
+        phase: int,
+        micro: int,
+    ) -> None:
+        """``len(modules)`` rows at once: ``raw`` is ``(len(modules), width)``."""
+        self.entries.append(_block(probe, modules, calls, raw, sharded, phase, micro))
+
+    def add_snapshot(
+        self,
+        probe: int,
+        module: str,
+        call: int,
+        tensor: torch.Tensor,
+        phase: int = TRAIN,
+        micro: int = 0,
+    ) -> None:
+        self.snapshots_open.append((probe, module, call, tensor.detach().clone(), phase, micro))
 
     def mark(self) -> tuple[int, int]:
         """A position to :meth:`rollback` to (start of a forward pass)."""
@@ -140,7 +187,9 @@ class StepBuffer:
             # Every rank takes part in the collective, even with nothing to send.
             buffer = self._pack(entries, flag)
             if isinstance(self._gather, StepGather):
-                layout = [(e.probe, e.phase, e.micro, e.module, e.call, e.sharded) for e in entries]
+                layout = [
+                    (e.probe, e.phase, e.micro, m, c, sh) for e in entries for m, c, sh in _rows(e)
+                ]
                 if has_flag:
                     layout.append(("skipped",))
                 gathered = self._gather.gather_step(buffer, step, layout)
@@ -156,9 +205,18 @@ class StepBuffer:
         if host is not None:
             self._pending.append(_PendingStep(step, entries, host, event, orders, has_flag))
         if self.snapshots_open:
+            # One snapshot per (probe, module, call) and step: that of the first
+            # training forward (micro-batch 0); a step without a training
+            # forward keeps its first eval forward's.
             names = [p.name for p in self._probes]
+            kept: dict[tuple[str, str, int], torch.Tensor] = {}
+            ranked = sorted(self.snapshots_open, key=lambda s: (s[4], s[5]))  # stable
+            for p, m, c, t, _, _ in ranked:
+                kept.setdefault((names[p], m, c), t)
+            # in call order, as the forward produced them
+            order = {(names[p], m, c): i for i, (p, m, c, *_) in enumerate(self.snapshots_open)}
             self.snapshots[step] = {
-                (names[p], m, c): t.to("cpu") for p, m, c, t in self.snapshots_open
+                k: kept[k].to("cpu") for k in sorted(kept, key=lambda k: order[k])
             }
         self.clear()
         if len(self._pending) > 1:
@@ -196,38 +254,94 @@ class StepBuffer:
         if pending.has_flag:
             skipped = bool(flat[0, -1] > 0)
             flat = flat[:, :-1]
+        # per probe: flat offsets of its rows, and the rows' keys
+        by_probe: dict[int, dict[str, list]] = {}
         offset = 0
-        by_probe: dict[int, list[tuple[_Entry, int]]] = {}
         for e in pending.entries:
-            by_probe.setdefault(e.probe, []).append((e, offset))
-            offset += len(self._probes[e.probe].raw_fields)
+            width = len(self._probes[e.probe].raw_fields)
+            acc = by_probe.get(e.probe)
+            if acc is None:
+                acc = by_probe[e.probe] = {
+                    "offset": [], "module": [], "call": [], "sharded": [], "phase": [],
+                    "micro": [],
+                }  # fmt: skip
+            if e.n:
+                acc["offset"].extend(range(offset, offset + e.n * width, width))
+                acc["module"].extend(e.module)
+                acc["call"].extend(e.call)
+                acc["sharded"].extend(e.sharded)
+                acc["phase"].extend([e.phase] * e.n)
+                acc["micro"].extend([e.micro] * e.n)
+                offset += e.n * width
+            else:
+                acc["offset"].append(offset)
+                acc["module"].append(e.module)
+                acc["call"].append(e.call)
+                acc["sharded"].append(e.sharded)
+                acc["phase"].append(e.phase)
+                acc["micro"].append(e.micro)
+                offset += width
         per_rank = getattr(self._gather, "per_rank", False)
         orders = pending.orders
         grids = []
-        for pi, items in by_probe.items():
+        for pi, acc in by_probe.items():
             probe = self._probes[pi]
             width = len(probe.raw_fields)
-            idx = np.array([o for _, o in items])[:, None] + np.arange(width)[None, :]
+            n = len(acc["offset"])
+            idx = np.asarray(acc["offset"])[:, None] + np.arange(width)[None, :]
             raw = flat[:, idx]  # (ranks, n, width)
+            if getattr(probe, "table", None) == "histograms":  # a table of their own
+                self._store_histograms(pending, probe, acc, raw, skipped)
+                continue
             if per_rank:  # each rank's own statistics, finalized separately
                 parts = list(enumerate(raw))
             elif raw.shape[0] > 1:
-                sharded = np.array([e.sharded for e, _ in items], dtype=bool)
-                parts = [(-1, probe.merge(raw, sharded))]
+                parts = [(-1, probe.merge(raw, np.asarray(acc["sharded"], dtype=bool)))]
             else:
                 parts = [(-1, raw[0])]
             keys = {
-                "module": [e.module for e, _ in items],
-                "call": [e.call for e, _ in items],
-                "phase": [e.phase for e, _ in items],
-                "micro": [e.micro for e, _ in items],
-                "order": [orders.setdefault(e.module, len(orders)) for e, _ in items],
+                "module": acc["module"],
+                "call": acc["call"],
+                "phase": acc["phase"],
+                "micro": acc["micro"],
+                "order": [orders.setdefault(m, len(orders)) for m in acc["module"]],
             }
             optional = np.array([s in probe.optional_stats for s in probe.stats], dtype=bool)
             for rank, merged in parts:
                 final = np.asarray(probe.finalize(merged), dtype=np.float64)
-                final = final.reshape(len(items), len(probe.stats))
+                final = final.reshape(n, len(probe.stats))
                 # optional statistics that are undefined (NaN) produce no row
                 keep = ~(np.isnan(final) & optional[None, :])
                 grids.append((keys, probe.name, probe.stats, final, keep, rank))
         self.records.append_grids(pending.step, grids, per_rank=per_rank, skipped=skipped)
+
+    def _store_histograms(
+        self,
+        pending: _PendingStep,
+        probe: Probe,
+        acc: dict[str, list],
+        raw: np.ndarray,
+        skipped: bool,
+    ) -> None:
+        """Counts ``raw`` ``(ranks, n, fields)`` of a histogram probe into :attr:`histograms`."""
+        orders = pending.orders
+        if getattr(self._gather, "per_rank", False):
+            parts: list[tuple[int | None, np.ndarray]] = list(enumerate(raw))
+        elif raw.shape[0] > 1:
+            parts = [(None, probe.merge(raw, np.asarray(acc["sharded"], dtype=bool)))]
+        else:
+            parts = [(None, raw[0])]
+        for rank, counts in parts:
+            self.histograms.append(
+                pending.step,
+                probe.name,
+                probe.grid.edges,  # type: ignore[attr-defined]
+                counts,
+                acc["module"],
+                acc["call"],
+                phases=[PHASES[p] for p in acc["phase"]],
+                micros=acc["micro"],
+                orders=[orders.setdefault(m, len(orders)) for m in acc["module"]],
+                skipped=skipped,
+                rank=rank,
+            )

@@ -1,4 +1,4 @@
-"""The ``netviz`` command line: ``netviz demo``, ``netviz gallery``, ``netviz diagnose``.
+"""The ``netviz`` command line: ``netviz demo``, ``gallery``, ``diagnose``, ``report``.
 
 Each subcommand lives in its own module with ``add_arguments(parser)`` and
 ``run(args) -> int``; this module only wires them together.
@@ -18,6 +18,7 @@ _COMMANDS = {
     "demo": ("netviz.cli.demo", "train a tiny net with probes; write a figure and a record file"),
     "gallery": ("netviz.cli.gallery", "list or build the lecture-figure gallery"),
     "diagnose": ("netviz.cli.diagnose", "diagnose a model on a batch and print the report"),
+    "report": ("netviz.cli.report", "write a self-contained HTML report of a record file"),
 }
 
 

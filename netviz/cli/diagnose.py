@@ -12,9 +12,10 @@ The function takes no arguments and returns ``(model, inputs)``,
 with those keys (``target`` and ``loss_fn`` optional); these go to
 :func:`netviz.diagnose` as they are.
 
-Exit status: 0 when the diagnosis ran (whatever it found), 1 with
-``--fail-on warning|error`` when a finding of that severity or worse was
-found, 2 for a TARGET that cannot be loaded or built.
+Exit status (:data:`EXIT_CODES`): 0 when the diagnosis ran with no finding at or
+above ``--fail-on`` (every run without ``--fail-on``), 1 when it found one, 2
+when TARGET or what it builds (model, batch) could not be loaded, 3 when the
+model raised (forward, loss or backward); the message names the module reached.
 """
 
 from __future__ import annotations
@@ -27,13 +28,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_arguments", "load_target", "run"]
+__all__ = ["EXIT_CODES", "add_arguments", "load_target", "run"]
 
 _SEVERITY = {"warning": 1, "error": 2}
+
+#: Exit status of ``netviz diagnose`` and what it means.
+EXIT_CODES: dict[int, str] = {
+    0: "the diagnosis ran; no finding at or above --fail-on (always without --fail-on)",
+    1: "a finding at or above --fail-on",
+    2: "TARGET could not be loaded, or what it built is not a model and batch diagnose accepts",
+    3: "the model raised (forward, loss or backward); the message names the module reached",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``netviz diagnose``."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = "exit status:\n" + "\n".join(
+        f"  {code}  {text}" for code, text in EXIT_CODES.items()
+    )
     parser.add_argument(
         "target",
         metavar="TARGET",
@@ -112,11 +125,11 @@ def _write_figures(report: Any, out: Path, fmt: str) -> list[Path]:
     import matplotlib.pyplot as plt
 
     from netviz.plot._style import savefig
-    from netviz.plot.gradients import gradient_flow, timestep_gradients
+    from netviz.plot.gradients import timestep_gradients
 
     written = []
-    ax = gradient_flow(report)
-    ax.set_title("gradient per layer")
+    ax = report.plot()  # the statistic the printed report quotes; the y axis names it
+    ax.set_title(f"{report.summary.get('statistic', 'gradient')} per layer")
     written.append(savefig(ax.figure, out / f"gradient_flow.{fmt}", bbox_inches="tight"))
     plt.close(ax.figure)
     if (report.records.probe == "timestep_grad").any():
@@ -128,15 +141,29 @@ def _write_figures(report: Any, out: Path, fmt: str) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``netviz diagnose``; returns the exit status."""
-    from netviz.analysis.diagnose import diagnose
+    from netviz.analysis.diagnose import ModelError, diagnose
 
     try:
         built = load_target(args.target)()
         kwargs = _unpack(built, args.target)
-    except (OSError, ImportError, AttributeError, ValueError, TypeError) as err:
-        print(f"netviz diagnose: cannot load {args.target}: {err}", file=sys.stderr)
+    except Exception as err:  # anything the user's build code raises: it could not load
+        print(
+            f"netviz diagnose: cannot load {args.target}: {type(err).__name__}: {err}",
+            file=sys.stderr,
+        )
         return 2
-    report = diagnose(**kwargs, train=not args.eval)
+    model = kwargs.pop("model")
+    try:
+        report = diagnose(model, **kwargs, train=not args.eval)
+    except ModelError as err:
+        print(f"netviz diagnose: {args.target}: {err}", file=sys.stderr)
+        return 3
+    except (TypeError, ValueError) as err:  # not a model, or a batch it cannot take
+        print(
+            f"netviz diagnose: {args.target}: cannot diagnose what build returned: {err}",
+            file=sys.stderr,
+        )
+        return 2
     print(report)
     if args.out:
         import matplotlib

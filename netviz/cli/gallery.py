@@ -129,26 +129,31 @@ def _build(args: argparse.Namespace) -> int:
         flush=True,
     )
     width = len(str(len(chosen)))
+    from netviz._progress import progress as make_progress
+
+    # A bar on a terminal (tqdm installed, TQDM_DISABLE unset); the per-figure
+    # lines are printed above it, and alone when there is no bar.
+    bar = make_progress(len(chosen), "gallery")
 
     def progress(res, done, total):
         status = "ok  " if res.ok else "FAIL"
         what = ", ".join(res.files) if res.ok else res.error.splitlines()[-1] if res.error else ""
-        print(
-            f"[{done:>{width}}/{total}] {status} {res.script.id:<4} {res.seconds:6.1f} s  {what}",
-            flush=True,
-        )
+        line = f"[{done:>{width}}/{total}] {status} {res.script.id:<4} {res.seconds:6.1f} s  {what}"
+        bar.write(line)
+        bar.update(1, res.script.id)
 
     start = time.perf_counter()
-    results = build(
-        chosen,
-        out,
-        jobs=args.jobs,
-        fmt=args.fmt,
-        fast=True if args.fast else None,
-        timeout=args.timeout,
-        dpi=args.dpi,
-        on_done=progress,
-    )
+    with bar:
+        results = build(
+            chosen,
+            out,
+            jobs=args.jobs,
+            fmt=args.fmt,
+            fast=True if args.fast else None,
+            timeout=args.timeout,
+            dpi=args.dpi,
+            on_done=progress,
+        )
     index = write_index(out, scripts, results, fmt=args.fmt)
     failed = [r for r in results if not r.ok]
     elapsed = time.perf_counter() - start

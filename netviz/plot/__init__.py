@@ -26,6 +26,9 @@ _LAZY = {
     "activation_distributions": "gradients",
     "stat_over_steps": "gradients",
     "timestep_gradients": "gradients",
+    "distributions_over_steps": "distributions",
+    "histograms_over_steps": "distributions",
+    "layer_histograms": "distributions",
 }
 
 __all__ = sorted(_LAZY)

@@ -226,8 +226,11 @@ def activation_distributions(
     ax
         Axes to draw on; a new figure if ``None``.
     bins, range
-        Histogram bins and value range (default: the 0.5-99.5 percentiles of
-        all layers together).
+        Histogram bins and value range (default: all values of all layers,
+        or their 0.5-99.5 percentiles where the extremes lie far out). Values outside the range are not put in the
+        edge bins: their counts are written at the ends of the ridge
+        (``◀ n``, ``n ▶``), NaN/Inf counts likewise; a real pile-up at a bound
+        inside the range (tanh saturating at ±1) stays in its bin.
 
     Returns
     -------
@@ -270,20 +273,32 @@ def activation_distributions(
 
 
 def _ridges(data: Mapping[str, Any], ax: Any, bins: int, range_: Any) -> Any:
+    from netviz.plot._histograms import draw_ridge
+
     arrays = {str(k): _values(v) for k, v in data.items()}
+    finite = {k: a[np.isfinite(a)] for k, a in arrays.items()}
     if range_ is None:
-        allv = np.concatenate([a for a in arrays.values() if a.size])
+        allv = np.concatenate([a for a in finite.values() if a.size] or [np.zeros(0)])
         lo, hi = np.percentile(allv, [0.5, 99.5]) if allv.size else (0.0, 1.0)
+        if allv.size and allv.max() - allv.min() <= 1.5 * (hi - lo):
+            lo, hi = allv.min(), allv.max()  # no far outliers: show everything (bounds too)
         range_ = (float(lo), float(hi) if hi > lo else float(lo) + 1.0)
     edges = np.linspace(range_[0], range_[1], bins + 1)
     n = len(arrays)
-    for i, a in enumerate(arrays.values()):
-        counts, _ = np.histogram(np.clip(a, edges[0], edges[-1]), bins=edges)
-        h = counts / counts.max() * 0.9 if counts.max() > 0 else counts.astype(float)
-        base = n - 1 - i
-        color = f"C{i % 10}"
-        ax.fill_between(edges[:-1], base, base + h, step="post", alpha=0.6, color=color)
-        ax.step(edges[:-1], base + h, where="post", color=color, lw=1)
+    for i, (name, a) in enumerate(finite.items()):
+        # values outside the range are counted at the ends, never put in the edge bins
+        inside = a[(a >= edges[0]) & (a <= edges[-1])]
+        counts, _ = np.histogram(inside, bins=edges)
+        draw_ridge(
+            ax,
+            n - 1 - i,
+            edges,
+            counts,
+            f"C{i % 10}",
+            below=int((a < edges[0]).sum()),
+            above=int((a > edges[-1]).sum()),
+            nonfinite=arrays[name].size - a.size,
+        )
     ax.set_yticks(np.arange(n)[::-1], list(arrays))
     ax.set_xlim(edges[0], edges[-1])
     ax.set_xlabel("activation value")
@@ -291,8 +306,7 @@ def _ridges(data: Mapping[str, Any], ax: Any, bins: int, range_: Any) -> Any:
 
 
 def _values(t: Any) -> np.ndarray:
-    a = np.asarray(t.detach().float().cpu() if hasattr(t, "detach") else t, dtype=float).ravel()
-    return a[np.isfinite(a)]
+    return np.asarray(t.detach().float().cpu() if hasattr(t, "detach") else t, dtype=float).ravel()
 
 
 def stat_over_steps(

@@ -6,16 +6,19 @@ pandas' text parser, and the result is validated against the record schema.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from netviz.records.store import validate_frame
 
-__all__ = ["load", "save_frame"]
+__all__ = ["load", "load_metadata", "save_frame"]
 
 _SUFFIXES = (".parquet", ".pq", ".csv")
+_META_KEY = b"netviz"  # issue-16: schema-metadata key of the run metadata
 
 
 def _format(path: Path) -> str:
@@ -39,10 +42,15 @@ def _need_pyarrow() -> None:
         ) from err
 
 
-def save_frame(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+def save_frame(
+    df: pd.DataFrame, path: str | os.PathLike, metadata: dict[str, Any] | None = None
+) -> Path:
     """Write a record table to ``path`` (``.parquet``/``.pq`` or ``.csv``); return the path.
 
     CSV keeps every float exactly (``%.17g``), including NaN and +-Inf.
+    ``metadata`` (JSON-serialisable facts about the run: model, probes, ...)
+    is kept in the Parquet schema under the key ``netviz``
+    (:func:`load_metadata`); CSV files cannot carry it.
     """
     path = Path(path)
     fmt = _format(path)
@@ -50,7 +58,15 @@ def save_frame(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "parquet":
         _need_pyarrow()
-        df.to_parquet(path, index=False, engine="pyarrow")
+        if metadata:  # issue-16: run metadata in the Parquet schema (read by load_metadata)
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(df, preserve_index=False)
+            extra = {_META_KEY: json.dumps(metadata, sort_keys=True, default=str)}
+            pq.write_table(table.replace_schema_metadata({**table.schema.metadata, **extra}), path)
+        else:
+            df.to_parquet(path, index=False, engine="pyarrow")
     else:
         df.to_csv(path, index=False, float_format="%.17g", na_rep="nan")
     return path
@@ -93,3 +109,28 @@ def load(path: str | os.PathLike) -> pd.DataFrame:
             na_values={"value": ["nan", "NaN"]},
         )
     return validate_frame(df, source=str(path))
+
+
+# issue-16: run metadata (model, probes, every, versions) saved with the records
+def load_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The run metadata :meth:`Monitor.save` kept in a Parquet file (``{}`` for CSV or none).
+
+    Keys written by :meth:`Monitor.save`: ``model``, ``probes``, ``every``,
+    ``steps``, ``modules``, ``netviz``, ``torch``.
+    """
+    path = Path(path)
+    if _format(path) != "parquet":
+        return {}
+    if not path.exists():
+        raise FileNotFoundError(f"no record file at {str(path)!r}")
+    _need_pyarrow()
+    import pyarrow.parquet as pq
+
+    raw = (pq.read_schema(path).metadata or {}).get(_META_KEY)
+    if raw is None:
+        return {}
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        return {}
+    return meta if isinstance(meta, dict) else {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -122,3 +123,69 @@ def test_docs_show_the_real_output(capsys):
     for target in (SIGMOID7, f"{SIGMOID7}:build_skip"):
         main(["diagnose", target])
         assert capsys.readouterr().out.strip() in doc
+
+
+def test_a_model_that_raises_exits_3_naming_the_module(tmp_path, capsys):
+    f = tmp_path / "broken.py"
+    f.write_text(
+        "import torch\n"
+        "def build():\n"
+        "    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(5, 2))\n"
+        "    return net, torch.randn(8, 4)\n"
+    )
+    assert main(["diagnose", str(f), "--fail-on", "warning"]) == 3
+    err = capsys.readouterr().err
+    assert "forward raised RuntimeError in `2` (Linear)" in err
+    assert "Traceback" not in err and len(err.splitlines()) <= 3
+
+
+def test_a_build_that_raises_or_returns_a_bad_batch_exits_2(tmp_path, capsys):
+    f = tmp_path / "nobuild.py"
+    f.write_text("def build():\n    raise OSError('no data here')\n")
+    assert main(["diagnose", str(f)]) == 2
+    assert "no data here" in capsys.readouterr().err
+    g = tmp_path / "badbatch.py"
+    g.write_text("import torch\ndef build():\n    return torch.nn.Linear(4, 2), 3\n")
+    assert main(["diagnose", str(g)]) == 2
+    assert "`inputs` must be" in capsys.readouterr().err
+
+
+def test_help_documents_the_exit_codes(capsys):
+    with pytest.raises(SystemExit):
+        main(["diagnose", "--help"])
+    out = capsys.readouterr().out
+    for code in ("0", "1", "2", "3"):
+        assert f"\n  {code}  " in out
+    assert "the model raised" in out
+
+
+def test_figure_shows_the_statistic_the_report_quotes(tmp_path, capsys):
+    import matplotlib.pyplot as plt
+
+    from netviz.analysis import diagnose
+
+    spec = importlib.util.spec_from_file_location("s7", SIGMOID7)
+    s7 = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(s7)
+    report = diagnose(*s7.build())
+    ax = report.plot()
+    assert ax.get_ylabel() == "gradient RMS"
+    f = report.findings[0]
+    # the plotted points are the RMS values the message quotes
+    ys = dict(zip([t.get_text() for t in ax.get_xticklabels()], ax.get_lines()[0].get_ydata()))
+    assert ys["inp"] == pytest.approx(f.evidence["input_side"])
+    assert ys["out"] == pytest.approx(f.evidence["output_side"])
+    plt.close(ax.figure)
+    assert main(["diagnose", SIGMOID7, "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "gradient_flow.png").read_bytes()[:4] == b"\x89PNG"
+    capsys.readouterr()
+
+
+def test_docs_nan_example_prints_what_the_docs_show(capsys):
+    doc = (ROOT / "docs" / "diagnose.md").read_text()
+    section = doc.split("## A NaN during training")[1]
+    code = section.split("```python\n")[1].split("```")[0]
+    exec(compile(code, "diagnose.md", "exec"), {"__name__": "__docs__"})
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("netviz diagnosis of records (8 recorded steps)")
+    assert out in doc

@@ -209,13 +209,14 @@ def test_rnn_vanishes_and_explodes_through_time():
     x = 1e-3 * torch.randn(40, 8, 2)
     torch.manual_seed(0)
     small = diagnose(RNNClassifier(0.5), x)
-    (f,) = small.by_kind("vanishing_gradients")
+    # through time only (the tiny inputs also make the depth flow vanish at `rnn`)
+    (f,) = [f for f in small.by_kind("vanishing_gradients") if "through_time" in f.evidence]
     assert f.module == "rnn" and f.severity == "error"
     assert f.evidence["sigma_max_w_hh"] == pytest.approx(0.5, rel=1e-5)
     assert f.evidence["ratio"] < 1e-6
     torch.manual_seed(0)
     large = diagnose(RNNClassifier(1.5), x)
-    found = [f for f in large.by_kind("exploding_gradients") if f.module == "rnn"]
+    found = [f for f in large.by_kind("exploding_gradients") if "through_time" in f.evidence]
     assert found and found[0].evidence["ratio"] > 1e3
     assert found[0].evidence["sigma_max_w_hh"] == pytest.approx(1.5, rel=1e-5)
     assert "t = 0" in found[0].message

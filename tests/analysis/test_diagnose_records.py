@@ -49,13 +49,15 @@ def test_healthy_training_run_has_no_findings():
     torch.manual_seed(1)
     report = diagnose(_train(_mlp(), lr=0.05))
     assert report.findings == [], str(report)
-    assert report.summary == {
-        "model": "records",
-        "source": "records",
-        "steps": 6,
-        "healthy": report.summary["healthy"],
-    }
+    s = report.summary
+    assert (s["model"], s["source"], s["steps"], s["layers"]) == ("records", "records", 6, 2)
+    assert s["depth_layers"] == ["0", "2"] and s["statistic"] == "gradient RMS"
     assert str(report).startswith("netviz diagnosis of records (6 recorded steps)")
+    # what ran is said, and what could not run is not claimed
+    assert report.check("update_ratio").status == "clear"
+    assert report.check("gradient_trend").status == "clear"
+    assert report.check("dead_units").status == "not_run"  # no unit_activity recorded
+    assert "no dead" not in str(report)
 
 
 def test_trend_over_steps_reports_when_it_started():
@@ -98,12 +100,14 @@ def test_first_nonfinite_step_is_named():
 
 def test_records_mode_rejects_model_arguments_and_bad_tables():
     records = _train(_mlp(), lr=0.05, steps=2)
-    with pytest.raises(TypeError, match=r"`model` must be a torch\.nn\.Module"):
+    with pytest.raises(TypeError, match=r"`inputs`, `target` and `loss_fn` are for diagnosing a"):
         diagnose(records, torch.randn(2, 8))
-    with pytest.raises(ValueError, match="missing column"):
+    with pytest.raises(ValueError, match=r"`model_or_records` is not a netviz record table"):
         diagnose(pd.DataFrame({"step": [0]}))
-    with pytest.raises(TypeError, match="record table"):
+    with pytest.raises(TypeError, match=r"load it with netviz\.load\('records\.parquet'\)"):
         diagnose("records.parquet")
+    with pytest.raises(TypeError, match=r"`model_or_records` must be a torch\.nn\.Module or"):
+        diagnose(3)
 
 
 def test_saved_and_loaded_records_diagnose_the_same(tmp_path):

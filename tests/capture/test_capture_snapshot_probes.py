@@ -92,17 +92,37 @@ class SdpaNet(nn.Module):
         return self.out(F.scaled_dot_product_attention(q, q, q, is_causal=True)[:, 0])
 
 
-def test_sdpa_module_called_twice_per_step():
+def test_sdpa_model_run_twice_per_step_keeps_the_first_micro_batch():
+    # two forwards in one step are two micro-batches: the step keeps micro-batch 0's
     net = SdpaNet()
     x = torch.randn(2, 3, 4)
     with netviz.watch(net, probes=["attention", "activation_stats"]) as mon:
         net(x)
-        net(x)
+        net(x * 2)
         mon.step()
     snaps = mon.snapshots()[0]
-    assert set(snaps) == {("attention", "", 0), ("attention", "", 1)}
+    assert set(snaps) == {("attention", "", 0)}
     q = net.attn.q(x)[:, None].detach()
-    torch.testing.assert_close(snaps[("attention", "", 1)], sdpa_reference(q, q, is_causal=True))
+    torch.testing.assert_close(snaps[("attention", "", 0)], sdpa_reference(q, q, is_causal=True))
+    assert list(snapshot_tensors(mon)) == [""]
+    acts = mon.to_pandas().query("module == 'out' and stat == 'numel'")
+    assert acts.micro.tolist() == [0, 1] and acts.call.tolist() == [0, 0]
+
+
+class SdpaTwice(SdpaNet):
+    def forward(self, x):
+        q = self.attn.q(x)[:, None]
+        h = F.scaled_dot_product_attention(q, q, q, is_causal=True)
+        return self.out(F.scaled_dot_product_attention(h, h, h)[:, 0])
+
+
+def test_sdpa_twice_in_one_forward_gives_calls_0_and_1():
+    net = SdpaTwice()
+    x = torch.randn(2, 3, 4)
+    with netviz.watch(net, probes=["attention"]) as mon:
+        net(x)
+        mon.step()
+    assert set(mon.snapshots()[0]) == {("attention", "", 0), ("attention", "", 1)}
     assert list(snapshot_tensors(mon)) == ["#0", "#1"]
 
 

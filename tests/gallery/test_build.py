@@ -213,8 +213,9 @@ def test_contact_sheet_lists_every_figure_with_relative_links(tmp_path):
     assert '<img src="A1_good.png"' in page and "Good &lt;figure&gt;" in page
     assert "Lecture topic: Testing (notes 000)" in page
     assert "Build failed." in page and "ValueError: nope" in page
-    assert "Not built yet." in page  # C1
-    assert "A. Perceptrons and MLPs" in page and "C. Optimisation" in page
+    assert 'Not built yet: <span title="Toy figure">C1</span>.' in page  # no empty card
+    assert "2 of 3 figures built in this run, 1 failed; 1 not built yet." in page
+    assert "A. Perceptrons and MLPs" in page and "B. Depth, gradients, initialisation" in page
     assert 'src="/' not in page and 'href="/' not in page  # links are relative
 
 

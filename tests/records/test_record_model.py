@@ -521,3 +521,22 @@ def test_capture_attention_warns_when_it_cannot_see_the_attention():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a model without attention: nothing to say
         assert netviz.capture_attention(mlp(), torch.randn(1, 6)) == {}
+
+
+def test_snapshots_of_a_step_come_from_its_training_forward():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU())
+    opt = torch.optim.SGD(net.parameters(), lr=0.0)
+    train_x, val_x = torch.randn(2, 1, 5, 5), torch.randn(2, 1, 5, 5) + 10
+    with netviz.watch(net, probes=["feature_maps"], optimizer=opt) as mon:
+        for _ in range(2):
+            with torch.no_grad():
+                net(val_x)  # validation first: it runs during the step, before training
+            opt.zero_grad()
+            net(train_x).sum().backward()
+            net(train_x * 0).sum().backward()  # a second micro-batch
+            opt.step()
+    want = net[0](train_x)[:1].detach()
+    for step in (0, 1):
+        got = mon.snapshots()[step][("feature_maps", "0", 0)]
+        torch.testing.assert_close(got, want)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from netviz.capture.probes.activation import ActivationStats
 from netviz.capture.probes.gradients import GradNorm, GradStats
+from netviz.capture.probes.histograms import ActivationHist, GradHist, WeightHist
 from netviz.capture.probes.snapshots import AttentionSnapshots, FeatureMapSnapshots
 from netviz.capture.probes.timestep import TimestepGrad
 from netviz.capture.probes.units import UnitActivity
@@ -15,13 +16,16 @@ from netviz.capture.probes.weights import WeightStats
 
 __all__ = [
     "BUILTIN_PROBES",
+    "ActivationHist",
     "ActivationStats",
     "AttentionSnapshots",
     "FeatureMapSnapshots",
+    "GradHist",
     "GradNorm",
     "GradStats",
     "TimestepGrad",
     "UnitActivity",
+    "WeightHist",
     "WeightStats",
 ]
 
@@ -29,13 +33,16 @@ __all__ = [
 BUILTIN_PROBES = {
     cls.name: cls
     for cls in (
+        ActivationHist,
         ActivationStats,
         AttentionSnapshots,
         FeatureMapSnapshots,
+        GradHist,
         GradNorm,
         GradStats,
         TimestepGrad,
         UnitActivity,
+        WeightHist,
         WeightStats,
     )
 }

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from netviz.capture._compat import own_parameters
 from netviz.capture.probe import Probe, ProbeContext
 from netviz.capture.stats import (
     MOMENT_FIELDS,
@@ -66,7 +67,7 @@ def module_grads(ctx: ProbeContext) -> list[tuple[str, list[torch.Tensor], bool]
     unscale = ctx.grad_unscale  # a skipped fused-optimizer step leaves .grad scaled
     for name, module in ctx.modules:
         grads, sharded, reason = [], False, ""
-        for p in module.parameters(recurse=False):
+        for p in own_parameters(module):
             if p.requires_grad and p.grad is not None:
                 g, s = local_tensor(p.grad.detach())
                 dense, _, reason = readable_tensor(g)
@@ -167,9 +168,17 @@ class GradNorm(Probe):
 
     def on_step_end(self, ctx: ProbeContext) -> None:
         found = module_grads(ctx)
-        sums = _sum_sq_norms([g for _, g, _ in found], self._scratch)
-        for (name, _, sharded), sq in zip(found, sums):
-            ctx.emit(name, sq.reshape(1), sharded=sharded)
+        if not found:
+            return
+        # one fused sum of squares over every gradient, then a segment sum per
+        # module: a handful of calls per step whatever the number of modules
+        flat = [g for _, grads, _ in found for g in grads]
+        sq = stacked_sum_squares(flat, self._scratch)
+        owner = torch.tensor(
+            [i for i, (_, grads, _) in enumerate(found) for _ in grads], device=sq.device
+        )
+        sums = torch.zeros(len(found), dtype=sq.dtype, device=sq.device).index_add_(0, owner, sq)
+        ctx.emit_many([n for n, _, _ in found], sums[:, None], sharded=[s for _, _, s in found])
 
     def finalize(self, raw: np.ndarray) -> np.ndarray:
         return np.sqrt(raw)

@@ -50,7 +50,9 @@ class AttentionSnapshots(Probe):
     module, lies inside one, or contains one (with the default selection:
     every attention). Each snapshot is ``(batch, heads, L, S)`` on the CPU,
     under ``(\"attention\", module, call)`` where ``call`` counts that
-    module's attentions within the step.
+    module's attentions within one forward pass. A step keeps the snapshots
+    of its first training forward (micro-batch 0); a step without one keeps
+    its first eval forward's.
 
     Examples
     --------
@@ -73,7 +75,7 @@ class AttentionSnapshots(Probe):
     )
 
     def __init__(self) -> None:
-        self._step_counts: tuple[int, dict[str, int]] = (-1, {})
+        self._step_counts: tuple[Any, dict[str, int]] = (None, {})
         self._capture: Any = None
 
     def forward_context(self, ctx: ProbeContext) -> Any:
@@ -95,10 +97,12 @@ class AttentionSnapshots(Probe):
             return any(name.startswith(s + ".") for s in selected if s)
 
         def on_record(name: str, probs: torch.Tensor) -> None:
-            step, counts = self._step_counts
-            if step != ctx.step:
+            # calls count per forward pass, as for the other probes
+            where, counts = self._step_counts
+            now = (ctx.step, *ctx.forward_index)
+            if where != now:
                 counts = {}
-                self._step_counts = (ctx.step, counts)
+                self._step_counts = (now, counts)
             call = counts.get(name, 0)
             counts[name] = call + 1
             ctx.snapshot(name, probs, call=call)

@@ -1,0 +1,161 @@
+/*
+ * One-pass histograms of a dense float32/float64 array on fixed bin grids,
+ * for netviz's histogram probes on CPU (see netviz/capture/_fused_hist.py,
+ * which compiles this file at first use, and netviz/capture/histogram.py for
+ * the grids and the layout of the counts).
+ *
+ * Every function ADDS the counts of x[0..n) to out[] (float64, exact up to
+ * 2**53 per bin), so several tensors (a module's parameter gradients) fill
+ * one histogram without being concatenated. out[] holds the finite bins in
+ * ascending value order, then the NaN, +Inf and -Inf counts.
+ *
+ * Log grid (netviz_hist_log_*): the bin of a finite value is read off its bit
+ * pattern. IEEE magnitudes order like their bit patterns, and bits >> shift
+ * (shift = mantissa bits - log2(bins per octave)) is octave * per_octave +
+ * the top mantissa bits: one subtraction and one shift give the magnitude
+ * bin. Bins are half-open [lo, hi) in value space, as numpy.histogram's: a
+ * negative x = -m lies in [-b, -a) when a < m <= b, which is the magnitude
+ * bin of the pattern just below m's (bits - 1). Zero (also -0.0) has its own
+ * bin.
+ *
+ * Linear grid (netviz_hist_lin_*): bin = floor((x - lo) / width), then
+ * corrected by comparing x with the float64 edges themselves, so a value
+ * exactly on an edge lands where numpy.histogram puts it.
+ *
+ * Threads (OpenMP, which must be PyTorch's own runtime: the loader checks)
+ * take contiguous runs of the array; each counts into LANES private
+ * histograms (consecutive elements go to different lanes, so a run of equal
+ * bins does not serialise on one counter), merged at the end.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <omp.h>
+
+#define MAX_THREADS 256
+#define LANES 4
+/* below this many elements a parallel region costs more than it saves */
+#define PARALLEL_MIN (1 << 16)
+#define BLOCK 512
+
+/* Each thread counts blocks of BLOCK elements: a vectorised loop (`omp
+ * simd`, branch-free) writes the block's bin indices to a small buffer, then
+ * a scalar loop adds them to LANES private histograms (consecutive elements go
+ * to different lanes, so a run of equal bins does not serialise on one
+ * counter). INDEX_BLOCK(p, m, ix) fills ix[0..m) for the block at p; FIX(p, j,
+ * k) may correct index k of element j in the scalar loop. Counts of all
+ * threads and lanes are summed into out[0..nf) at the end.
+ * Returns 0, or -1 when out of memory (out untouched). */
+#define HIST_DRIVER(T, UINT, SINT, BITS, EXP, INDEX_BLOCK, FIX)                                           \
+    int nt = n >= PARALLEL_MIN ? omp_get_max_threads() : 1;                        \
+    if (nt > MAX_THREADS) nt = MAX_THREADS;                                        \
+    if (nt < 1) nt = 1;                                                            \
+    int64_t *parts = (int64_t *)calloc((size_t)nt * LANES * (size_t)nf, sizeof(int64_t)); \
+    if (!parts) return -1;                                                         \
+    int used = 1;                                                                  \
+    _Pragma("omp parallel num_threads(nt) if(nt > 1)")                             \
+    {                                                                              \
+        int t = omp_get_thread_num(), T_ = omp_get_num_threads();                  \
+        int64_t lo_i = n * t / T_, hi_i = n * (t + 1) / T_;                        \
+        int64_t *h = parts + (size_t)t * LANES * (size_t)nf;                       \
+        int32_t ix[BLOCK];                                                         \
+        for (int64_t start = lo_i; start < hi_i; start += BLOCK) {                 \
+            const T *p = x + start;                                                \
+            int64_t m = hi_i - start < BLOCK ? hi_i - start : BLOCK;               \
+            INDEX_BLOCK(T, UINT, SINT, BITS, EXP, p, m, ix);                                                 \
+            int64_t j = 0;                                                         \
+            for (; j + LANES <= m; j += LANES) {                                   \
+                h[FIX(p, j, ix[j])]++;                                             \
+                h[nf + FIX(p, j + 1, ix[j + 1])]++;                                \
+                h[2 * nf + FIX(p, j + 2, ix[j + 2])]++;                            \
+                h[3 * nf + FIX(p, j + 3, ix[j + 3])]++;                            \
+            }                                                                      \
+            for (; j < m; j++) h[FIX(p, j, ix[j])]++;                              \
+        }                                                                          \
+        if (t == 0) used = T_;                                                     \
+    }                                                                              \
+    for (int64_t k = 0; k < nf; k++) {                                             \
+        int64_t s = 0;                                                             \
+        for (int64_t j = 0; j < (int64_t)used * LANES; j++) s += parts[j * nf + k]; \
+        out[k] += (double)s;                                                       \
+    }                                                                              \
+    free(parts);                                                                   \
+    return 0;
+
+#define NO_FIX(p, j, k) (k)
+
+/* LOG_FN(name, T, UINT, SINT, BITS, EXP): log grid with nm magnitude bins per
+ * sign; lo = bit pattern of the smallest magnitude edge, shift as above.
+ * Layout (nf = 2 nm + 8): 0 = [-inf, -max), 1..nm negative magnitudes
+ * (descending), nm+1 = [-min, 0), nm+2 = zero, nm+3 = (0, min),
+ * nm+4..2nm+3 positive magnitudes, 2nm+4 = [max, inf), then NaN, +Inf, -Inf.
+ * The index arithmetic is signed (SINT): below lo, d >> shift is negative.
+ */
+#define LOG_FN(name, T, UINT, SINT, BITS, EXP)                                     \
+    int name(const T *x, int64_t n, uint64_t lo_bits, int shift, int64_t nm_, double *out) { \
+        const SINT lo = (SINT)lo_bits, nm = (SINT)nm_;                             \
+        const int64_t nf = 2 * nm_ + 8;                                            \
+        if (n <= 0) return 0;                                                      \
+        HIST_DRIVER(T, UINT, SINT, BITS, EXP, LOG_BLOCK, NO_FIX)                                          \
+    }
+#define LOG_BLOCK(T, UINT, SINT, BITS, EXP, p, m, ix)                                                        \
+    _Pragma("omp simd")                                                            \
+    for (int64_t j = 0; j < (m); j++) {                                            \
+        UINT b;                                                                    \
+        memcpy(&b, (p) + j, sizeof b);                                             \
+        SINT neg = (SINT)(b >> (BITS - 1));                                        \
+        SINT u = (SINT)(b & ~((UINT)1 << (BITS - 1)));                             \
+        SINT c = ((u - neg - lo) >> shift) + 1;                                    \
+        c = c < 0 ? 0 : c;                                                         \
+        c = c > nm + 1 ? nm + 1 : c;                                               \
+        SINT k = nm + 3 + c - neg * (2 + 2 * c);                                   \
+        k = u == 0 ? nm + 2 : k;                                                   \
+        SINT sp = u > (SINT)(EXP) ? 2 * nm + 5 : 2 * nm + 6 + neg;                 \
+        (ix)[j] = (int32_t)(u >= (SINT)(EXP) ? sp : k);                            \
+    }
+
+/* LIN_FN: linear grid, nb bins between e[0] and e[nb]; layout (nf = nb + 5):
+ * 0 = below e[0], 1..nb the bins, nb+1 = at or above e[nb], then NaN, +Inf, -Inf.
+ * The vectorised loop guesses floor((x - e[0]) / width); the scalar loop
+ * moves the guess to the bin whose float64 edges hold x (LIN_FIX). */
+#define LIN_FN(name, T, UINT, SINT, BITS, EXP)                                     \
+    int name(const T *x, int64_t n, const double *e, int64_t nb_, double *out) {   \
+        const int32_t nb = (int32_t)nb_;                                           \
+        const int64_t nf = nb_ + 5;                                                \
+        const double e0 = e[0], inv = (double)nb_ / (e[nb_] - e[0]);               \
+        if (n <= 0) return 0;                                                      \
+        HIST_DRIVER(T, UINT, SINT, BITS, EXP, LIN_BLOCK, LIN_FIX)                                         \
+    }
+#define LIN_BLOCK(T, UINT, SINT, BITS, EXP, p, m, ix)                                                        \
+    _Pragma("omp simd")                                                            \
+    for (int64_t j = 0; j < (m); j++) {                                            \
+        UINT b;                                                                    \
+        memcpy(&b, (p) + j, sizeof b);                                             \
+        SINT neg = (SINT)(b >> (BITS - 1));                                        \
+        SINT u = (SINT)(b & ~((UINT)1 << (BITS - 1)));                             \
+        double t = ((double)(p)[j] - e0) * inv;                                    \
+        t = t < -1.0 ? -1.0 : t;                                                   \
+        t = t > (double)nb ? (double)nb : t;                                       \
+        int32_t k = (int32_t)(t + 1.0); /* floor(t) + 1: 0 .. nb + 1 */           \
+        int32_t sp = u > (SINT)(EXP) ? nb + 2 : nb + 3 + (int32_t)neg;             \
+        (ix)[j] = u >= (SINT)(EXP) ? sp : k;                                       \
+    }
+#define LIN_FIX(p, j, k) lin_fix((double)(p)[j], (k), e, nb)
+
+static inline int32_t lin_fix(double v, int32_t k, const double *e, int32_t nb) {
+    if (k > nb + 1) return k; /* NaN or an infinity */
+    /* bin k holds [e[k-1], e[k]) with e[-1] = -inf, e[nb+1] = +inf */
+    while (k > 0 && v < e[k - 1]) k--;
+    while (k <= nb && v >= e[k]) k++;
+    return k;
+}
+
+LOG_FN(netviz_hist_log_f32, float, uint32_t, int32_t, 32, 0x7f800000)
+LOG_FN(netviz_hist_log_f64, double, uint64_t, int64_t, 64, 0x7ff0000000000000ll)
+LIN_FN(netviz_hist_lin_f32, float, uint32_t, int32_t, 32, 0x7f800000)
+LIN_FN(netviz_hist_lin_f64, double, uint64_t, int64_t, 64, 0x7ff0000000000000ll)
+
+/* the OpenMP runtime's thread count, to check that it is PyTorch's */
+int netviz_hist_omp_max_threads(void) { return omp_get_max_threads(); }
+void netviz_hist_omp_set_num_threads(int n) { omp_set_num_threads(n); }
