@@ -347,6 +347,9 @@ def host_costs(
 
         return wrapped
 
+    if not hasattr(mon, "_buffer"):  # an older netviz (before the step buffer): no breakdown
+        mon.detach()
+        return {f"host_{k}": float("nan") for k in spent}
     mon._on_forward = timer("forward", mon._on_forward)
     mon._root_begin = timer("forward", mon._root_begin)
     mon._root_end = timer("forward", mon._root_end)

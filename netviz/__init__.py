@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from netviz import sinks  # light: tracker sinks import their tracker on first use
 from netviz.capture import Monitor, Probe, ProbeContext, watch
 from netviz.errors import NetvizWarning, NothingRecordedWarning
 from netviz.records import load
@@ -34,6 +35,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "conv_filters": ("netviz.capture.filters", "conv_filters"),
     "diagnose": ("netviz.analysis", "diagnose"),
     "layermath": ("netviz.layermath", None),
+    "integrations": ("netviz.integrations", None),
     "load_histograms": ("netviz.records.histograms", "load_histograms"),
     "load_tensors": ("netviz.capture.tensorfile", "load_tensors"),
     "plot": ("netviz.plot", None),
@@ -61,6 +63,7 @@ __all__ = [
     "capture_positional_encoding",
     "conv_filters",
     "diagnose",
+    "integrations",
     "layermath",
     "load",
     "load_histograms",
@@ -69,6 +72,7 @@ __all__ = [
     "record_attention",
     "report",
     "save_tensors",
+    "sinks",
     "sinusoidal_encoding",
     "summary",
     "watch",

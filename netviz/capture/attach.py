@@ -14,6 +14,7 @@ from netviz.capture.monitor import Gather, Monitor
 from netviz.capture.probe import Probe
 from netviz.capture.probes import BUILTIN_PROBES
 from netviz.capture.selection import ModuleSelector, select_modules
+from netviz.sinks.base import as_sink_list  # issue #15
 
 __all__ = ["DEFAULT_PROBES", "resolve_probes", "watch"]
 
@@ -68,6 +69,8 @@ def watch(
     per_rank: bool = False,
     process_group: Any = None,
     all_ranks: bool = False,
+    sinks: Any = None,
+    keep: bool = True,
 ) -> Monitor:
     """Attach probes to ``model`` and return a :class:`Monitor`.
 
@@ -126,6 +129,15 @@ def watch(
         Distributed runs only: keep the records on every rank (for example
         to take the same decision everywhere); by default only rank 0 keeps
         them and :meth:`Monitor.save` writes nothing on the other ranks.
+    sinks
+        Where each recorded step also goes once it is on the host: a
+        :mod:`netviz.sinks` object (``TensorBoard``, ``Wandb``, ``MLflow``,
+        ``Parquet``), any callable ``(step, table)``, or a list of them. See
+        ``docs/integrations.md``.
+    keep
+        ``False`` keeps no records in memory (they only go to ``sinks``, for
+        example a :class:`netviz.sinks.Parquet` folder, so a long run's memory
+        stays flat); :meth:`Monitor.to_pandas` then raises.
 
     Returns
     -------
@@ -190,6 +202,8 @@ def watch(
         per_rank=per_rank,
         process_group=process_group,
         all_ranks=all_ranks,
+        sinks=sinks,
+        keep=keep,
     )
 
 
@@ -207,6 +221,8 @@ def _watch(
     per_rank: bool = False,
     process_group: Any = None,
     all_ranks: bool = False,
+    sinks: Any = None,
+    keep: bool = True,
 ) -> Monitor:
     if not isinstance(model, nn.Module):
         raise TypeError(
@@ -235,6 +251,14 @@ def _watch(
         )
     if not isinstance(record_eval, bool):
         raise TypeError(f"`eval` must be a bool, got {type(record_eval).__name__}")
+    sink_list = as_sink_list(sinks)  # issue #15
+    if not isinstance(keep, bool):
+        raise TypeError(f"`keep` must be True or False, got {keep!r}")
+    if not keep and not sink_list:
+        raise ValueError(
+            "watch(..., keep=False) keeps no records in memory, so it needs a sink to send them "
+            "to, e.g. sinks=[netviz.sinks.Parquet('run.parquet')]"
+        )
     resolved = resolve_probes(probes)
     selected = select_modules(model, modules)
     if gather is None:
@@ -256,4 +280,6 @@ def _watch(
         gather,
         scaler=scaler,
         record_eval=record_eval,
+        sinks=sink_list,  # issue #15
+        keep=keep,
     )

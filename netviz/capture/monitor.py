@@ -104,6 +104,8 @@ class Monitor:
         *,
         scaler: Any = None,
         record_eval: bool = True,
+        sinks: Sequence[Any] = (),
+        keep: bool = True,
     ):
         self._probes = list(probes)
         self._probe_index = {id(p): i for i, p in enumerate(self._probes)}  # hot path: per emit
@@ -115,7 +117,7 @@ class Monitor:
         self._record_eval = record_eval
         self._handles: list = []
         self._step_handles: list = []  # removed when the step closes
-        self._buffer = StepBuffer(self._probes, gather)
+        self._buffer = StepBuffer(self._probes, gather, sinks, keep)  # issue #15: sinks, keep
         # forward-pass state (see docs/watch.md, "What a step is")
         self._calls: dict[str, int] = {}  # call index per module within one forward pass
         self._order: dict[str, int] = {}  # execution order of first calls within the step
@@ -197,6 +199,8 @@ class Monitor:
                     self._warn_unclosed()
                 if not self._buffer.empty or self._train_forwards:
                     self._close(explicit=False)
+            if self._buffer.sinks:  # issue #15: sinks get the last step before detach returns
+                self.flush()
         finally:
             self._exit_forward_contexts()
             _remove_all(self._handles)
@@ -523,7 +527,46 @@ class Monitor:
         ``probe``, ``stat``, ``value``.
         """
         self._buffer.materialize()
+        if not self._buffer.keep:  # issue #15: only steps that a sink failed to take are here
+            self._warn_not_kept()
         return self._buffer.records.to_pandas()
+
+    # ------------------------------------------------- sinks (issue #15 hook-up)
+    def add_sink(self, sink: Any) -> None:
+        """Feed every later recorded step to ``sink``.
+
+        ``sink`` is a :class:`netviz.sinks.Sink` or any callable ``(step, table)``
+        (``table``: that step's records as a DataFrame).
+        """
+        self._buffer.sinks.add(sink)
+
+    def flush(self) -> None:
+        """Finish pending host copies, hand them to the sinks and flush the sinks."""
+        self._buffer.materialize()
+        self._buffer.sinks.flush()
+
+    def _warn_not_kept(self) -> None:
+        held = self._buffer.records.steps
+        if not held:
+            raise RuntimeError(
+                "this monitor keeps no records in memory (watch(..., keep=False)); read "
+                "them from its sink instead, e.g. netviz.load(<the Parquet sink's folder>)"
+            )
+        warnings.warn(
+            f"watch(..., keep=False): only the {len(held)} step(s) that a sink failed to "
+            "take are in memory; the others are in the sinks",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+    def _start_at(self, step: int) -> None:
+        """Number the open step ``step`` (frameworks that resume at a global step)."""
+        self._step = int(step)
+        self._recording = self._step % self._every == 0
+
+    def _set_record_eval(self, on: bool) -> None:
+        """Switch recording of eval forwards (e.g. off during Lightning's sanity check)."""
+        self._record_eval = bool(on)
 
     def histograms(self) -> pd.DataFrame:
         """Counts of the histogram probes (``activation_hist``, ``grad_hist``, ``weight_hist``).

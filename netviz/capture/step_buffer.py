@@ -21,6 +21,7 @@ from netviz.capture.distributed import StepGather
 from netviz.capture.probe import Probe
 from netviz.records.histograms import HistogramStore
 from netviz.records.store import RecordStore
+from netviz.sinks.base import SinkSet  # issue #15: sinks (framework-free module)
 
 __all__ = ["EVAL", "PHASES", "TRAIN", "Gather", "StepBuffer"]
 
@@ -105,7 +106,15 @@ def _to_host(buffer: torch.Tensor) -> tuple[torch.Tensor, Any]:
 class StepBuffer:
     """Entries and snapshots of the open step, and steps waiting for their host copy."""
 
-    def __init__(self, probes: Sequence[Probe], gather: Gather | None):
+    def __init__(
+        self,
+        probes: Sequence[Probe],
+        gather: Gather | None,
+        sinks: Sequence[Any] = (),
+        keep: bool = True,
+    ):
+        self.sinks = SinkSet(sinks)  # issue #15
+        self.keep = keep
         self._probes = list(probes)
         self._gather = gather
         self.entries: list[_Entry] = []
@@ -313,7 +322,29 @@ class StepBuffer:
                 # optional statistics that are undefined (NaN) produce no row
                 keep = ~(np.isnan(final) & optional[None, :])
                 grids.append((keys, probe.name, probe.stats, final, keep, rank))
-        self.records.append_grids(pending.step, grids, per_rank=per_rank, skipped=skipped)
+        self._keep_step(pending.step, grids, per_rank, skipped)
+
+    # ------------------------------------------------- sinks (issue #15 hook-up)
+    def _keep_step(self, step: int, grids: list[tuple], per_rank: bool, skipped: bool) -> None:
+        """Store one finalised step and hand its host-side table to the sinks.
+
+        Sinks run here, after the step's single transfer, never inside hooks. A
+        step that a sink failed to take stays in memory even with ``keep=False``.
+        """
+        delivered = True
+        if self.sinks:
+            one = RecordStore()
+            one.append_grids(step, grids, per_rank=per_rank, skipped=skipped)
+            table = one.to_pandas()
+            # this step's histogram-probe blocks (dense counts), appended just before
+            blocks = self.histograms._blocks
+            n_hist = next(
+                (i for i, b in enumerate(reversed(blocks)) if b.step != step), len(blocks)
+            )
+            table.attrs["histograms"] = blocks[len(blocks) - n_hist :]
+            delivered = self.sinks.write(step, table)  # histograms stay in memory (keep: records)
+        if self.keep or not delivered:
+            self.records.append_grids(step, grids, per_rank=per_rank, skipped=skipped)
 
     def _store_histograms(
         self,

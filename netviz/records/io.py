@@ -72,8 +72,31 @@ def save_frame(
     return path
 
 
+def _load_parts(folder: Path) -> pd.DataFrame:
+    """The closed ``part-*.parquet`` files of a :class:`netviz.sinks.Parquet` folder, in order."""
+    from netviz.records.store import empty_frame
+
+    parts = sorted(folder.glob("part-*.parquet"))
+    if not parts:
+        if not any(folder.glob(".part-*.inprogress")):
+            raise ValueError(
+                f"{str(folder)!r} is a folder without netviz record parts (part-*.parquet); "
+                "pass a .parquet/.csv file or a folder written by netviz.sinks.Parquet"
+            )
+        return validate_frame(empty_frame(), source=str(folder))  # the first part is still open
+    _need_pyarrow()
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.concat_tables([pq.read_table(p) for p in parts], promote_options="default")
+    return validate_frame(table.to_pandas(), source=str(folder))
+
+
 def load(path: str | os.PathLike) -> pd.DataFrame:
     """Load a record table saved by :meth:`Monitor.save` (Parquet or CSV, by suffix).
+
+    A folder written by :class:`netviz.sinks.Parquet` is read too (its closed
+    parts; also while the run is still writing it).
 
     Raises
     ------
@@ -95,6 +118,8 @@ def load(path: str | os.PathLike) -> pd.DataFrame:
     True
     """
     path = Path(path)
+    if path.is_dir():  # issue #15: a folder written by netviz.sinks.Parquet
+        return _load_parts(path)
     fmt = _format(path)
     if not path.exists():
         raise FileNotFoundError(f"no record file at {str(path)!r}")

@@ -219,13 +219,13 @@ class RecordStore:
             {
                 "step": steps,
                 "skipped": skipped,
-                "phase": pd.Series(phases[keys[:, _K_PHASE]]).astype(str),
+                "phase": pd.Series(phases[keys[:, _K_PHASE]], dtype=str),
                 "micro": keys[:, _K_MICRO],
-                "module": pd.Series(strings[keys[:, _K_MODULE]]).astype(str),
+                "module": pd.Series(strings[keys[:, _K_MODULE]], dtype=str),
                 "call": keys[:, _K_CALL],
                 "order": keys[:, _K_ORDER],
-                "probe": pd.Series(strings[keys[:, _K_PROBE]]).astype(str),
-                "stat": pd.Series(strings[keys[:, _K_STAT]]).astype(str),
+                "probe": pd.Series(strings[keys[:, _K_PROBE]], dtype=str),
+                "stat": pd.Series(strings[keys[:, _K_STAT]], dtype=str),
                 "value": values,
             }
         )
