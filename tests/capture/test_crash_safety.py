@@ -109,6 +109,7 @@ def test_vmap_of_per_sample_gradients(kernel):
     assert mon.skips().empty
 
 
+@pytest.mark.slow  # a fresh interpreter: about 5 s
 def test_first_use_inside_vmap_in_a_fresh_process():
     # the fused kernel is built and self-tested at attach time, never inside vmap
     script = textwrap.dedent(
