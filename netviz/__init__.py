@@ -24,11 +24,13 @@ __version__ = "0.1.0.dev0"
 
 # public name -> (module, attribute); attribute None means the module itself
 _LAZY: dict[str, tuple[str, str | None]] = {
+    "Attribution": ("netviz.capture.attribution", "Attribution"),
     "DistributedRecordError": ("netviz.capture.distributed", "DistributedRecordError"),
     "Finding": ("netviz.analysis", "Finding"),
     "HistogramGrid": ("netviz.capture.histogram", "HistogramGrid"),
     "Report": ("netviz.analysis", "Report"),
     "Thresholds": ("netviz.analysis", "Thresholds"),
+    "attribution": ("netviz.capture.attribution", "attribution"),
     "capture_activations": ("netviz.capture.activations", "capture_activations"),
     "capture_attention": ("netviz.capture.attention", "capture_attention"),
     "capture_positional_encoding": ("netviz.capture.positional", "capture_positional_encoding"),
@@ -47,6 +49,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 }
 
 __all__ = [
+    "Attribution",
     "DistributedRecordError",
     "Finding",
     "HistogramGrid",
@@ -58,6 +61,7 @@ __all__ = [
     "Report",
     "Thresholds",
     "__version__",
+    "attribution",
     "capture_activations",
     "capture_attention",
     "capture_positional_encoding",

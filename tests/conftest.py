@@ -41,7 +41,7 @@ def _seed_one_thread_close_figures():
 
 @pytest.fixture
 def run_gallery(monkeypatch, tmp_path):
-    """``run_gallery("E3")``: the namespace of ``gallery/E3_*.py`` run in fast mode.
+    """``run_gallery("E3")``: the namespace of ``netviz/gallery/scripts/E3_*.py`` run in fast mode.
 
     Runs in a temporary folder with the gallery folder importable; torch's
     thread count and deterministic flag and matplotlib's rcParams (which
@@ -53,7 +53,7 @@ def run_gallery(monkeypatch, tmp_path):
     import matplotlib as mpl
     import matplotlib.pyplot as plt
 
-    gallery = Path(__file__).resolve().parents[1] / "gallery"
+    gallery = Path(__file__).resolve().parents[1] / "netviz" / "gallery" / "scripts"
     monkeypatch.setenv("NETVIZ_GALLERY_FAST", "1")
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(gallery))

@@ -9,7 +9,7 @@ import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 # Guides whose every ```python block is self-contained and runnable.
-RUNNABLE = ["watch.md", "report.md"]
+RUNNABLE = ["watch.md", "report.md", "attribution.md"]
 
 
 @pytest.mark.parametrize("page", RUNNABLE)

@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from netviz.gallery.builder import DEFAULT_TIMEOUT, FORMATS
 
     sub = parser.add_subparsers(dest="gallery_command", metavar="{list,build}")
-    src_help = "folder of gallery scripts (default: the repository's gallery/, else ./gallery)"
+    src_help = "folder of gallery scripts (default: the ones installed with netviz, else ./gallery)"
     p_list = sub.add_parser("list", help="list the figures: ID, title, lecture topic")
     p_list.add_argument("--src", metavar="DIR", help=src_help)
     p_build = sub.add_parser(

@@ -168,15 +168,20 @@ def select(scripts: list[Script], only: list[str] | None) -> list[Script]:
     return [s for s in scripts if s.id in wanted or s.stem.upper() in wanted]
 
 
+#: The gallery scripts ship inside the package (package data, not a subpackage:
+#: no ``__init__.py``, so importing netviz's submodules never runs a figure).
+SCRIPTS_DIR = Path(__file__).resolve().parent / "scripts"
+
+
 def default_src(cwd: str | os.PathLike | None = None) -> Path:
-    """The gallery folder: the repository's ``gallery/`` beside the (editable) netviz package, else ``./gallery``."""
-    repo = Path(__file__).resolve().parents[2]
-    candidates = [repo / "gallery", Path(cwd or os.getcwd()) / "gallery"]
+    """The gallery folder: the scripts installed with netviz (``netviz/gallery/scripts``), else ``./gallery``."""
+    candidates = [SCRIPTS_DIR, Path(cwd or os.getcwd()) / "gallery"]
     for c in candidates:
         if c.is_dir() and any(SCRIPT_RE.match(p.name) for p in c.iterdir()):
             return c
     raise GalleryError(
         "no gallery folder found (looked in "
         + " and ".join(str(c) for c in candidates)
-        + "); the scripts ship with the source repository: run from a checkout or pass --src DIR"
+        + "); the scripts ship with netviz in netviz/gallery/scripts: reinstall netviz "
+        "or pass --src DIR"
     )

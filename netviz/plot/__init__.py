@@ -20,6 +20,8 @@ _LAZY = {
     "filters": "images",
     "feature_maps": "images",
     "attention": "attention_maps",
+    "attribution": "attribution_maps",
+    "token_attribution": "attribution_maps",
     "positional_encoding": "attention_maps",
     "position_similarity": "attention_maps",
     "gradient_flow": "gradients",

@@ -30,7 +30,7 @@ from netviz.gallery.catalog import (
 )
 from netviz.gallery.contact_sheet import write_index
 
-GALLERY = Path(__file__).resolve().parents[2] / "gallery"
+GALLERY = Path(__file__).resolve().parents[2] / "netviz" / "gallery" / "scripts"
 BASELINE_DIR = Path(__file__).with_name("baseline")
 BASELINE_IDS = ("A1", "A4", "B2")
 BASELINE_DPI = 40

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-GALLERY = Path(__file__).resolve().parents[2] / "gallery"
+GALLERY = Path(__file__).resolve().parents[2] / "netviz" / "gallery" / "scripts"
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ def test_a3_perceptron_matches_numpy_reimplementation(run):
     x = np.array([[0, 0, 1], [0, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=float)
     targets = {"AND": [0, 0, 0, 1], "OR": [0, 1, 1, 1], "XOR": [0, 1, 1, 0]}
     for name, t in targets.items():
-        w = np.zeros(3)
+        w = np.array([0.0, 0.0, -ns["learning_rate"] / 2])  # zero weights, bias -eta/2
         errors = []
         for _ in range(ns["n_epochs"]):
             n = 0
@@ -80,6 +80,8 @@ def test_a3_perceptron_matches_numpy_reimplementation(run):
             errors.append(n)
         assert errors == ns["errors_per_epoch"][name]
         np.testing.assert_allclose(ns["final_weights"][name].numpy(), w)
+        if name != "XOR":  # no point lies on the final separating line
+            assert (np.abs(x @ w) > 0.1).all(), (name, x @ w)
     assert ns["converged"] == {"AND": True, "OR": True, "XOR": False}
 
 

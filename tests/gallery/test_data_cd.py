@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-GALLERY = Path(__file__).resolve().parents[2] / "gallery"
+GALLERY = Path(__file__).resolve().parents[2] / "netviz" / "gallery" / "scripts"
 
 
 @pytest.fixture

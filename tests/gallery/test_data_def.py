@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-GALLERY = Path(__file__).resolve().parents[2] / "gallery"
+GALLERY = Path(__file__).resolve().parents[2] / "netviz" / "gallery" / "scripts"
 
 
 @pytest.fixture
@@ -131,6 +131,37 @@ def test_e7_attention_rows_and_causal_mask(run):
     with torch.no_grad():
         _, w = attn(x, x, x, need_weights=True, average_attn_weights=False)
     assert torch.allclose(w[0], ns["heads"], atol=1e-5)
+    # the masked panel comes from the model trained with the mask
+    causal = ns["causal_model"]
+    attn = causal.encoder.layers[0].self_attn
+    x = causal.embed(ns["test_tokens"][:1]) + causal.positions
+    with torch.no_grad():
+        _, w = attn(x, x, x, attn_mask=ns["causal_mask"], average_attn_weights=False)
+    assert torch.allclose(w[0], ns["causal_heads"], atol=1e-5)
+    assert len(set(ns["labels"])) == L  # tick labels are unique (position:digit)
+
+
+def test_e7_token_attributions_are_captums_integrated_gradients(run):
+    from captum.attr import IntegratedGradients
+
+    ns = run("E7")
+    model, seq = ns["model"].eval(), ns["sequence"]
+    embedded = model.embed(seq).detach()
+    for position in (0, 5):
+
+        def score(e, position=position):
+            return model.out(model.encoder(e + model.positions))[:, position]
+
+        with torch.no_grad():
+            target = int(score(embedded).argmax())
+        attr, delta = IntegratedGradients(score).attribute(
+            embedded, target=target, n_steps=32, return_convergence_delta=True
+        )
+        assert torch.allclose(ns["token_attr"][position], attr[0].sum(-1), atol=1e-5)
+        with torch.no_grad():
+            gain = score(embedded)[0, target] - score(torch.zeros_like(embedded))[0, target]
+        # completeness: the token scores add up to f(x) - f(0) up to Captum's delta
+        assert float(attr.sum()) == pytest.approx(float(gain + delta), abs=1e-4)
 
 
 def test_e8_alpha_is_the_softmax_of_the_notes_formula(run):
@@ -162,6 +193,44 @@ def test_f1_errors_are_mean_squared_errors(run):
     )
     assert np.std(noisy - images) == pytest.approx(ns["noise_std"], rel=0.02)
     assert ns["ae_codes"].shape == (1797, 2)
+
+
+def test_f1_the_digits_cnn_reads_most_denoised_reconstructions(run):
+    from _digits import load_digits_data, train_digits_cnn
+    from sklearn.linear_model import LogisticRegression
+
+    ns = run("F1")
+    labels = ns["labels"].numpy()
+    assert ns["denoiser"].encoder[-1].out_features == 16  # reconstructions: the wide code
+    assert ns["dae_codes"].shape == (1797, 2)  # scatter: the 2-D code
+    # The D9/D12 CNN, trained here on its own split, reads the reconstructions.
+    cnn, _, _ = train_digits_cnn(steps=150)
+    with torch.no_grad():
+        read = cnn(ns["dae_from_noisy"].reshape(-1, 1, 8, 8)).argmax(1).numpy()
+        read_ae = cnn(ns["ae_from_noisy"].reshape(-1, 1, 8, 8)).argmax(1).numpy()
+    assert np.mean(read == labels) > 0.6  # most, even in fast mode
+    assert np.mean(read == labels) > np.mean(read_ae == labels)
+    assert np.mean(read == labels) == pytest.approx(ns["cnn_accuracy"]["denoising AE"])
+    # An independent reader (logistic regression on the clean training split) agrees.
+    data = load_digits_data()
+    clf = LogisticRegression(max_iter=2000).fit(data.x_train.flatten(1).numpy(), data.y_train)
+    assert np.mean(clf.predict(ns["dae_from_noisy"].numpy()) == labels) > 0.6
+
+
+def test_f1_centroid_labels_never_overlap(run):
+    ns = run("F1")
+    fig = ns["fig"]
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    for name, texts in ns["centre_labels"].items():
+        assert [t.get_text() for t in texts] == [str(c) for c in range(10)]
+        boxes = [t.get_bbox_patch().get_window_extent(renderer) for t in texts]
+        for i in range(10):
+            for j in range(i + 1, 10):
+                a, b = boxes[i], boxes[j]
+                overlap_x = min(a.x1, b.x1) - max(a.x0, b.x0)
+                overlap_y = min(a.y1, b.y1) - max(a.y0, b.y0)
+                assert overlap_x <= 1 or overlap_y <= 1, (name, i, j)
 
 
 # --- D: CNN figures --------------------------------------------------------------------
@@ -238,3 +307,16 @@ def test_d13_integrated_gradients_are_complete(run):
         )
     assert torch.allclose(ns["integrated_gradients"].sum(dim=(1, 2, 3)), gain, rtol=0.02, atol=0.05)
     assert float(ns["saliency"].min()) >= 0.0
+
+
+def test_d13_maps_equal_captums_own(run):
+    from captum.attr import IntegratedGradients, LayerGradCam, Saliency
+
+    ns = run("D13")
+    model, inputs, target = ns["model"], ns["inputs"].detach(), ns["predicted"]
+    sal = Saliency(model).attribute(inputs.clone().requires_grad_(), target=target)
+    assert torch.allclose(ns["saliency"], sal, atol=1e-6)
+    ig = IntegratedGradients(model).attribute(inputs, target=target, n_steps=50)
+    assert torch.allclose(ns["integrated_gradients"], ig, atol=1e-5)
+    cam = LayerGradCam(model, model[2]).attribute(inputs, target=target, relu_attributions=True)
+    assert torch.allclose(ns["cam"].layer_attr, cam, atol=1e-6)

@@ -16,7 +16,7 @@ import pytest
 
 from netviz.gallery.catalog import SCRIPT_RE, read_script
 
-GALLERY = Path(__file__).resolve().parents[2] / "gallery"
+GALLERY = Path(__file__).resolve().parents[2] / "netviz" / "gallery" / "scripts"
 SCRIPTS = sorted(p for p in GALLERY.glob("*.py") if SCRIPT_RE.match(p.name))
 
 
