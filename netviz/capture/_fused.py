@@ -22,23 +22,30 @@ eager kernel is used, with the same results:
   agrees with the eager kernel.
 
 ``NETVIZ_KERNEL=eager`` in the environment turns it off for a process.
+:func:`unavailable_reason` says why it is not used, for the warning given at
+attach time (:meth:`netviz.capture.stats.Scratch.prepare`). The build and the
+self-test run in a clean context (:func:`clean_context`: no ``torch.func``
+transform, inference mode, autocast, grad mode or dispatch mode of the
+caller), so a first use inside ``vmap`` or ``inference_mode`` is harmless.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
+import math
 import os
 import platform
 import shutil
 import subprocess
 import tempfile
-import warnings
+from collections.abc import Iterator
 from importlib import resources
 
 import torch
 
-__all__ = ["FusedMoments", "load"]
+__all__ = ["FusedMoments", "clean_context", "load", "unavailable_reason"]
 
 _SOURCE = "_moments.c"
 _FLAGS = ("-O3", "-fopenmp", "-fno-math-errno", "-fPIC", "-shared")
@@ -58,6 +65,15 @@ class FusedMoments:
             fn.argtypes = (ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p)
             fn.restype = None
             self._fns[dtype] = fn
+        self._sumsq = lib.netviz_sumsq
+        self._sumsq.argtypes = (
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_int64,
+            ctypes.c_void_p,
+        )
+        self._sumsq.restype = None
         self._threads = lib.netviz_omp_max_threads
         self._threads.restype = ctypes.c_int
         self._set_threads = lib.netviz_omp_set_num_threads
@@ -85,6 +101,27 @@ class FusedMoments:
         """
         out = torch.empty(9, dtype=torch.float64)
         self._fns[x.dtype](x.data_ptr(), x.numel(), out.data_ptr())
+        return out
+
+    def sum_squares(self, tensors: list[torch.Tensor]) -> torch.Tensor:
+        """Sums of squares (float64, one per tensor) of float32/float64 CPU tensors, one call.
+
+        Half-precision, non-contiguous or lazily negated tensors are copied to
+        dense float32 first (squares do not depend on the order of elements).
+        """
+        dense = []
+        for t in tensors:
+            if t.dtype not in self._fns:
+                t = t.float()
+            if not self.supports(t):
+                t = t.resolve_neg().contiguous()
+            dense.append(t)
+        count = len(dense)
+        ptrs = torch.tensor([t.data_ptr() for t in dense], dtype=torch.int64)
+        lens = torch.tensor([t.numel() for t in dense], dtype=torch.int64)
+        f64 = torch.tensor([t.dtype == torch.float64 for t in dense], dtype=torch.int32)
+        out = torch.empty(count, dtype=torch.float64)
+        self._sumsq(ptrs.data_ptr(), lens.data_ptr(), f64.data_ptr(), count, out.data_ptr())
         return out
 
 
@@ -132,22 +169,33 @@ def _build(cc: str, workdir: str) -> str | None:
 
 
 def _self_test(kernel: FusedMoments) -> bool:
-    """The kernel's raw moments against float64 torch on NaN, infinities, zeros and an all-equal block."""
+    """The kernel's raw moments against float64 torch.
+
+    On NaN, infinities, zeros and an all-equal block, and on magnitudes whose
+    squares overflow or underflow (the scaled second read).
+    """
     g = torch.Generator().manual_seed(0)
-    for dtype in (torch.float32, torch.float64):
-        x = torch.randn(70_000, generator=g, dtype=dtype) * 3 + 1
+    for dtype, scale in (
+        (torch.float32, 3.0),
+        (torch.float64, 3.0),
+        (torch.float32, 1e18),
+        (torch.float32, 1e-30),
+        (torch.float64, 1e200),
+    ):
+        x = torch.randn(70_000, generator=g, dtype=dtype) * scale + scale / 3
         x[::97] = 0.0
         x[5], x[77], x[1500] = float("nan"), float("inf"), -float("inf")
-        x[2048:3072] = 171.18637084960938  # one all-equal block
+        x[2048:3072] = 57.06212361653646 * scale  # one all-equal block
         fin = x[torch.isfinite(x)].double()
         mean = fin.mean()
+        unit = float(fin.abs().max())  # float64 reference computed near 1 (no overflow)
         want = torch.stack(
             [
                 torch.tensor(float(x.numel()), dtype=torch.float64),
                 torch.tensor(float(x.numel() - fin.numel()), dtype=torch.float64),
                 fin.sum(),
                 mean,
-                (fin - mean).norm(),
+                ((fin - mean) / unit).norm() * unit,
                 fin.min(),
                 fin.max(),
                 fin.abs().sum(),
@@ -160,37 +208,65 @@ def _self_test(kernel: FusedMoments) -> bool:
             return False
         if not torch.allclose(got, want, rtol=1e-5, atol=0.0):
             return False
+        fin = x.nan_to_num(0.0, 0.0, 0.0)
+        sq = kernel.sum_squares([fin, x[:6], x[6:78]])  # finite; NaN; +inf
+        want_sq = float(((fin.double() / unit) ** 2).sum()) * unit * unit
+        if not (math.isclose(sq[0], want_sq, rel_tol=1e-5) and sq[1].isnan() and sq[2].isinf()):
+            return False
     return True
 
 
-@functools.cache
+@contextlib.contextmanager
+def clean_context() -> Iterator[None]:
+    """No ``torch.func`` transform, inference mode, autocast, grad or dispatch mode of the caller."""
+    from torch.utils._python_dispatch import _disable_current_modes
+
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(torch._C._DisableFuncTorch())
+        stack.enter_context(_disable_current_modes())
+        stack.enter_context(torch.inference_mode(False))
+        stack.enter_context(torch.no_grad())
+        stack.enter_context(torch.autocast("cpu", enabled=False))
+        yield
+
+
 def load() -> FusedMoments | None:
     """Build and load the fused kernel once per process, or ``None`` where it cannot be used."""
+    return _load()[0]
+
+
+def unavailable_reason() -> str:
+    """Why :func:`load` gives ``None`` (``""`` where the kernel is used)."""
+    return _load()[1]
+
+
+#: :func:`unavailable_reason` when the user chose the eager kernel (not worth a warning).
+CHOSEN_EAGER = "NETVIZ_KERNEL=eager is set"
+
+
+@functools.cache
+def _load() -> tuple[FusedMoments | None, str]:
     if os.environ.get("NETVIZ_KERNEL", "").lower() == "eager":
-        return None
-    if platform.system() != "Linux" or "OpenMP" not in torch.__config__.parallel_info():
-        return None
+        return None, CHOSEN_EAGER
+    if platform.system() != "Linux":
+        return None, f"it is built on Linux only, not on {platform.system() or 'this platform'}"
+    if "OpenMP" not in torch.__config__.parallel_info():
+        return None, "this PyTorch build does not use OpenMP"
     cc = _compiler()
     if cc is None:
-        return None
-    with tempfile.TemporaryDirectory(prefix="netviz-kernel-") as workdir:
+        return None, "no C compiler was found ($CC, cc, gcc or clang)"
+    with clean_context(), tempfile.TemporaryDirectory(prefix="netviz-kernel-") as workdir:
         path = _build(cc, workdir)
         if path is None:
-            return None
+            return None, f"the C compiler {cc!r} failed to build it"
         try:
             lib = ctypes.CDLL(path)
-        except OSError:
-            return None
+        except OSError as exc:
+            return None, f"it was built but could not be loaded ({exc})"
         kernel = FusedMoments(lib, path)
-    # Its parallel regions must run on PyTorch's own OpenMP threads.
-    if not _shares_torch_threads(kernel):
-        return None
-    if not _self_test(kernel):
-        warnings.warn(
-            "netviz: the fused moments kernel failed its self-test on this machine; "
-            "using the eager kernel (please report this)",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        return None
-    return kernel
+        # Its parallel regions must run on PyTorch's own OpenMP threads.
+        if not _shares_torch_threads(kernel):
+            return None, "it would not run on PyTorch's own OpenMP runtime"
+        if not _self_test(kernel):
+            return None, "it failed its self-test on this machine (please report this)"
+    return kernel, ""

@@ -136,6 +136,8 @@ class Monitor:
         self._grad_unscale: torch.Tensor | None = None
         self._warned: set[str] = set()
         self._checked = False  # the first recorded training step has been checked
+        # issue #12: statistics not taken, {(module, probe, reason): count}; see skips()
+        self._skips: dict[tuple[str, str, str], int] = {}
         self._attached = False
         self._contexts = [ProbeContext(self, p) for p in self._probes]
         self._model_name = type(model).__name__
@@ -595,6 +597,31 @@ class Monitor:
             save_histograms(self.histograms(), out)  # run.parquet -> run.histograms.parquet
         return out
 
+    # --- issue #12: skipped statistics ---------------------------------------
+    def _skip(self, probe: Probe, module: str, reason: str) -> None:
+        key = (module, probe.name, reason)
+        count = self._skips.get(key, 0)
+        self._skips[key] = count + 1
+        if count == 0:
+            warnings.warn(
+                f"netviz: {probe.name} of {module or '<root>'!r} not recorded: {reason} "
+                "(said once per module and reason; counts in Monitor.skips())",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
+    def skips(self) -> pd.DataFrame:
+        """Statistics not taken: one row per ``(module, probe, reason)`` with its ``count``.
+
+        A hook never raises for an unusual tensor or context (meta or fake
+        tensors, unreadable tensor subclasses, ...): it skips the statistic,
+        warns once per module and reason, and counts it here.
+        """
+        rows = [(m, p, r, c) for (m, p, r), c in self._skips.items()]
+        frame = pd.DataFrame(rows, columns=["module", "probe", "reason", "count"])
+        return frame.astype({"count": "int64"})
+
+    # --------------------------------------------------------------- snapshots
     def snapshots(self) -> dict[int, dict[tuple[str, str, int], torch.Tensor]]:
         """Tensors kept by snapshot probes: ``{step: {(probe, module, call): tensor}}`` (on CPU)."""
         return {s: dict(v) for s, v in self._buffer.snapshots.items()}

@@ -167,6 +167,16 @@ class ProbeContext:
             raise ValueError(f"`sharded` has {len(flags)} entries for {len(mods)} modules")
         self._monitor._emit_many(self.probe, mods, raw, flags)
 
+    # --- issue #12: skipped statistics ---------------------------------------
+    def skip(self, module: str, reason: str) -> None:
+        """Record that a statistic of ``module`` was not taken, and why.
+
+        For tensors or contexts a probe cannot read cheaply and exactly (meta
+        or fake tensors, unreadable tensor subclasses, ...). The first skip of
+        each module and reason warns; all are counted in :meth:`Monitor.skips`.
+        """
+        self._monitor._skip(self.probe, module, reason)
+
     def snapshot(self, module: str, tensor: torch.Tensor, *, call: int = 0) -> None:
         """Keep a detached copy of ``tensor`` for this step (feature maps, attention).
 

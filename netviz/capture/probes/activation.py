@@ -16,7 +16,7 @@ from netviz.capture.stats import (
     Scratch,
     finalize_moments,
     merge_moments,
-    tensor_moments,
+    moments_or_skip,
 )
 
 __all__ = ["ActivationStats", "first_tensor"]
@@ -49,8 +49,11 @@ class ActivationStats(Probe):
     the fused one-pass C kernel where it can be built (Linux, PyTorch with
     OpenMP, a C compiler; see :mod:`netviz.capture._fused`) and the eager
     torch kernel elsewhere, ``"fused"`` requires the fused one, ``"eager"``
-    never uses it. Both give the same statistics; CUDA outputs always use
-    torch ops. Pass ``watch(model, probes=[ActivationStats(kernel="eager")])``
+    never uses it. Both give the same statistics within the bounds stated in
+    ``docs/watch.md``; CUDA outputs always use torch ops. The kernel is built
+    when the probe is attached; a fallback to the eager kernel is warned
+    about then. Outputs without readable values (meta, fake, unreadable
+    subclasses) are skipped and counted in ``Monitor.skips()``. Pass ``watch(model, probes=[ActivationStats(kernel="eager")])``
     to choose.
     """
 
@@ -63,13 +66,21 @@ class ActivationStats(Probe):
         # Reused work buffers (CPU), not per-step state: see Scratch.
         self._scratch = Scratch(kernel=kernel)
 
+    def setup(self, ctx: ProbeContext) -> None:
+        # build and self-test the fused kernel now, never inside a user's forward
+        self._scratch.prepare(ctx.model)
+
     def on_forward(
         self, ctx: ProbeContext, name: str, module: nn.Module, args: tuple, output: Any
     ) -> None:
         x = first_tensor(output)
         if x is None:
             return
-        ctx.emit(name, tensor_moments(x, self._scratch), call=ctx.call_index(name), sharded=True)
+        moments, reason = moments_or_skip(x, self._scratch)
+        if moments is None:  # meta, fake, unreadable: see docs/watch.md
+            ctx.skip(name, reason)
+            return
+        ctx.emit(name, moments, call=ctx.call_index(name), sharded=True)
 
     def finalize(self, raw: np.ndarray) -> np.ndarray:
         return finalize_moments(raw)

@@ -2,8 +2,12 @@
 
 Both read ``param.grad`` when the step closes (after ``backward`` and any
 gradient synchronisation or clipping), so they need no backward hook and are
-unaffected by in-place operations. Norms of all parameters are computed by one
-fused ``torch._foreach_norm`` call per step.
+unaffected by in-place operations. Norms are never rounded to the gradient's
+precision and never overflow where the gradient is finite: on CPU they come
+from the fused kernel's sums of squares (one call per step) or, without it,
+from each gradient's raw moments (:func:`~netviz.capture.stats.tensor_moments`);
+elsewhere from one fused ``torch._foreach_norm`` call accumulated in float32
+or wider (see :func:`stacked_sum_squares`).
 """
 
 from __future__ import annotations
@@ -13,9 +17,26 @@ import torch
 
 from netviz.capture._compat import own_parameters
 from netviz.capture.probe import Probe, ProbeContext
-from netviz.capture.stats import MOMENT_FIELDS, Scratch, buffer_dtype, merge_moments, tensor_moments
+from netviz.capture.stats import (
+    MOMENT_FIELDS,
+    Scratch,
+    buffer_dtype,
+    merge_moments,
+    readable_tensor,
+    tensor_moments,
+)
 
-__all__ = ["GradNorm", "GradStats", "local_tensor", "module_grads", "stacked_norms"]
+__all__ = [
+    "GradNorm",
+    "GradStats",
+    "local_tensor",
+    "module_grads",
+    "stacked_norms",
+    "stacked_sum_squares",
+]
+
+_F = {name: i for i, name in enumerate(MOMENT_FIELDS)}
+_HALF = (torch.float16, torch.bfloat16)
 
 
 def local_tensor(t: torch.Tensor) -> tuple[torch.Tensor, bool]:
@@ -37,41 +58,97 @@ def local_tensor(t: torch.Tensor) -> tuple[torch.Tensor, bool]:
 def module_grads(ctx: ProbeContext) -> list[tuple[str, list[torch.Tensor], bool]]:
     """``(module_name, grads, sharded)`` for selected modules with at least one gradient.
 
-    Frozen parameters and parameters without ``.grad`` are skipped. Where a
-    ``GradScaler`` skipped a fused optimizer's step (``ctx.grad_unscale``), the
-    gradients are unscaled copies.
+    Frozen parameters and parameters without ``.grad`` are skipped; a module
+    with a gradient that holds no values (meta or fake) is skipped with
+    :meth:`ProbeContext.skip`. Where a ``GradScaler`` skipped a fused
+    optimizer's step (``ctx.grad_unscale``), the gradients are unscaled copies.
     """
     out = []
     unscale = ctx.grad_unscale  # a skipped fused-optimizer step leaves .grad scaled
     for name, module in ctx.modules:
-        grads, sharded = [], False
+        grads, sharded, reason = [], False, ""
         for p in own_parameters(module):
             if p.requires_grad and p.grad is not None:
                 g, s = local_tensor(p.grad.detach())
-                grads.append(g)
+                dense, _, reason = readable_tensor(g)
+                if dense is None:
+                    break
+                grads.append(dense)
                 sharded = sharded or s
-        if grads:
+        if reason:
+            ctx.skip(name, reason)
+        elif grads:
             if unscale is not None:
                 grads = [g * unscale.to(device=g.device, dtype=torch.float32) for g in grads]
             out.append((name, grads, sharded))
     return out
 
 
-def stacked_norms(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """L2 norms of ``tensors`` (one fused ``_foreach_norm``) as one buffer-dtype vector."""
-    norms = torch._foreach_norm(tensors)
+def _foreach_norms(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``_foreach_norm`` accumulated in float32 or wider: half precision never rounds to half."""
+    if not any(t.dtype in _HALF for t in tensors):
+        return list(torch._foreach_norm(tensors))
+    out: list[torch.Tensor | None] = [None] * len(tensors)
+    for wide in (True, False):
+        idx = [i for i, t in enumerate(tensors) if (t.dtype != torch.float64) == wide]
+        if idx:
+            kw = {"dtype": torch.float32} if wide else {}
+            for i, n in zip(idx, torch._foreach_norm([tensors[i] for i in idx], **kw)):
+                out[i] = n
+    return out  # type: ignore[return-value]
+
+
+def sum_squares_from_moments(moments: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
+    """Sums of squares from raw moments ``(..., 9)``; ``norm ** 2`` where elements are non-finite.
+
+    sum of x^2 = dev^2 + c (2 sum - n c) for the centre c of the moments (no
+    cancellation: c is close to the mean). ``norm`` (any L2 norm of the same
+    tensors) supplies NaN or infinity where the tensor holds them.
+    """
+    n_f = moments[..., _F["numel"]] - moments[..., _F["nonfinite"]]
+    c, total = moments[..., _F["centre"]], moments[..., _F["sum"]]
+    sq = moments[..., _F["dev"]] ** 2 + c * (2 * total - n_f * c)
+    norm = norm.to(sq.dtype)
+    return torch.where(moments[..., _F["nonfinite"]] > 0, norm * norm, sq.clamp(min=0))
+
+
+def stacked_sum_squares(
+    tensors: list[torch.Tensor], scratch: Scratch | None = None
+) -> torch.Tensor:
+    """Sums of squares of ``tensors`` as one buffer-dtype vector, without overflow or rounding.
+
+    On CPU with the fused kernel from its ``sum_squares`` (one call; float
+    blocks redone in double where squares overflow or underflow); on CPU
+    without it from each tensor's raw moments (values scaled near 1, float64
+    merges; torch's own float32 CPU norm is off by 1e-5 at a million
+    elements); on other devices from one ``_foreach_norm`` in float32 or
+    wider.
+    """
     dt = buffer_dtype(tensors[0].device)
-    if len({n.dtype for n in norms}) == 1:
-        return torch.stack(norms).to(dt)
-    return torch.stack([n.to(dt) for n in norms])
+    on_cpu = all(t.device.type == "cpu" and type(t) is torch.Tensor for t in tensors)
+    fused = scratch.fused() if scratch is not None and on_cpu else None
+    if fused is not None and not torch.compiler.is_compiling():
+        return fused.sum_squares(tensors)  # one call, one read of each tensor
+    norms = [n.to(dt) for n in _foreach_norms(tensors)]
+    if on_cpu:
+        moments = torch.stack([tensor_moments(t, scratch) for t in tensors])
+        return sum_squares_from_moments(moments, torch.stack(norms))
+    return torch.stack(norms) ** 2
 
 
-def _sum_sq_norms(groups: list[list[torch.Tensor]]) -> list[torch.Tensor]:
-    """Per group: sum of squared L2 norms of its tensors, via one fused foreach call."""
+def stacked_norms(tensors: list[torch.Tensor], scratch: Scratch | None = None) -> torch.Tensor:
+    """L2 norms of ``tensors`` as one buffer-dtype vector (see :func:`stacked_sum_squares`)."""
+    return stacked_sum_squares(tensors, scratch).sqrt()
+
+
+def _sum_sq_norms(
+    groups: list[list[torch.Tensor]], scratch: Scratch | None = None
+) -> list[torch.Tensor]:
+    """Per group: sum of squared L2 norms of its tensors."""
     flat = [g for grads in groups for g in grads]
     if not flat:
         return []
-    sq = stacked_norms(flat) ** 2
+    sq = stacked_sum_squares(flat, scratch)
     sizes = [len(grads) for grads in groups]
     return [part.sum() for part in torch.split(sq, sizes)]
 
@@ -83,14 +160,20 @@ class GradNorm(Probe):
     raw_fields = ("sum_sq",)
     stats = ("l2",)
 
+    def __init__(self) -> None:
+        self._scratch = Scratch()  # CPU norms come from the moments kernel
+
+    def setup(self, ctx: ProbeContext) -> None:
+        self._scratch.prepare(ctx.model)
+
     def on_step_end(self, ctx: ProbeContext) -> None:
         found = module_grads(ctx)
         if not found:
             return
-        # one fused norm over every gradient, then a segment sum per module:
-        # a handful of calls per step whatever the number of modules
+        # one fused sum of squares over every gradient, then a segment sum per
+        # module: a handful of calls per step whatever the number of modules
         flat = [g for _, grads, _ in found for g in grads]
-        sq = stacked_norms(flat) ** 2
+        sq = stacked_sum_squares(flat, self._scratch)
         owner = torch.tensor(
             [i for i, (_, grads, _) in enumerate(found) for _ in grads], device=sq.device
         )
@@ -112,14 +195,19 @@ class GradStats(Probe):
         # kernel: "auto" (fused one-pass CPU kernel where available), "fused" or "eager"
         self._scratch = Scratch(kernel=kernel)
 
+    def setup(self, ctx: ProbeContext) -> None:
+        self._scratch.prepare(ctx.model)
+
     def on_step_end(self, ctx: ProbeContext) -> None:
-        found = module_grads(ctx)
-        sums = _sum_sq_norms([g for _, g, _ in found])
-        for (name, grads, sharded), sq in zip(found, sums):
+        for name, grads, sharded in module_grads(ctx):
             if len(grads) == 1:
                 moments = tensor_moments(grads[0], self._scratch)
             else:
-                moments = tensor_moments(torch.cat([g.reshape(-1) for g in grads]), self._scratch)
+                flat = [
+                    g.reshape(-1).to(torch.promote_types(g.dtype, torch.float32)) for g in grads
+                ]
+                moments = tensor_moments(torch.cat(flat), self._scratch)
+            sq = _sum_sq_norms([grads], self._scratch)[0]
             ctx.emit(name, torch.cat([moments, sq.reshape(1)]), sharded=sharded)
 
     def finalize(self, raw: np.ndarray) -> np.ndarray:

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 
 from netviz.capture.probe import Probe, ProbeContext
-from netviz.capture.probes.gradients import local_tensor, stacked_norms
-from netviz.capture.stats import buffer_dtype
+from netviz.capture.probes.gradients import local_tensor, stacked_sum_squares
+from netviz.capture.stats import Scratch, buffer_dtype, readable_tensor
 
 __all__ = ["WeightStats"]
 
@@ -28,24 +28,30 @@ class WeightStats(Probe):
 
     def __init__(self) -> None:
         self._prev: dict[str, list[torch.Tensor]] = {}
+        self._scratch = Scratch()  # CPU norms come from the moments kernel
 
     def setup(self, ctx: ProbeContext) -> None:
         self._prev = {}
+        self._scratch.prepare(ctx.model)
 
     def on_step_end(self, ctx: ProbeContext) -> None:
         for name, module in ctx.modules:
             params = [local_tensor(p.detach()) for p in module.parameters(recurse=False)]
             if not params:
                 continue
+            reason = next((r for p, _ in params if (r := readable_tensor(p)[2])), "")
+            if reason:  # meta or fake parameters hold no values
+                ctx.skip(name, reason)
+                continue
             now = [p for p, _ in params]
             sharded = any(s for _, s in params)
             dt = buffer_dtype(now[0].device)
-            sq = (stacked_norms(now) ** 2).sum()
+            sq = stacked_sum_squares(now, self._scratch).sum()
             prev = self._prev.get(name)
             if prev is not None and [p.shape for p in prev] == [p.shape for p in now]:
                 diffs = torch._foreach_sub(now, prev)
-                dsq = (stacked_norms(diffs) ** 2).sum()
-                psq = (stacked_norms(prev) ** 2).sum()
+                dsq = stacked_sum_squares(diffs, self._scratch).sum()
+                psq = stacked_sum_squares(prev, self._scratch).sum()
                 torch._foreach_copy_(prev, now)
                 has = torch.ones((), dtype=dt, device=sq.device)
             else:
