@@ -413,7 +413,15 @@ def test_probe_that_finds_nothing_warns_once():
             mon2.step()
 
 
-def test_compiled_after_first_run_warns_with_the_remedy():
+@pytest.fixture
+def fresh_dynamo():
+    """Compiled code is cached per code object for the whole process: start and end clean."""
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
+def test_compiled_after_first_run_warns_with_the_remedy(fresh_dynamo):
     net = mlp()
     compiled = torch.compile(net, backend="eager")
     compiled(torch.randn(2, 6)).sum().backward()
@@ -426,7 +434,7 @@ def test_compiled_after_first_run_warns_with_the_remedy():
     assert mon.to_pandas().empty
 
 
-def test_compiled_before_first_run_records_like_eager():
+def test_compiled_before_first_run_records_like_eager(fresh_dynamo):
     torch.manual_seed(0)
     x = torch.randn(3, 6)
     eager_net, comp_net = mlp(), mlp()
