@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 import netviz
-from netviz.capture.probes import ActivationHist, ActivationStats, GradHist
+from netviz.capture.probes import ActivationStats
 from netviz.capture.selection import select_modules
 from netviz.capture.stats import KERNELS, Scratch
 
@@ -295,6 +295,8 @@ def run(
         if side in WATCHED:
             probes = ["grad_norm", ActivationStats(kernel=kernel)]
             if side == "hist":
+                from netviz.capture.probes import ActivationHist, GradHist  # netviz >= 0.2
+
                 probes += [ActivationHist(kernel=kernel), GradHist(kernel=kernel)]
             mon = netviz.watch(model, probes=probes, every=every)
             after, detach = mon.step, mon.detach
