@@ -1,4 +1,4 @@
-"""Progress bars for long operations (gallery build, report building).
+"""Progress bars for long operations (gallery build, report building, multi-batch diagnose).
 
 A bar is drawn with tqdm (an optional dependency) only when it can help: tqdm
 is installed, the stream is a terminal, and ``TQDM_DISABLE`` is not set to a

@@ -44,3 +44,26 @@ def test_write_prints_without_a_bar(capsys, monkeypatch):
         bar.write("hello")
         bar.update()
     assert capsys.readouterr().out == "hello\n"
+
+
+def test_multi_batch_diagnose_shows_its_batches_on_a_terminal(monkeypatch):
+    pytest.importorskip("tqdm")
+    import sys
+
+    import torch
+
+    import netviz
+
+    monkeypatch.setenv("TQDM_DISABLE", "0")
+    term = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    batches = [(torch.randn(8, 4), torch.randint(0, 2, (8,))) for _ in range(3)]
+    netviz.diagnose(net, batches)
+    out = term.getvalue()
+    assert "netviz diagnose: batches" in out and "0/3" in out  # a bar of the 3 batches
+    term2 = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", term2)
+    netviz.diagnose(net, batches[0][0], batches[0][1])  # one batch: no bar
+    assert "netviz diagnose" not in term2.getvalue()

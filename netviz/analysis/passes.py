@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from netviz._progress import Progress, progress
 from netviz.analysis.functional import ForwardTracker, iter_covered
 from netviz.analysis.order import as_records
 from netviz.capture.attach import watch
@@ -77,6 +78,19 @@ def default_loss(output: Any, target: Any) -> tuple[torch.Tensor, str]:
 
 def _is_single(inputs: Any) -> bool:
     return isinstance(inputs, (torch.Tensor, tuple, Mapping))
+
+
+def _batch_progress(inputs: Any, max_batches: int | None) -> Progress:
+    """A progress bar over the batches of a multi-batch diagnosis (none for one batch)."""
+    if _is_single(inputs):
+        return progress(1, "netviz diagnose", enabled=False)
+    try:
+        total: int | None = len(inputs)
+    except TypeError:
+        total = None
+    if max_batches is not None:
+        total = max_batches if total is None else min(total, max_batches)
+    return progress(total, "netviz diagnose: batches")  # type: ignore[arg-type]
 
 
 def _batches(inputs: Any, target: Any, max_batches: int | None) -> Iterator[tuple[Any, Any]]:
@@ -277,8 +291,12 @@ def run_passes(
     ):
         warnings.simplefilter("ignore", NothingRecordedWarning)
         skip = set(iter_covered(inner, set(mon.module_names)))
-        with ForwardTracker(inner, skip, UnitActivity()) as tracker:
+        with (
+            ForwardTracker(inner, skip, UnitActivity()) as tracker,
+            _batch_progress(inputs, max_batches) as bar,
+        ):
             for x, y in _batches(inputs, target, max_batches):
+                bar.update(1)
                 try:
                     out = _call(model, x)
                 except Exception as exc:

@@ -20,7 +20,7 @@ Which modules
 -------------
 - :class:`~torch.nn.RNNCell`, :class:`~torch.nn.LSTMCell`,
   :class:`~torch.nn.GRUCell` called once per time step (an unrolled loop):
-  the ``k``-th call of the cell in a step is time step ``t = k``; a gradient
+  the ``k``-th call of the cell in one forward pass is time step ``t = k``; a gradient
   hook on each returned ``h_t`` sees the total gradient directly.
 - :class:`~torch.nn.RNN`, :class:`~torch.nn.LSTM`, :class:`~torch.nn.GRU`: the
   fused kernel never exposes the intermediate hidden states to autograd (the
@@ -31,7 +31,7 @@ Which modules
   it back-propagates them through that copy in one ``torch.autograd.grad``
   call. This costs about one extra forward and backward of the last layer on
   recorded steps and never synchronises with the host. Only the module's first
-  call in a step is recorded. ``batch_first`` and bidirectional modules are
+  call in a forward pass is recorded. ``batch_first`` and bidirectional modules are
   handled (the norm then covers both directions' states at ``t``). With
   inter-layer ``dropout`` in training mode the last layer's input is replayed
   without dropout, so the values are approximate. Packed sequences raise
@@ -193,7 +193,7 @@ class TimestepGrad(Probe):
             ctx.register_tensor_hook(h, cell_hook)
         elif isinstance(module, _FUSED):
             if ctx.call_index(name) > 0:
-                return  # only the first call of a step is recorded
+                return  # only the first call of a forward pass is recorded
             self._hook_fused(ctx, name, module, args, output)
 
     def _hook_fused(
