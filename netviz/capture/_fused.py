@@ -40,7 +40,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from importlib import resources
 
 import torch
@@ -83,15 +83,7 @@ class FusedMoments:
 
     def supports(self, x: torch.Tensor) -> bool:
         """Whether ``x`` can be reduced where it lies: float32/64 on CPU, dense, non-overlapping."""
-        return (
-            type(x) is torch.Tensor  # no fake, functional or distributed tensor subclass
-            and not torch.compiler.is_compiling()
-            and x.dtype in self._fns
-            and x.device.type == "cpu"
-            and x.layout == torch.strided
-            and not x.is_neg()  # a lazy negation is not in memory
-            and (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last))
-        )
+        return in_place_readable(x, self._fns)
 
     def moments(self, x: torch.Tensor) -> torch.Tensor:
         """Raw moments of ``x`` (see :meth:`supports`), laid out as ``MOMENT_FIELDS``.
@@ -123,6 +115,23 @@ class FusedMoments:
         out = torch.empty(count, dtype=torch.float64)
         self._sumsq(ptrs.data_ptr(), lens.data_ptr(), f64.data_ptr(), count, out.data_ptr())
         return out
+
+
+def in_place_readable(x: torch.Tensor, dtypes: Container[torch.dtype]) -> bool:
+    """Whether a C kernel can read ``x`` where it lies: a plain dense CPU tensor of ``dtypes``.
+
+    Plain tensor (no fake, functional or distributed subclass), not traced by
+    ``torch.compile``, strided, not lazily negated, contiguous or channels-last.
+    """
+    return (
+        type(x) is torch.Tensor
+        and not torch.compiler.is_compiling()
+        and x.dtype in dtypes
+        and x.device.type == "cpu"
+        and x.layout == torch.strided
+        and not x.is_neg()  # a lazy negation is not in memory
+        and (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last))
+    )
 
 
 def _compiler() -> str | None:

@@ -80,15 +80,7 @@ class FusedHistogram:
 
     def supports(self, x: torch.Tensor) -> bool:
         """Whether ``x`` can be counted where it lies: float32/64 on CPU, dense, non-overlapping."""
-        return (
-            type(x) is torch.Tensor
-            and not torch.compiler.is_compiling()
-            and x.dtype in self._log
-            and x.device.type == "cpu"
-            and x.layout == torch.strided
-            and not x.is_neg()
-            and (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last))
-        )
+        return _fused.in_place_readable(x, self._log)
 
     def _args(self, grid: HistogramGrid, dtype: torch.dtype) -> tuple:
         """(C function, grid arguments) for ``dtype``, cached on the grid."""

@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from netviz.records.store import _DTYPES as RECORD_DTYPES
+
 __all__ = [
     "HIST_COLUMNS",
     "HistogramStore",
@@ -60,19 +62,11 @@ HIST_COLUMNS: tuple[str, ...] = (
 KINDS: tuple[str, ...] = ("bin", "nan", "posinf", "neginf")
 
 _DTYPES = {
-    "step": "int64",
-    "skipped": "bool",
-    "phase": str,
-    "micro": "int64",
-    "module": str,
-    "call": "int64",
-    "order": "int64",
-    "probe": str,
+    **RECORD_DTYPES,  # the record table's key columns, same dtypes
     "kind": str,
     "bin_lo": "float64",
     "bin_hi": "float64",
     "count": "int64",
-    "rank": "int64",
 }
 _SUFFIXES = (".parquet", ".pq", ".csv")
 
