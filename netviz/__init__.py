@@ -17,7 +17,17 @@ from typing import Any
 
 from netviz import sinks  # light: tracker sinks import their tracker on first use
 from netviz.capture import Monitor, Probe, ProbeContext, watch
-from netviz.errors import NetvizWarning, NothingRecordedWarning
+from netviz.errors import (
+    LayerConfigError,
+    NetvizError,
+    NetvizRuntimeError,
+    NetvizTypeError,
+    NetvizValueError,
+    NetvizWarning,
+    NothingRecordedWarning,
+    RecordError,
+    TorchCompatError,
+)
 from netviz.records import load
 
 __version__ = "0.1.0.dev0"
@@ -53,13 +63,20 @@ __all__ = [
     "DistributedRecordError",
     "Finding",
     "HistogramGrid",
+    "LayerConfigError",
     "Monitor",
+    "NetvizError",
+    "NetvizRuntimeError",
+    "NetvizTypeError",
+    "NetvizValueError",
     "NetvizWarning",
     "NothingRecordedWarning",
     "Probe",
     "ProbeContext",
+    "RecordError",
     "Report",
     "Thresholds",
+    "TorchCompatError",
     "__version__",
     "attribution",
     "capture_activations",

@@ -53,6 +53,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from netviz.errors import NetvizRuntimeError
+
 __all__ = [
     "HEADER",
     "INITIAL_CAPACITY",
@@ -70,7 +72,7 @@ _MAGIC = 7_061_329.0
 INITIAL_CAPACITY = 4096
 
 
-class DistributedRecordError(RuntimeError):
+class DistributedRecordError(NetvizRuntimeError):
     """Ranks could not agree on a recorded step (raised identically on every rank)."""
 
 
