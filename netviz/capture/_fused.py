@@ -40,9 +40,10 @@ import platform
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Container, Iterator
+from collections.abc import Callable, Container, Iterator
 from importlib import resources
 
+import numpy as np
 import torch
 
 __all__ = ["FusedMoments", "clean_context", "load", "unavailable_reason"]
@@ -81,6 +82,16 @@ class FusedMoments:
         self._set_threads.restype = None
         self._lib = lib  # keep the library mapped
 
+    def kernels(self) -> dict[torch.dtype, Callable[[int, int, int], None]]:
+        """``{dtype: fn(data_ptr, numel, out_ptr)}``: the raw entry points (float32, float64).
+
+        ``fn`` writes the 9 raw moments (float64) of ``numel`` contiguous
+        elements at ``data_ptr`` to ``out_ptr``; the caller checks the tensor
+        (:func:`in_place_plain`). For hot paths that write into a larger
+        buffer (no output tensor per call).
+        """
+        return dict(self._fns)
+
     def supports(self, x: torch.Tensor) -> bool:
         """Whether ``x`` can be reduced where it lies: float32/64 on CPU, dense, non-overlapping."""
         return in_place_readable(x, self._fns)
@@ -108,13 +119,42 @@ class FusedMoments:
             if not self.supports(t):
                 t = t.resolve_neg().contiguous()
             dense.append(t)
-        count = len(dense)
-        ptrs = torch.tensor([t.data_ptr() for t in dense], dtype=torch.int64)
-        lens = torch.tensor([t.numel() for t in dense], dtype=torch.int64)
-        f64 = torch.tensor([t.dtype == torch.float64 for t in dense], dtype=torch.int32)
+        return self.sum_squares_dense(dense)
+
+    def sum_squares_dense(self, tensors: list[torch.Tensor]) -> torch.Tensor:
+        """:meth:`sum_squares` of tensors the caller checked: dense float32/64 CPU, contiguous."""
+        count = len(tensors)
+        ptrs = np.fromiter((t.data_ptr() for t in tensors), dtype=np.int64, count=count)
+        lens = np.fromiter((t.numel() for t in tensors), dtype=np.int64, count=count)
+        f64 = np.fromiter(
+            (t.dtype == torch.float64 for t in tensors), dtype=np.int32, count=count
+        )
         out = torch.empty(count, dtype=torch.float64)
-        self._sumsq(ptrs.data_ptr(), lens.data_ptr(), f64.data_ptr(), count, out.data_ptr())
+        self._sumsq(ptrs.ctypes.data, lens.ctypes.data, f64.ctypes.data, count, out.data_ptr())
         return out
+
+
+_F32_F64 = (torch.float32, torch.float64)
+
+
+def in_place_plain(x: torch.Tensor) -> bool:
+    """:func:`in_place_readable` and an ordinary tensor (no functorch wrapper, functional
+    or nested tensor) for a caller that checked the dtype: the hot path's one check."""
+    return (
+        not torch.compiler.is_compiling()  # first: nothing below is traced
+        and type(x) is torch.Tensor
+        and x.is_cpu
+        and x.layout == torch.strided
+        and not x.is_neg()
+        and not x.is_nested
+        and (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last))
+        and not _is_wrapped(x)
+        and not _is_functional(x)
+    )
+
+
+_is_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+_is_functional = torch._is_functional_tensor
 
 
 def in_place_readable(x: torch.Tensor, dtypes: Container[torch.dtype]) -> bool:

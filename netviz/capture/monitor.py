@@ -14,6 +14,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -33,13 +34,14 @@ __all__ = ["Gather", "Monitor"]
 _UNCLOSED_WARN_AT = 1000
 
 
-def _make_forward_hook(monitor_ref: weakref.ref, name: str) -> Callable:
+def _make_forward_hook(monitor_ref: weakref.ref, index: int, name: str) -> Callable:
     # The hook holds only a weak reference to the monitor: a model never keeps
-    # a monitor alive, and no reference cycle runs through the hooks.
+    # a monitor alive, and no reference cycle runs through the hooks. On an
+    # unrecorded step it costs one attribute check.
     def hook(module: nn.Module, args: tuple, output: Any) -> None:
         monitor = monitor_ref()
         if monitor is not None and monitor._recording:
-            monitor._on_forward(name, module, args, output)
+            monitor._on_forward(index, name, module, args, output)
 
     return hook
 
@@ -117,16 +119,20 @@ class Monitor:
         self._record_eval = record_eval
         self._handles: list = []
         self._step_handles: list = []  # removed when the step closes
-        self._buffer = StepBuffer(self._probes, gather, sinks, keep)  # issue #15: sinks, keep
-        # forward-pass state (see docs/watch.md, "What a step is")
-        self._calls: dict[str, int] = {}  # call index per module within one forward pass
-        self._order: dict[str, int] = {}  # execution order of first calls within the step
+        names = [n for n, _ in modules]
+        self._index = {n: i for i, n in enumerate(names)}  # module name -> index (the hooks')
+        # issue #15: sinks, keep; rows refer to modules by index
+        self._buffer = StepBuffer(self._probes, gather, sinks, keep, names=names)
+        # forward-pass state (see docs/watch.md, "What a step is"), by module index
+        self._calls = [0] * len(names)  # calls per module within one forward pass
+        self._order_of = [-1] * len(names)  # execution order of first calls within the step
+        self._order_seq: list[int] = []  # modules in the order of their first call
         self._depth = 0  # nesting of root-model forwards
         self._phase = TRAIN
         self._micro = [0, 0]  # next micro-batch index per phase
         self._cur_micro = 0
         self._closing = False  # inside a step close: emits are step-level
-        self._forward_mark: tuple[int, int] = (0, 0)
+        self._forward_mark: Any = self._buffer.mark()
         self._forward_order_len = 0
         self._forward_ok = False
         self._forward_exit: contextlib.ExitStack | None = None
@@ -158,8 +164,8 @@ class Monitor:
         ]
         # Module hooks on every selected module (also without forward probes:
         # they give ``order`` its execution order).
-        for name, module in self._modules:
-            self._handles.append(module.register_forward_hook(_make_forward_hook(ref, name)))
+        for i, (name, module) in enumerate(self._modules):
+            self._handles.append(module.register_forward_hook(_make_forward_hook(ref, i, name)))
         # Root hooks delimit forward passes: phase, micro-batch, failed forwards.
         self._handles.append(model.register_forward_pre_hook(_root_pre(ref)))
         self._handles.append(model.register_forward_hook(_root_ok(ref)))
@@ -229,9 +235,9 @@ class Monitor:
             return
         self._phase = TRAIN if torch.is_grad_enabled() else EVAL
         self._cur_micro = self._micro[self._phase]
-        self._calls = {}
+        self._calls = [0] * len(self._calls)
         self._forward_mark = self._buffer.mark()
-        self._forward_order_len = len(self._order)
+        self._forward_order_len = len(self._order_seq)
         self._forward_ok = False
         self._forward_calls = 0
         if self._phase == EVAL and not self._record_eval:
@@ -251,8 +257,10 @@ class Monitor:
                 self._after_train_forward()
         else:  # the forward raised: it contributes nothing
             self._buffer.rollback(self._forward_mark)
-            if len(self._order) > self._forward_order_len:
-                self._order = dict(list(self._order.items())[: self._forward_order_len])
+            seq, keep = self._order_seq, self._forward_order_len
+            for i in seq[keep:]:
+                self._order_of[i] = -1
+            del seq[keep:]
         self._phase = TRAIN
         self._recording = self._step % self._every == 0
 
@@ -303,7 +311,9 @@ class Monitor:
                 stacklevel=4,
             )
 
-    def _on_forward(self, name: str, module: nn.Module, args: tuple, output: Any) -> None:
+    def _on_forward(
+        self, index: int, name: str, module: nn.Module, args: tuple, output: Any
+    ) -> None:
         if self._depth == 0:
             # Outside a forward of the root model: a forward re-run during
             # backward is activation checkpointing's recomputation, not a call.
@@ -314,10 +324,10 @@ class Monitor:
                 return
             self._cur_micro = self._micro[self._phase]
         self._forward_calls += 1
-        calls = self._calls
-        calls[name] = calls.get(name, 0) + 1
-        if name not in self._order:
-            self._order[name] = len(self._order)
+        self._calls[index] += 1
+        if self._order_of[index] < 0:
+            self._order_of[index] = len(self._order_seq)
+            self._order_seq.append(index)
         for probe, ctx in self._forward_probes:
             probe.on_forward(ctx, name, module, args, output)
 
@@ -326,7 +336,25 @@ class Monitor:
         return self._modules
 
     def _current_call(self, name: str) -> int:
-        return self._calls.get(name, 1) - 1
+        i = self._index.get(name)
+        return self._calls[i] - 1 if i is not None and self._calls[i] else 0
+
+    def _row_address(self, probe: Probe, module: str, call: int, sharded: bool) -> int:
+        """Address of a new CPU row of ``probe`` in the open step (see ``ProbeContext.row_address``)."""
+        if self._closing:
+            phase, micro = TRAIN, STEP_LEVEL
+        else:
+            phase, micro = self._phase, self._cur_micro
+        buf = self._buffer
+        i = self._index.get(module)
+        return buf.row(
+            self._probe_index[id(probe)],
+            buf.module_id(module) if i is None else i,
+            call,
+            sharded,
+            phase,
+            micro,
+        )
 
     def _emit(self, probe: Probe, module: str, call: int, raw: torch.Tensor, sharded: bool) -> None:
         if raw.dim() != 1 or raw.numel() != len(probe.raw_fields):
@@ -338,7 +366,10 @@ class Monitor:
             phase, micro = TRAIN, STEP_LEVEL
         else:
             phase, micro = self._phase, self._cur_micro
-        self._buffer.add(self._probe_index[id(probe)], module, call, raw, sharded, phase, micro)
+        buf = self._buffer
+        i = self._index.get(module)
+        mid = buf.module_id(module) if i is None else i
+        buf.add(self._probe_index[id(probe)], mid, call, raw, sharded, phase, micro)
 
     def _emit_many(
         self, probe: Probe, modules: list[str], raw: torch.Tensor, sharded: list[bool]
@@ -357,9 +388,8 @@ class Monitor:
         else:
             phase, micro = self._phase, self._cur_micro
         calls = [0] * len(modules)
-        self._buffer.add_block(
-            self._probe_index[id(probe)], modules, calls, raw, sharded, phase, micro
-        )
+        ids = [self._buffer.module_id(m) for m in modules]
+        self._buffer.add_block(self._probe_index[id(probe)], ids, calls, raw, sharded, phase, micro)
 
     def _snapshot(self, probe: Probe, module: str, call: int, tensor: torch.Tensor) -> None:
         self._buffer.add_snapshot(
@@ -460,14 +490,12 @@ class Monitor:
                 if explicit and self._train_forwards and not self._checked:
                     self._checked = True
                     self._check_first_step()
-                orders = dict(self._order)
-                for name, _ in self._modules:  # modules not called: definition order
-                    orders.setdefault(name, len(orders))
-                self._buffer.flush(self._step, orders, flag)
+                self._buffer.flush(self._step, self._orders(), flag)
         finally:
             self._buffer.clear()
-            self._calls = {}
-            self._order = {}
+            self._calls = [0] * len(self._calls)
+            self._order_of = [-1] * len(self._order_of)
+            self._order_seq = []
             self._micro = [0, 0]
             self._train_forwards = 0
             if self._step_handles:
@@ -479,6 +507,17 @@ class Monitor:
             self._step += 1
             self._closed += 1
             self._recording = self._step % self._every == 0
+
+    def _orders(self) -> np.ndarray:
+        """Execution order of each watched module in the step; modules not called follow
+        in definition order."""
+        n = len(self._order_of)
+        orders = np.full(n, -1, dtype=np.int64)
+        seq = self._order_seq
+        orders[seq] = np.arange(len(seq))
+        rest = np.flatnonzero(orders < 0)
+        orders[rest] = np.arange(len(seq), n)
+        return orders
 
     def _check_first_step(self) -> None:
         """Warn once about probes that recorded nothing in the first recorded training step."""

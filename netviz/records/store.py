@@ -148,6 +148,7 @@ class RecordStore:
     _strings: list[str] = field(default_factory=list)
     _index: dict[str, int] = field(default_factory=dict)
     _blocks: list[_StepBlock] = field(default_factory=list)
+    _table: tuple[list[str], np.ndarray] | None = field(default=None, repr=False)
 
     def _intern(self, s: str) -> int:
         i = self._index.get(s)
@@ -156,6 +157,18 @@ class RecordStore:
             self._strings.append(s)
         return i
 
+    def _module_codes(self, rowkeys: dict) -> np.ndarray:
+        """Interned codes of the rows' modules: names, or indices into ``module_table``."""
+        mods = rowkeys["module"]
+        table = rowkeys.get("module_table")
+        if table is None:
+            return np.array([self._intern(m) for m in mods], dtype=np.int64)
+        cached = self._table
+        if cached is None or cached[0] is not table or len(cached[1]) != len(table):
+            # the table only grows: intern its names once, not once per row and step
+            cached = self._table = (table, np.array([self._intern(m) for m in table], np.int64))
+        return cached[1][np.asarray(mods, dtype=np.int64)]
+
     def append_grids(
         self, step: int, grids: list[tuple], per_rank: bool = False, skipped: bool = False
     ) -> None:
@@ -163,7 +176,8 @@ class RecordStore:
 
         Each grid is ``(keys, probe, stats, values, keep, rank)``: ``keys`` maps
         ``module``, ``call``, ``phase`` (0 train, 1 eval), ``micro`` and
-        ``order`` to one list entry per grid row; ``values`` and the boolean
+        ``order`` to one list (or array) entry per grid row (``module``: names,
+        or indices into a list of names given as ``keys["module_table"]``); ``values`` and the boolean
         ``keep`` are ``(n, len(stats))``; a row is stored for each kept cell,
         with ``rank`` when ``per_rank``. ``skipped`` marks the whole step.
         """
@@ -171,7 +185,7 @@ class RecordStore:
         for rowkeys, probe, stats, grid, keep, rank in grids:
             n, k = grid.shape
             block = np.empty((n, k, 7), dtype=np.int64)
-            modules = np.array([self._intern(m) for m in rowkeys["module"]], dtype=np.int64)
+            modules = self._module_codes(rowkeys)
             block[:, :, _K_MODULE] = modules[:, None]
             block[:, :, _K_CALL] = np.asarray(rowkeys["call"], dtype=np.int64)[:, None]
             block[:, :, _K_PROBE] = self._intern(probe)

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from netviz.capture._fused import in_place_plain
 from netviz.capture.probe import Probe, ProbeContext
 from netviz.capture.stats import (
     ACTIVATION_STATS,
@@ -65,17 +66,29 @@ class ActivationStats(Probe):
     def __init__(self, kernel: str = "auto") -> None:
         # Reused work buffers (CPU), not per-step state: see Scratch.
         self._scratch = Scratch(kernel=kernel)
+        self._kernels: dict[torch.dtype, Any] | None = None  # the fused kernel's, set at setup
 
     def setup(self, ctx: ProbeContext) -> None:
         # build and self-test the fused kernel now, never inside a user's forward
-        self._scratch.prepare(ctx.model)
+        fused = self._scratch.prepare(ctx.model)
+        self._kernels = fused.kernels() if fused is not None else None
 
     def on_forward(
         self, ctx: ProbeContext, name: str, module: nn.Module, args: tuple, output: Any
     ) -> None:
-        x = first_tensor(output)
+        x = output if type(output) is torch.Tensor else first_tensor(output)
         if x is None:
             return
+        kernels = self._kernels
+        if kernels is not None:
+            fn = kernels.get(x.dtype)
+            if fn is not None and in_place_plain(x):
+                # the hot path: the fused C kernel writes the moments straight
+                # into this step's CPU buffer (no tensor, no entry object)
+                n = x.numel()
+                if n:
+                    fn(x.data_ptr(), n, ctx.row_address(name, call=ctx.call_index(name), sharded=True))
+                    return
         moments, reason = moments_or_skip(x, self._scratch)
         if moments is None:  # meta, fake, unreadable: see docs/watch.md
             ctx.skip(name, reason)

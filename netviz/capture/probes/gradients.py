@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from netviz.capture._compat import own_parameters
+from netviz.capture._fused import FusedMoments
 from netviz.capture.probe import Probe, ProbeContext
 from netviz.capture.stats import (
     MOMENT_FIELDS,
@@ -162,11 +163,14 @@ class GradNorm(Probe):
 
     def __init__(self) -> None:
         self._scratch = Scratch()  # CPU norms come from the moments kernel
+        self._fused: FusedMoments | None = None  # set at setup where the fused kernel is used
 
     def setup(self, ctx: ProbeContext) -> None:
-        self._scratch.prepare(ctx.model)
+        self._fused = self._scratch.prepare(ctx.model)
 
     def on_step_end(self, ctx: ProbeContext) -> None:
+        if self._fused is not None and ctx.grad_unscale is None and self._dense_step(ctx):
+            return
         found = module_grads(ctx)
         if not found:
             return
@@ -180,8 +184,55 @@ class GradNorm(Probe):
         sums = torch.zeros(len(found), dtype=sq.dtype, device=sq.device).index_add_(0, owner, sq)
         ctx.emit_many([n for n, _, _ in found], sums[:, None], sharded=[s for _, _, s in found])
 
+    def _dense_step(self, ctx: ProbeContext) -> bool:
+        """The common case in a handful of calls: every gradient a dense float32/64 CPU tensor.
+
+        One pass over all watched parameters collects the gradients and their
+        module's index, one fused sum-of-squares call reads them all, one
+        segment sum adds them up per module and one block is emitted: the
+        same calls (and the same numbers) as the general path below, without
+        its per-module work. ``False`` (nothing emitted) where any gradient
+        is something else (sparse, DTensor, half precision, strided,
+        unreadable): the general path handles the step.
+        """
+        owners: list[int] = []
+        grads: list[torch.Tensor] = []
+        modules = ctx.modules
+        for i, (_, module) in enumerate(modules):
+            for p in module._parameters.values():
+                if p is not None and p.requires_grad:
+                    g = p.grad
+                    if g is not None:
+                        owners.append(i)
+                        grads.append(g)
+        if not grads:
+            return True  # nothing to record (the first-step warning says so)
+        if not all(map(_dense_cpu, grads)):
+            return False
+        sq = self._fused.sum_squares_dense(grads)  # type: ignore[union-attr]
+        found, owner = np.unique(np.asarray(owners, dtype=np.int64), return_inverse=True)
+        sums = torch.zeros(len(found), dtype=sq.dtype).index_add_(0, torch.from_numpy(owner), sq)
+        names = [modules[i][0] for i in found.tolist()]
+        ctx.emit_many(names, sums[:, None], sharded=False)
+        return True
+
     def finalize(self, raw: np.ndarray) -> np.ndarray:
         return np.sqrt(raw)
+
+
+def _dense_cpu(g: torch.Tensor) -> bool:
+    """A gradient the fused kernel reads where it lies (plain, dense, float32/64, CPU)."""
+    return (
+        type(g) is torch.Tensor
+        and g.dtype in _F32_F64
+        and g.is_cpu
+        and g.layout == torch.strided
+        and not g.is_neg()
+        and g.is_contiguous()
+    )
+
+
+_F32_F64 = (torch.float32, torch.float64)
 
 
 class GradStats(Probe):
