@@ -21,7 +21,9 @@ eager kernel is used, with the same results:
 - a self-test on values with NaN, infinities, zeros and an all-equal block
   agrees with the eager kernel.
 
-``NETVIZ_KERNEL=eager`` in the environment turns it off for a process.
+``NETVIZ_KERNEL=eager`` in the environment turns it off for the monitors
+created while it is set (``watch(kernel=...)`` or a probe's ``kernel=``
+chooses per monitor).
 :func:`unavailable_reason` says why it is not used, for the warning given at
 attach time (:meth:`netviz.capture.stats.Scratch.prepare`). The build and the
 self-test run in a clean context (:func:`clean_context`: no ``torch.func``
@@ -289,14 +291,23 @@ def unavailable_reason() -> str:
     return _load()[1]
 
 
-#: :func:`unavailable_reason` when the user chose the eager kernel (not worth a warning).
+#: A reason :func:`unavailable_reason` never gives now (the environment is read per
+#: monitor, :func:`env_chooses_eager`); kept for callers that test for it.
 CHOSEN_EAGER = "NETVIZ_KERNEL=eager is set"
+
+
+def env_chooses_eager() -> bool:
+    """Whether ``NETVIZ_KERNEL=eager`` is set now (read when a monitor is created).
+
+    The choice is never cached for the process: only the build and the
+    self-test of the kernel are (:func:`load`), keyed by nothing but the
+    machine they ran on.
+    """
+    return os.environ.get("NETVIZ_KERNEL", "").lower() == "eager"
 
 
 @functools.cache
 def _load() -> tuple[FusedMoments | None, str]:
-    if os.environ.get("NETVIZ_KERNEL", "").lower() == "eager":
-        return None, CHOSEN_EAGER
     if platform.system() != "Linux":
         return None, f"it is built on Linux only, not on {platform.system() or 'this platform'}"
     if "OpenMP" not in torch.__config__.parallel_info():

@@ -305,7 +305,9 @@ def _run(kernels, x: torch.Tensor, out: torch.Tensor, block: int, max_programs: 
     return out
 
 
-def maybe_triton_moments(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor | None:
+def maybe_triton_moments(
+    x: torch.Tensor, out: torch.Tensor | None = None, *, chosen: bool = False
+) -> torch.Tensor | None:
     """Raw moments of ``x`` from the Triton kernel, or ``None`` where it must not be used.
 
     The entry point for :func:`netviz.capture.stats.tensor_moments` on CUDA:
@@ -318,7 +320,11 @@ def maybe_triton_moments(x: torch.Tensor, out: torch.Tensor | None = None) -> to
     Otherwise the moments are launched without a host synchronisation (see
     :func:`moments`, also for ``out``). Empty tensors give
     ``[0, 0, 0, 0, 0, inf, -inf, 0, 0]`` like the torch-op kernel.
+    ``chosen=True``: the caller (a monitor's kernel choice, read when it was
+    created) already decided against ``NETVIZ_KERNEL=eager``; not read here.
     """
+    if not chosen and _env_eager():
+        return None
     if x.requires_grad or type(x) is not torch.Tensor:
         x = x.detach()  # (a Parameter detaches to a plain tensor)
     if type(x) is not torch.Tensor or x.dtype not in _SUPPORTED or x.layout != torch.strided:
@@ -364,11 +370,16 @@ def triton_moments_available(
         device = torch.device("cuda", torch.cuda.current_device())
     if device.type != ("cpu" if interpret else "cuda") or dtype not in _SUPPORTED:
         return False
-    return _ready(device, dtype, interpret)
+    return not _env_eager() and _ready(device, dtype, interpret)
+
+
+def _env_eager() -> bool:
+    return os.environ.get("NETVIZ_KERNEL", "").lower() == "eager"
 
 
 # (device, dtype, interpreted) -> whether the kernel passed its self-test there;
-# filled once per process like the CPU kernel's loader (tests clear it)
+# filled once per process like the CPU kernel's loader (tests clear it). A pure
+# cache of the self-test: the choice of kernel (NETVIZ_KERNEL) is never in it.
 _VERDICTS: dict[tuple[torch.device, torch.dtype, bool], bool] = {}
 
 
@@ -380,8 +391,6 @@ def _ready(device: torch.device, dtype: torch.dtype, interpret: bool) -> bool:
 
 
 def _check(device: torch.device, dtype: torch.dtype, interpret: bool) -> bool:
-    if os.environ.get("NETVIZ_KERNEL", "").lower() == "eager":
-        return False
     if _kernels(interpret) is None:
         return False
     with _clean_context(device.type):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Iterable
 from typing import Any
@@ -14,6 +15,8 @@ from netviz.capture.monitor import Gather, Monitor
 from netviz.capture.probe import Probe
 from netviz.capture.probes import BUILTIN_PROBES
 from netviz.capture.selection import ModuleSelector, select_modules
+from netviz.capture.stats import KERNELS
+from netviz.errors import NetvizValueError
 from netviz.sinks.base import as_sink_list  # issue #15
 
 __all__ = ["DEFAULT_PROBES", "resolve_probes", "watch"]
@@ -21,8 +24,18 @@ __all__ = ["DEFAULT_PROBES", "resolve_probes", "watch"]
 DEFAULT_PROBES = ("grad_norm", "activation_stats")
 
 
-def resolve_probes(probes: str | Probe | Iterable[str | Probe]) -> list[Probe]:
-    """Probe names or objects -> fresh probe objects, validated."""
+def resolve_probes(
+    probes: str | Probe | Iterable[str | Probe], kernel: str | None = None
+) -> list[Probe]:
+    """Probe names or objects -> fresh probe objects, validated.
+
+    ``kernel`` (one of :data:`~netviz.capture.stats.KERNELS`) is given to the
+    probes created from names that take one; probe objects keep their own.
+    """
+    if kernel is not None and kernel not in KERNELS:
+        raise NetvizValueError(
+            f"`kernel` must be None or one of {', '.join(map(repr, KERNELS))}, got {kernel!r}"
+        )
     if isinstance(probes, (str, Probe)):
         probes = [probes]
     try:
@@ -44,7 +57,8 @@ def resolve_probes(probes: str | Probe | Iterable[str | Probe]) -> list[Probe]:
                     f"unknown probe {item!r}; known probes: {', '.join(sorted(BUILTIN_PROBES))} "
                     "(or pass a netviz.Probe object)"
                 )
-            out.append(cls())
+            takes = kernel is not None and "kernel" in inspect.signature(cls).parameters
+            out.append(cls(kernel=kernel) if takes else cls())  # type: ignore[call-arg]
         else:
             raise TypeError(
                 f"`probes` entries must be names (str) or Probe objects, got {type(item).__name__}"
@@ -71,6 +85,7 @@ def watch(
     all_ranks: bool = False,
     sinks: Any = None,
     keep: bool = True,
+    kernel: str | None = None,
 ) -> Monitor:
     """Attach probes to ``model`` and return a :class:`Monitor`.
 
@@ -138,6 +153,13 @@ def watch(
         ``False`` keeps no records in memory (they only go to ``sinks``, for
         example a :class:`netviz.sinks.Parquet` folder, so a long run's memory
         stays flat); :meth:`Monitor.to_pandas` then raises.
+    kernel
+        How the probes named in ``probes`` reduce CPU tensors: ``"auto"``
+        (the fused C kernel where it can be built, else torch ops; on CUDA
+        the Triton kernel where it passes its self-test), ``"fused"``
+        (required) or ``"eager"`` (torch ops only). ``None`` (default):
+        ``"auto"``, unless ``NETVIZ_KERNEL=eager`` is set when the monitor is
+        created. Probe objects keep their own ``kernel=``.
 
     Returns
     -------
@@ -204,6 +226,7 @@ def watch(
         all_ranks=all_ranks,
         sinks=sinks,
         keep=keep,
+        kernel=kernel,
     )
 
 
@@ -223,6 +246,7 @@ def _watch(
     all_ranks: bool = False,
     sinks: Any = None,
     keep: bool = True,
+    kernel: str | None = None,
 ) -> Monitor:
     if not isinstance(model, nn.Module):
         raise TypeError(
@@ -259,7 +283,7 @@ def _watch(
             "watch(..., keep=False) keeps no records in memory, so it needs a sink to send them "
             "to, e.g. sinks=[netviz.sinks.Parquet('run.parquet')]"
         )
-    resolved = resolve_probes(probes)
+    resolved = resolve_probes(probes, kernel)
     selected = select_modules(model, modules)
     if gather is None:
         gather = make_gather(model, distributed, per_rank, process_group, all_ranks)

@@ -26,6 +26,7 @@ import torch
 from netviz.capture import _fused
 from netviz.capture._fused import FusedMoments
 from netviz.capture._triton_moments import maybe_triton_moments
+from netviz.errors import NetvizRuntimeError, NetvizValueError
 
 __all__ = [
     "KERNELS",
@@ -108,13 +109,15 @@ class Scratch:
 
     def __init__(self, chunk: int = 1 << 18, kernel: str = "auto"):
         if chunk < 1:
-            raise ValueError(f"`chunk` must be >= 1, got {chunk}")
+            raise NetvizValueError(f"`chunk` must be >= 1, got {chunk}")
         if kernel not in KERNELS:
-            raise ValueError(
+            raise NetvizValueError(
                 f"`kernel` must be one of {', '.join(map(repr, KERNELS))}, got {kernel!r}"
             )
         self.chunk = chunk
         self.kernel = kernel
+        # NETVIZ_KERNEL=eager, read now and again at attach (prepare): per monitor
+        self.env_eager = _fused.env_chooses_eager()
         self._buffers: dict[tuple[int, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
         if kernel == "fused":
             self.fused()  # fail here, not in the first forward hook
@@ -125,14 +128,14 @@ class Scratch:
         ``"auto"`` uses it where it can be built and loaded safely (see
         :mod:`netviz.capture._fused`); ``"fused"`` requires it.
         """
-        if self.kernel == "eager":
+        if self.kernel == "eager" or (self.kernel == "auto" and self.env_eager):
             return None
         kernel = _fused.load()
         if kernel is None and self.kernel == "fused":
-            raise RuntimeError(
-                "the fused moments kernel is not available here: it needs Linux, "
-                "PyTorch with OpenMP, a C compiler ($CC, cc, gcc or clang) and "
-                "NETVIZ_KERNEL not set to 'eager'; use kernel='auto' or 'eager'"
+            raise NetvizRuntimeError(
+                "the fused moments kernel is not available here "
+                f"({_fused.unavailable_reason()}): it needs Linux, PyTorch with OpenMP and "
+                "a C compiler ($CC, cc, gcc or clang); use kernel='auto' or 'eager'"
             )
         return kernel
 
@@ -144,11 +147,18 @@ class Scratch:
         slower and why, and how to silence it; nothing is said where the
         eager kernel was chosen (``kernel="eager"`` or ``NETVIZ_KERNEL=eager``).
         """
+        self.env_eager = _fused.env_chooses_eager()
         fused = self.fused()
         reason = _fused.unavailable_reason()
-        if fused is None and self.kernel == "auto" and reason != _fused.CHOSEN_EAGER:
-            self._warn_fallback(model, reason)
+        if fused is None and self.kernel == "auto" and not self.env_eager:
+            if reason != _fused.CHOSEN_EAGER:
+                self._warn_fallback(model, reason)
         return fused
+
+    @property
+    def eager(self) -> bool:
+        """Whether this scratch's statistics use the torch-op kernel by choice."""
+        return self.kernel == "eager" or (self.kernel == "auto" and self.env_eager)
 
     @staticmethod
     def _warn_fallback(model: torch.nn.Module | None, reason: str) -> None:
@@ -208,10 +218,11 @@ def tensor_moments(x: torch.Tensor, scratch: Scratch | None = None) -> torch.Ten
     1.0
     """
     x = x.detach()
-    if x.is_cuda and (scratch is None or scratch.kernel != "eager"):
+    eager = scratch.eager if scratch is not None else _fused.env_chooses_eager()
+    if x.is_cuda and not eager:
         # one fused Triton launch (two above 2,048 elements) instead of the
         # torch-op kernel, where Triton imports and its self-test passed
-        fused_cuda = maybe_triton_moments(x)
+        fused_cuda = maybe_triton_moments(x, chosen=True)
         if fused_cuda is not None:
             return fused_cuda
     x = _as_float(x)

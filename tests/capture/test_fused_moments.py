@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -173,9 +174,27 @@ def test_required_fused_kernel_fails_early_where_unavailable(monkeypatch):
     np.testing.assert_array_equal(tensor_moments(x, Scratch()), tensor_moments(x))
 
 
-def test_environment_turns_the_fused_kernel_off(monkeypatch):
+def test_environment_turns_the_fused_kernel_off_per_monitor(monkeypatch):
+    """NETVIZ_KERNEL is read when a monitor is created, not once per process."""
+    net = nn.Linear(3, 3)
+    x = torch.randn(4, 3)
     monkeypatch.setenv("NETVIZ_KERNEL", "eager")
-    assert _fused._load.__wrapped__() == (None, _fused.CHOSEN_EAGER)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # chosen, not fallen back to: silent
+        eager = netviz.watch(net, probes=[ActivationStats(), "grad_norm"])
+    assert all(p._scratch.fused() is None for p in eager.probes)
+    monkeypatch.delenv("NETVIZ_KERNEL")
+    fused = netviz.watch(net, probes=[ActivationStats(), "grad_norm"])
+    assert all(p._scratch.fused() is _fused.load() is not None for p in fused.probes)
+    assert all(p._scratch.fused() is None for p in eager.probes)  # its choice is kept
+    net(x).sum().backward()
+    eager.step()
+    fused.step()
+    a, b = eager.to_pandas(), fused.to_pandas()
+    np.testing.assert_allclose(a.value.to_numpy(), b.value.to_numpy(), rtol=1e-5)
+    # the loader's cache holds the build and self-test only, not the choice
+    monkeypatch.setenv("NETVIZ_KERNEL", "eager")
+    assert _fused.load() is not None
 
 
 def test_eager_choice_never_loads_the_kernel(monkeypatch):

@@ -161,8 +161,9 @@ class GradNorm(Probe):
     raw_fields = ("sum_sq",)
     stats = ("l2",)
 
-    def __init__(self) -> None:
-        self._scratch = Scratch()  # CPU norms come from the moments kernel
+    def __init__(self, kernel: str = "auto") -> None:
+        # CPU norms come from the moments kernel: "auto", "fused" or "eager"
+        self._scratch = Scratch(kernel=kernel)
         self._fused: FusedMoments | None = None  # set at setup where the fused kernel is used
 
     def setup(self, ctx: ProbeContext) -> None:

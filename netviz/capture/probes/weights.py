@@ -26,9 +26,10 @@ class WeightStats(Probe):
     stats = ("l2", "update_ratio")
     optional_stats = ("update_ratio",)
 
-    def __init__(self) -> None:
+    def __init__(self, kernel: str = "auto") -> None:
         self._prev: dict[str, list[torch.Tensor]] = {}
-        self._scratch = Scratch()  # CPU norms come from the moments kernel
+        # CPU norms come from the moments kernel: "auto", "fused" or "eager"
+        self._scratch = Scratch(kernel=kernel)
 
     def setup(self, ctx: ProbeContext) -> None:
         self._prev = {}
