@@ -400,10 +400,14 @@ def main() -> None:
         action="store_true",
         help="add a side with activation_hist + grad_hist on top of the netviz side's probes",
     )
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="interleaved rounds (default 12; 2 with --quick)"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     rounds, per_round, warmup = (2, 3, 1) if args.quick else (12, 6, 1)
+    rounds = args.rounds or rounds
     sides = ("plain", *(("plain_again",) if args.aa else ()), "netviz")
     sides += ("hist",) if args.hist else ()
     sides += () if args.no_naive else ("naive",)

@@ -128,9 +128,7 @@ class FusedMoments:
         count = len(tensors)
         ptrs = np.fromiter((t.data_ptr() for t in tensors), dtype=np.int64, count=count)
         lens = np.fromiter((t.numel() for t in tensors), dtype=np.int64, count=count)
-        f64 = np.fromiter(
-            (t.dtype == torch.float64 for t in tensors), dtype=np.int32, count=count
-        )
+        f64 = np.fromiter((t.dtype == torch.float64 for t in tensors), dtype=np.int32, count=count)
         out = torch.empty(count, dtype=torch.float64)
         self._sumsq(ptrs.ctypes.data, lens.ctypes.data, f64.ctypes.data, count, out.data_ptr())
         return out

@@ -44,8 +44,11 @@ import contextlib
 import functools
 import os
 import warnings
+from typing import Any
 
 import torch
+
+from netviz.errors import NetvizRuntimeError, NetvizTypeError, NetvizValueError
 
 __all__ = ["maybe_triton_moments", "moments", "triton_moments_available"]
 
@@ -57,8 +60,10 @@ _SUPPORTED = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _PART = 9  # partial row: n_f, nonfinite, sum, mean, m2, min, max, l1, nonzero
 
 # Set by _kernels() on first use (Triton resolves a kernel's names in its module).
-triton = None
-tl = None
+# Typed Any: triton.language is an untyped API (and absent where Triton is not
+# installed), so the kernels' tl.* calls cannot be checked.
+triton: Any = None
+tl: Any = None
 
 
 def _partials_kernel(
@@ -256,23 +261,23 @@ def moments(
     a CPU tensor without ``TRITON_INTERPRET=1``, or a CUDA tensor with it).
     """
     if x.dtype not in _SUPPORTED:
-        raise TypeError(
+        raise NetvizTypeError(
             f"Triton moments take float16, bfloat16, float32 or float64 tensors, got {x.dtype}"
         )
     if block < 16 or block & (block - 1) or max_programs < 1:
-        raise ValueError(
+        raise NetvizValueError(
             f"`block` must be a power of two >= 16 and `max_programs` >= 1, "
             f"got {block} and {max_programs}"
         )
     interpret = _interpreting()
     if (x.device.type == "cpu") != interpret or x.device.type not in ("cpu", "cuda"):
-        raise RuntimeError(
+        raise NetvizRuntimeError(
             f"Triton moments run on CUDA tensors, or on CPU tensors under TRITON_INTERPRET=1; "
             f"got a {x.device.type} tensor with TRITON_INTERPRET={'1' if interpret else 'unset'}"
         )
     kernels = _kernels(interpret)
     if kernels is None:
-        raise RuntimeError(
+        raise NetvizRuntimeError(
             "Triton is not importable here (install netviz[cuda]), or TRITON_INTERPRET "
             "was changed after triton was imported"
         )
@@ -283,12 +288,12 @@ def _check_out(out: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
     if out is None:
         return torch.empty(9, dtype=torch.float64, device=x.device)
     if out.dtype is not torch.float64 or out.numel() != 9 or not out.is_contiguous():
-        raise ValueError(
+        raise NetvizValueError(
             f"`out` must be a contiguous float64 tensor of 9 elements, got "
             f"{out.dtype} of shape {tuple(out.shape)}"
         )
     if out.device != x.device:
-        raise ValueError(f"`out` must be on {x.device}, got {out.device}")
+        raise NetvizValueError(f"`out` must be on {x.device}, got {out.device}")
     return out
 
 

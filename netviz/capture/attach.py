@@ -16,7 +16,7 @@ from netviz.capture.probe import Probe
 from netviz.capture.probes import BUILTIN_PROBES
 from netviz.capture.selection import ModuleSelector, select_modules
 from netviz.capture.stats import KERNELS
-from netviz.errors import NetvizValueError
+from netviz.errors import NetvizTypeError, NetvizValueError
 from netviz.sinks.base import as_sink_list  # issue #15
 
 __all__ = ["DEFAULT_PROBES", "resolve_probes", "watch"]
@@ -41,11 +41,13 @@ def resolve_probes(
     try:
         items = list(probes)
     except TypeError:
-        raise TypeError(
+        raise NetvizTypeError(
             f"`probes` must be a probe name, a Probe object or a list of them, got {type(probes).__name__}"
         ) from None
     if not items:
-        raise ValueError(f"`probes` is empty; known probes: {', '.join(sorted(BUILTIN_PROBES))}")
+        raise NetvizValueError(
+            f"`probes` is empty; known probes: {', '.join(sorted(BUILTIN_PROBES))}"
+        )
     out: list[Probe] = []
     for item in items:
         if isinstance(item, Probe):
@@ -53,20 +55,22 @@ def resolve_probes(
         elif isinstance(item, str):
             cls = BUILTIN_PROBES.get(item)
             if cls is None:
-                raise ValueError(
+                raise NetvizValueError(
                     f"unknown probe {item!r}; known probes: {', '.join(sorted(BUILTIN_PROBES))} "
                     "(or pass a netviz.Probe object)"
                 )
-            takes = kernel is not None and "kernel" in inspect.signature(cls).parameters
-            out.append(cls(kernel=kernel) if takes else cls())  # type: ignore[call-arg]
+            if kernel is not None and "kernel" in inspect.signature(cls).parameters:
+                out.append(cls(kernel=kernel))  # type: ignore[call-arg]  # (checked just above)
+            else:
+                out.append(cls())
         else:
-            raise TypeError(
+            raise NetvizTypeError(
                 f"`probes` entries must be names (str) or Probe objects, got {type(item).__name__}"
             )
     names = [p.name for p in out]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise ValueError(f"probe(s) {dupes} given more than once")
+        raise NetvizValueError(f"probe(s) {dupes} given more than once")
     return out
 
 
@@ -249,13 +253,13 @@ def _watch(
     kernel: str | None = None,
 ) -> Monitor:
     if not isinstance(model, nn.Module):
-        raise TypeError(
+        raise NetvizTypeError(
             f"`model` must be a torch.nn.Module, got {type(model).__name__}: {model!r:.60}"
         )
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-        raise ValueError(f"`every` must be an int >= 1, got {every!r}")
+        raise NetvizValueError(f"`every` must be an int >= 1, got {every!r}")
     if isinstance(model, torch.jit.ScriptModule):
-        raise TypeError(
+        raise NetvizTypeError(
             f"`model` is a TorchScript module ({type(model).__name__}, from torch.jit.trace or "
             "torch.jit.script): its compiled code calls no Python hooks, so netviz would record "
             "nothing. Watch the eager model (and script or trace it after the run)."
@@ -263,30 +267,30 @@ def _watch(
     if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
         inner = getattr(optimizer, "optimizer", getattr(optimizer, "_optimizer", None))
         if not isinstance(inner, torch.optim.Optimizer):
-            raise TypeError(
+            raise NetvizTypeError(
                 "`optimizer` must be a torch.optim.Optimizer (or a wrapper holding one as "
                 f"`.optimizer`) or None, got {type(optimizer).__name__}"
             )
     if scaler is not None and not all(
         callable(getattr(scaler, a, None)) for a in ("step", "update", "is_enabled")
     ):
-        raise TypeError(
+        raise NetvizTypeError(
             f"`scaler` must be a torch.amp.GradScaler or None, got {type(scaler).__name__}"
         )
     if not isinstance(record_eval, bool):
-        raise TypeError(f"`eval` must be a bool, got {type(record_eval).__name__}")
+        raise NetvizTypeError(f"`eval` must be a bool, got {type(record_eval).__name__}")
     sink_list = as_sink_list(sinks)  # issue #15
     if not isinstance(keep, bool):
-        raise TypeError(f"`keep` must be True or False, got {keep!r}")
+        raise NetvizTypeError(f"`keep` must be True or False, got {keep!r}")
     if not keep and not sink_list:
-        raise ValueError(
+        raise NetvizValueError(
             "watch(..., keep=False) keeps no records in memory, so it needs a sink to send them "
             "to, e.g. sinks=[netviz.sinks.Parquet('run.parquet')]"
         )
     resolved = resolve_probes(probes, kernel)
     selected = select_modules(model, modules)
     if gather is None:
-        gather = make_gather(model, distributed, per_rank, process_group, all_ranks)
+        gather = make_gather(model, distributed, per_rank, process_group, all_ranks)  # type: ignore[assignment]  # a StepGather is a Gather: gather_step is used where it is one
     scripted = [n or "<root>" for n, m in selected if isinstance(m, torch.jit.ScriptModule)]
     if scripted:
         warnings.warn(

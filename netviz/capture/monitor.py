@@ -23,7 +23,12 @@ from netviz.capture import _compat
 from netviz.capture.distributed import StepGather
 from netviz.capture.probe import Probe, ProbeContext
 from netviz.capture.step_buffer import EVAL, TRAIN, Gather, StepBuffer
-from netviz.errors import NothingRecordedWarning
+from netviz.errors import (
+    NetvizRuntimeError,
+    NetvizTypeError,
+    NetvizValueError,
+    NothingRecordedWarning,
+)
 from netviz.records.histograms import save_histograms
 from netviz.records.io import save_frame
 from netviz.records.store import STEP_LEVEL
@@ -78,7 +83,7 @@ def _unwrap_optimizer(optimizer: Any) -> torch.optim.Optimizer:
             break
         optimizer = inner
     if not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(
+        raise NetvizTypeError(
             "`optimizer` must be a torch.optim.Optimizer (or a wrapper holding one as "
             f"`.optimizer`), got {type(optimizer).__name__}"
         )
@@ -217,7 +222,7 @@ class Monitor:
 
     def __enter__(self) -> Monitor:
         if not self._attached:
-            raise RuntimeError(
+            raise NetvizRuntimeError(
                 "this Monitor is detached and cannot be used again; "
                 "call netviz.watch(model, ...) for a new one"
             )
@@ -358,7 +363,7 @@ class Monitor:
 
     def _emit(self, probe: Probe, module: str, call: int, raw: torch.Tensor, sharded: bool) -> None:
         if raw.dim() != 1 or raw.numel() != len(probe.raw_fields):
-            raise ValueError(
+            raise NetvizValueError(
                 f"probe {probe.name!r} emitted a tensor of shape {tuple(raw.shape)}; "
                 f"expected ({len(probe.raw_fields)},) for raw fields {probe.raw_fields}"
             )
@@ -376,7 +381,7 @@ class Monitor:
     ) -> None:
         width = len(probe.raw_fields)
         if raw.dim() != 2 or raw.shape != (len(modules), width):
-            raise ValueError(
+            raise NetvizValueError(
                 f"probe {probe.name!r} emitted a block of shape {tuple(raw.shape)}; "
                 f"expected ({len(modules)}, {width}) for {len(modules)} modules and raw "
                 f"fields {probe.raw_fields}"
@@ -460,7 +465,7 @@ class Monitor:
             If the monitor is detached.
         """
         if not self._attached:
-            raise RuntimeError(
+            raise NetvizRuntimeError(
                 "Monitor.step() on a detached monitor: it records nothing more; "
                 "call netviz.watch(model, ...) for a new one"
             )
@@ -587,7 +592,7 @@ class Monitor:
     def _warn_not_kept(self) -> None:
         held = self._buffer.records.steps
         if not held:
-            raise RuntimeError(
+            raise NetvizRuntimeError(
                 "this monitor keeps no records in memory (watch(..., keep=False)); read "
                 "them from its sink instead, e.g. netviz.load(<the Parquet sink's folder>)"
             )

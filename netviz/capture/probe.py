@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from netviz.errors import NetvizRuntimeError, NetvizValueError
+
 if TYPE_CHECKING:  # pragma: no cover
     from netviz.capture.monitor import Monitor
 
@@ -123,7 +125,7 @@ class ProbeContext:
     def _monitor(self) -> Monitor:
         monitor = self._monitor_ref()
         if monitor is None:
-            raise RuntimeError("the monitor of this probe context no longer exists")
+            raise NetvizRuntimeError("the monitor of this probe context no longer exists")
         return monitor
 
     @property
@@ -174,7 +176,7 @@ class ProbeContext:
         mods = list(modules)
         flags = [bool(sharded)] * len(mods) if isinstance(sharded, bool) else list(sharded)
         if len(flags) != len(mods):
-            raise ValueError(f"`sharded` has {len(flags)} entries for {len(mods)} modules")
+            raise NetvizValueError(f"`sharded` has {len(flags)} entries for {len(mods)} modules")
         self._monitor._emit_many(self.probe, mods, raw, flags)
 
     # --- issue #12: skipped statistics ---------------------------------------

@@ -150,9 +150,9 @@ class Scratch:
         self.env_eager = _fused.env_chooses_eager()
         fused = self.fused()
         reason = _fused.unavailable_reason()
-        if fused is None and self.kernel == "auto" and not self.env_eager:
-            if reason != _fused.CHOSEN_EAGER:
-                self._warn_fallback(model, reason)
+        chosen = self.env_eager or reason == _fused.CHOSEN_EAGER
+        if fused is None and self.kernel == "auto" and not chosen:
+            self._warn_fallback(model, reason)
         return fused
 
     @property

@@ -73,8 +73,18 @@ class _Slab:
     """
 
     __slots__ = (
-        "cap", "call", "data", "late", "micro", "module", "n", "phase", "ptr", "sharded",
-        "stride", "width",
+        "call",
+        "cap",
+        "data",
+        "late",
+        "micro",
+        "module",
+        "n",
+        "phase",
+        "ptr",
+        "sharded",
+        "stride",
+        "width",
     )  # fmt: skip
 
     def __init__(self, width: int, cap: int = 64):
@@ -386,7 +396,9 @@ class StepBuffer:
     # --------------------------------------------------------------------- flush
     def _parts(self) -> tuple[list[tuple[int, int, _Keys]], list[torch.Tensor]]:
         """The open step's rows as ``(probe, offset, keys)`` runs and their raw tensors."""
-        parts, raws, offset = [], [], 0
+        parts: list[tuple[int, int, _Keys]] = []
+        raws: list[torch.Tensor] = []
+        offset = 0
         by_probe: dict[int, list[_Entry]] = {}
         for e in self.entries:
             by_probe.setdefault(e.probe, []).append(e)

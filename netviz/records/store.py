@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from netviz.errors import NetvizTypeError, RecordError
+
 __all__ = ["COLUMNS", "PHASES", "STEP_LEVEL", "RecordStore", "empty_frame", "validate_frame"]
 
 #: Columns of every record table, in order.
@@ -106,10 +108,10 @@ def validate_frame(df: pd.DataFrame, *, source: str = "records") -> pd.DataFrame
         If a column is missing or a value cannot be converted.
     """
     if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"{source} must be a pandas DataFrame, got {type(df).__name__}")
+        raise NetvizTypeError(f"{source} must be a pandas DataFrame, got {type(df).__name__}")
     missing = [c for c in COLUMNS if c not in df.columns and c not in _ADDED]
     if missing:
-        raise ValueError(
+        raise RecordError(
             f"{source} is not a netviz record table: missing column(s) {missing}; "
             f"expected columns {list(COLUMNS)}"
         )
@@ -121,10 +123,10 @@ def validate_frame(df: pd.DataFrame, *, source: str = "records") -> pd.DataFrame
         for c in columns:
             out[c] = out[c].astype(_DTYPES[c])
     except (TypeError, ValueError) as err:
-        raise ValueError(f"{source}: column {c!r} has values of the wrong type ({err})") from err
+        raise RecordError(f"{source}: column {c!r} has values of the wrong type ({err})") from err
     bad = sorted(set(out["phase"].unique()) - set(PHASES))
     if bad:
-        raise ValueError(f"{source}: column 'phase' has values {bad}; expected one of {PHASES}")
+        raise RecordError(f"{source}: column 'phase' has values {bad}; expected one of {PHASES}")
     return out.reset_index(drop=True)
 
 

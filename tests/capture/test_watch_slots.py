@@ -69,7 +69,9 @@ def _check_against_tape(df: pd.DataFrame, tape: _Tape, step: int = 0) -> None:
         for stat, value in want.items():  # float32 sums: the kernel's stated bound
             exact = stat in ("min", "max", "numel", "zero_frac", "nonfinite_frac")
             scale = 1e-6 * want["abs_mean"]  # float32 sums of values of this size
-            tol = pytest.approx(value, abs=0) if exact else pytest.approx(value, rel=1e-6, abs=scale)
+            tol = (
+                pytest.approx(value, abs=0) if exact else pytest.approx(value, rel=1e-6, abs=scale)
+            )
             assert got[stat] == tol, (name, call, stat)
     assert len(rows.loc[step]) == len(tape.calls)
 
@@ -240,7 +242,9 @@ def test_grad_norm_general_path_for_other_gradients(kind):
         want = {
             "0": float(emb.weight.grad.to_dense().double().norm()),
             "1": float(
-                torch.sqrt(lin.weight.grad.double().pow(2).sum() + lin.bias.grad.double().pow(2).sum())
+                torch.sqrt(
+                    lin.weight.grad.double().pow(2).sum() + lin.bias.grad.double().pow(2).sum()
+                )
             ),
         }
         mon.step()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ def first_tensor(output: Any) -> torch.Tensor | None:
     """The first tensor of ``output`` in depth-first order (tuples, lists, dicts, namedtuples)."""
     if isinstance(output, torch.Tensor):
         return output
+    items: Iterable[Any]
     if isinstance(output, Mapping):
         items = output.values()
     elif isinstance(output, (tuple, list)):
@@ -87,7 +88,11 @@ class ActivationStats(Probe):
                 # into this step's CPU buffer (no tensor, no entry object)
                 n = x.numel()
                 if n:
-                    fn(x.data_ptr(), n, ctx.row_address(name, call=ctx.call_index(name), sharded=True))
+                    fn(
+                        x.data_ptr(),
+                        n,
+                        ctx.row_address(name, call=ctx.call_index(name), sharded=True),
+                    )
                     return
         moments, reason = moments_or_skip(x, self._scratch)
         if moments is None:  # meta, fake, unreadable: see docs/watch.md

@@ -93,8 +93,13 @@ def _foreach_norms(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
     for wide in (True, False):
         idx = [i for i, t in enumerate(tensors) if (t.dtype != torch.float64) == wide]
         if idx:
-            kw = {"dtype": torch.float32} if wide else {}
-            for i, n in zip(idx, torch._foreach_norm([tensors[i] for i in idx], **kw)):
+            part = [tensors[i] for i in idx]
+            norms = (
+                torch._foreach_norm(part, dtype=torch.float32)
+                if wide
+                else torch._foreach_norm(part)
+            )
+            for i, n in zip(idx, norms):
                 out[i] = n
     return out  # type: ignore[return-value]
 

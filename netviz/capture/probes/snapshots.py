@@ -20,6 +20,7 @@ from torch import nn
 from netviz.capture.activations import call_keys
 from netviz.capture.probe import Probe, ProbeContext
 from netviz.capture.probes.activation import first_tensor
+from netviz.errors import NetvizRuntimeError, NetvizTypeError, NetvizValueError
 
 __all__ = ["AttentionSnapshots", "FeatureMapSnapshots", "snapshot_tensors"]
 
@@ -86,7 +87,7 @@ class AttentionSnapshots(Probe):
 
         model = ctx.model
         if model is None:
-            raise RuntimeError("the `attention` probe needs the watched model (ctx.model)")
+            raise NetvizRuntimeError("the `attention` probe needs the watched model (ctx.model)")
         selected = {n for n, _ in ctx.modules}
         ancestors = {n.rsplit(".", i)[0] for n in selected for i in range(1, n.count(".") + 1)}
         ancestors |= {""} if selected - {""} else set()
@@ -140,9 +141,9 @@ class FeatureMapSnapshots(Probe):
     def __init__(self, max_batch: int = 1, max_channels: int = 16, min_dim: int = 3) -> None:
         for value, label in ((max_batch, "max_batch"), (max_channels, "max_channels")):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{label}` must be an int >= 1, got {value!r}")
+                raise NetvizValueError(f"`{label}` must be an int >= 1, got {value!r}")
         if isinstance(min_dim, bool) or not isinstance(min_dim, int) or min_dim < 1:
-            raise ValueError(f"`min_dim` must be an int >= 1, got {min_dim!r}")
+            raise NetvizValueError(f"`min_dim` must be an int >= 1, got {min_dim!r}")
         self.max_batch, self.max_channels, self.min_dim = max_batch, max_channels, min_dim
 
     def on_forward(
@@ -190,14 +191,20 @@ def snapshot_tensors(
     if hasattr(snapshots, "snapshots") and callable(snapshots.snapshots):
         snapshots = snapshots.snapshots()
     if not isinstance(snapshots, Mapping):
-        raise TypeError(f"`snapshots` must be a Monitor or a dict, got {type(snapshots).__name__}")
+        raise NetvizTypeError(
+            f"`snapshots` must be a Monitor or a dict, got {type(snapshots).__name__}"
+        )
     steps = sorted(s for s, kept in snapshots.items() if any(k[0] == probe for k in kept))
     if not steps:
-        raise ValueError(f"no snapshots of probe {probe!r}; was it passed to watch(probes=...)?")
+        raise NetvizValueError(
+            f"no snapshots of probe {probe!r}; was it passed to watch(probes=...)?"
+        )
     if step is None:
         step = steps[-1]
     elif step not in steps:
-        raise ValueError(f"no {probe!r} snapshots at step {step}; steps with snapshots: {steps}")
+        raise NetvizValueError(
+            f"no {probe!r} snapshots at step {step}; steps with snapshots: {steps}"
+        )
     kept = snapshots[step]
     # Insertion order is call order, so each module's calls come in order.
     return call_keys([(m, t) for (p, m, _), t in kept.items() if p == probe])

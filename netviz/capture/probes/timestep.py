@@ -49,6 +49,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from netviz.capture.probe import Probe, ProbeContext
 from netviz.capture.stats import buffer_dtype
+from netviz.errors import NetvizValueError
 
 __all__ = ["TimestepGrad", "replay_layer"]
 
@@ -201,7 +202,7 @@ class TimestepGrad(Probe):
     ) -> None:
         x = args[0] if args else None
         if isinstance(x, PackedSequence) or isinstance(output[0], PackedSequence):
-            raise ValueError(
+            raise NetvizValueError(
                 f"probe 'timestep_grad' on module {name!r}: packed sequences "
                 "(PackedSequence) are not supported; pad the batch "
                 "(torch.nn.utils.rnn.pad_packed_sequence) or leave this module out "
@@ -210,6 +211,8 @@ class TimestepGrad(Probe):
         out, final = output
         tensors = [out, *(final if isinstance(final, tuple) else (final,))]
         if not any(t.requires_grad for t in tensors):
+            return
+        if not isinstance(x, torch.Tensor):  # an RNN's forward always has its input first
             return
         hx = args[1] if len(args) > 1 else None
         unbatched = out.dim() == 2
@@ -259,8 +262,8 @@ class TimestepGrad(Probe):
                 return
             flat = [s for seq in states for s in seq]
             with torch.enable_grad():
-                dh = torch.autograd.grad(outs, flat, gouts, allow_unused=True)
-            dh = [d if d is not None else torch.zeros_like(f) for d, f in zip(dh, flat)]
+                got = torch.autograd.grad(outs, flat, gouts, allow_unused=True)
+            dh = [d if d is not None else torch.zeros_like(f) for d, f in zip(got, flat)]
             # (dirs * T, B, H) -> squared norm per direction and step, in one reduction
             sq = torch.stack(dh).to(dt).pow(2).sum(dim=(-2, -1))
             per_t = sq.reshape(dirs, T).sum(0)

@@ -15,6 +15,7 @@ from torch import nn
 from netviz.capture.probe import Probe, ProbeContext
 from netviz.capture.probes.activation import first_tensor
 from netviz.capture.stats import buffer_dtype
+from netviz.errors import NetvizValueError
 
 __all__ = ["BOUNDED", "RELU_FAMILY", "UnitActivity"]
 
@@ -66,9 +67,9 @@ class UnitActivity(Probe):
 
     def __init__(self, dead_tol: float = 0.01, eps: float = 0.01):
         if not 0 <= dead_tol < 1:
-            raise ValueError(f"`dead_tol` must be in [0, 1), got {dead_tol!r}")
+            raise NetvizValueError(f"`dead_tol` must be in [0, 1), got {dead_tol!r}")
         if not 0 < eps < 0.5:
-            raise ValueError(f"`eps` must be in (0, 0.5), got {eps!r}")
+            raise NetvizValueError(f"`eps` must be in (0, 0.5), got {eps!r}")
         self.dead_tol = float(dead_tol)
         self.eps = float(eps)
 

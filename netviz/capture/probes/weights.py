@@ -51,7 +51,7 @@ class WeightStats(Probe):
             prev = self._prev.get(name)
             if prev is not None and [p.shape for p in prev] == [p.shape for p in now]:
                 diffs = torch._foreach_sub(now, prev)
-                dsq = stacked_sum_squares(diffs, self._scratch).sum()
+                dsq = stacked_sum_squares(list(diffs), self._scratch).sum()
                 psq = stacked_sum_squares(prev, self._scratch).sum()
                 torch._foreach_copy_(prev, now)
                 has = torch.ones((), dtype=dt, device=sq.device)
