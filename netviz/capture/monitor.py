@@ -344,7 +344,7 @@ class Monitor:
         i = self._index.get(name)
         return self._calls[i] - 1 if i is not None and self._calls[i] else 0
 
-    def _row_address(self, probe: Probe, module: str, call: int, sharded: bool) -> int:
+    def _row_address(self, probe: Probe, module: str, call: int | None, sharded: bool) -> int:
         """Address of a new CPU row of ``probe`` in the open step (see ``ProbeContext.row_address``)."""
         if self._closing:
             phase, micro = TRAIN, STEP_LEVEL
@@ -352,6 +352,8 @@ class Monitor:
             phase, micro = self._phase, self._cur_micro
         buf = self._buffer
         i = self._index.get(module)
+        if call is None:
+            call = self._calls[i] - 1 if i is not None and self._calls[i] else 0
         return buf.row(
             self._probe_index[id(probe)],
             buf.module_id(module) if i is None else i,

@@ -155,13 +155,14 @@ class ProbeContext:
         """
         self._monitor._emit(self.probe, module, call, raw, sharded)
 
-    def row_address(self, module: str, *, call: int = 0, sharded: bool = False) -> int:
+    def row_address(self, module: str, *, call: int | None = None, sharded: bool = False) -> int:
         """Address of a new row of the step's CPU buffer, for a native kernel to write.
 
         The row holds ``len(raw_fields)`` float64 values that must be written
         before the hook returns (e.g. by a C kernel given this pointer); it
-        then counts as an :meth:`emit` of ``module`` with ``call`` and
-        ``sharded``. The hot path of CPU probes: no tensor per row.
+        then counts as an :meth:`emit` of ``module`` with ``call`` (default:
+        :meth:`call_index` of ``module``) and ``sharded``. The hot path of CPU
+        probes: no tensor per row.
         """
         return self._monitor._row_address(self.probe, module, call, sharded)
 

@@ -88,11 +88,7 @@ class ActivationStats(Probe):
                 # into this step's CPU buffer (no tensor, no entry object)
                 n = x.numel()
                 if n:
-                    fn(
-                        x.data_ptr(),
-                        n,
-                        ctx.row_address(name, call=ctx.call_index(name), sharded=True),
-                    )
+                    fn(x.data_ptr(), n, ctx.row_address(name, sharded=True))  # this call's row
                     return
         moments, reason = moments_or_skip(x, self._scratch)
         if moments is None:  # meta, fake, unreadable: see docs/watch.md
