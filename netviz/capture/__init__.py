@@ -1,8 +1,40 @@
-"""Capture: probes, hooks and the monitor. Never imports matplotlib."""
+"""Capture: probes, hooks and the monitor. Never imports matplotlib.
 
-from netviz.capture.attach import watch
-from netviz.capture.monitor import Monitor
-from netviz.capture.probe import Probe, ProbeContext
-from netviz.capture.selection import select_modules
+The public names are imported on first use, so importing one module of the
+package (``netviz.capture.stats``, ``netviz.capture.selection``) runs no other:
+internal modules import each other directly, never through this package.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # for type checkers only; at run time see __getattr__
+    from netviz.capture.attach import watch
+    from netviz.capture.monitor import Monitor
+    from netviz.capture.probe import Probe, ProbeContext
+    from netviz.capture.selection import select_modules
 
 __all__ = ["Monitor", "Probe", "ProbeContext", "select_modules", "watch"]
+
+_LAZY: dict[str, str] = {
+    "Monitor": "netviz.capture.monitor",
+    "Probe": "netviz.capture.probe",
+    "ProbeContext": "netviz.capture.probe",
+    "select_modules": "netviz.capture.selection",
+    "watch": "netviz.capture.attach",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'netviz.capture' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -15,36 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from netviz.capture.probes.activation import first_tensor
+from netviz._leaf import call_keys, first_tensor  # call_keys re-exported
 from netviz.capture.selection import ModuleSelector, named_modules, select_modules
 
 __all__ = ["call_keys", "capture_activations", "fastpath_bypassed"]
-
-
-def call_keys(pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:
-    """``[(name, value), ...]`` in call order -> ``{key: value}``.
-
-    A name that occurs once keeps its key; a name that occurs ``n > 1`` times
-    becomes ``name#0`` ... ``name#{n-1}``.
-
-    Examples
-    --------
-    >>> call_keys([("a", 1), ("b", 2), ("a", 3)])
-    {'a#0': 1, 'b': 2, 'a#1': 3}
-    """
-    counts: dict[str, int] = {}
-    for name, _ in pairs:
-        counts[name] = counts.get(name, 0) + 1
-    seen: dict[str, int] = {}
-    out: dict[str, Any] = {}
-    for name, value in pairs:
-        if counts[name] == 1:
-            out[name] = value
-        else:
-            i = seen.get(name, 0)
-            seen[name] = i + 1
-            out[f"{name}#{i}"] = value
-    return out
 
 
 def _has_fastpath_modules(model: nn.Module) -> bool:

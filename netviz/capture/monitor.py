@@ -647,7 +647,7 @@ class Monitor:
     # ---- issue-16: run metadata for reports, notebook display (port as one block) ----
     def _report_metadata(self) -> dict[str, Any]:
         """Facts about the run that the records lack (for ``save`` and ``netviz.report``)."""
-        import netviz
+        from netviz._version import __version__
 
         return {
             "model": self._model_name,
@@ -655,7 +655,7 @@ class Monitor:
             "every": self._every,
             "steps": self._step,
             "modules": [n for n, _ in self._modules] or None,
-            "netviz": netviz.__version__,
+            "netviz": __version__,
             "torch": torch.__version__,
         }
 

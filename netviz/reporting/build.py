@@ -49,10 +49,10 @@ def _summary(records: pd.DataFrame, meta: dict[str, Any], fmt: str) -> str:
 
 
 def _diagnosis(records: pd.DataFrame, fmt: str) -> str:
-    from netviz.analysis import diagnose
+    from netviz.diagnosis import diagnose
 
     try:
-        rep = diagnose(d.canonical_rows(records))
+        rep = diagnose(records=d.canonical_rows(records))
     except Exception as err:  # the rest of the report stands without it; say why
         why = f"{type(err).__name__}: {err}"
         return f"<p>The diagnosis could not run on these records ({e(why)}).</p>"
@@ -203,7 +203,7 @@ def build_html(
     progress: bool | None = None,
 ) -> str:
     """The report as an HTML string; see :func:`report` for the arguments."""
-    from netviz import __version__
+    from netviz._version import __version__
     from netviz._progress import progress as make_progress
 
     if fmt not in ("png", "svg"):

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from netviz.capture.probe import Probe, ProbeContext
-from netviz.capture.probes.activation import first_tensor
+from netviz._leaf import first_tensor
 from netviz.capture.stats import buffer_dtype
 
 __all__ = ["BOUNDED", "RELU_FAMILY", "UnitActivity"]
