@@ -1,11 +1,9 @@
-"""Leaf helpers shared by every layer of netviz; this module imports nothing of netviz.
+"""Leaf helpers shared by several layers of netviz; this module imports nothing of netviz.
 
 :func:`first_tensor` and :func:`call_keys` are used by capture (probes,
-``capture_activations``, attention) and by the diagnosis passes;
-:data:`FORWARD_PROBES` is the table the built-in probes publish for the
-analysis of record tables that predate the ``micro`` column (the analysis
-never imports :mod:`netviz.capture`). Keeping them here keeps the import
-graph of the package free of cycles (``tests/test_import_graph.py``).
+``capture_activations``, attention) and by the diagnosis passes. Keeping them
+here keeps the import graph of the package free of cycles
+(``tests/test_import_graph.py``).
 """
 
 from __future__ import annotations
@@ -15,14 +13,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["FORWARD_PROBES", "call_keys", "first_tensor"]
-
-#: Names of the built-in probes with ``Probe.needs_forward`` (their rows come
-#: from forward hooks, ``micro >= 0``). Kept equal to the probes' own
-#: ``needs_forward`` by ``tests/test_import_graph.py``.
-FORWARD_PROBES: frozenset[str] = frozenset(
-    {"activation_hist", "activation_stats", "feature_maps", "timestep_grad", "unit_activity"}
-)
+__all__ = ["call_keys", "first_tensor"]
 
 
 def first_tensor(output: Any) -> torch.Tensor | None:

@@ -240,14 +240,6 @@ def test_leaf_modules_import_nothing_of_netviz() -> None:
         assert graph[leaf] <= {"netviz.errors"}, (leaf, graph[leaf])
 
 
-def test_forward_probe_table_matches_the_probes() -> None:
-    """The table the analysis reads for legacy records is the probes' own needs_forward."""
-    from netviz._leaf import FORWARD_PROBES
-    from netviz.capture.probes import BUILTIN_PROBES
-
-    assert {n for n, cls in BUILTIN_PROBES.items() if cls.needs_forward} == FORWARD_PROBES
-
-
 # ---------------------------------------------------------------- (b) layers
 
 

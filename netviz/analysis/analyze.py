@@ -40,7 +40,7 @@ from netviz.analysis.training import (
 
 __all__ = ["analyze", "empty_error"]
 
-_MODEL_ONLY = "needs records of a training run: diagnose(records)"
+_MODEL_ONLY = "needs records of a training run: diagnose(records=...)"
 
 
 def empty_error(what: str) -> RecordError:
@@ -80,7 +80,7 @@ def _units_check(
             f"no {family} activation (module or function call) ran in the forward"
             if source == "model"
             else f"no unit_activity records of {family} activations (watch(probes=[..., "
-            "UnitActivity()]) records activation modules such as nn.ReLU; function calls "
+            "\"unit_activity\"]) records activation modules such as nn.ReLU; function calls "
             "such as F.relu only diagnose(model, batch) sees)"
         )
         return Check(name, "not_run", why)

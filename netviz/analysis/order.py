@@ -4,10 +4,13 @@ Every record row carries ``step, skipped, phase, micro, module, call, order,
 probe, stat, value`` (the record model of :mod:`netviz.records.store`).
 ``order`` is the execution order of the module's first call in its step;
 the analysis reads network order from it and never from row order, so a
-shuffled or sorted table gives the same diagnosis. Tables saved before those
-columns existed get the documented defaults here (``skipped`` False, ``phase``
-"train", ``micro`` 0 for forward rows and -1 for step-level rows, ``order``
-from first appearance within the step, the only time row order is read).
+shuffled or sorted table gives the same diagnosis. Which rows come from
+forward hooks is read from the records too (``micro >= 0``; step-level rows of
+gradients and weights have ``micro == -1``), never from a list of probe names.
+Tables saved before those columns existed get the defaults of
+:mod:`netviz.records.store` (``skipped`` False, ``phase`` "train", ``micro`` 0,
+``order`` from first appearance within the step, the only time row order is
+read).
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from netviz._leaf import FORWARD_PROBES
 from netviz.errors import NetvizTypeError, RecordError
 from netviz.records.store import validate_frame
 
@@ -43,15 +45,14 @@ def _first_appearance_order(df: pd.DataFrame, forward: np.ndarray) -> np.ndarray
 
 def _with_contract(source: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     """``table`` (validated, same rows as ``source``) with every record-model column."""
-    if "micro" in table.columns or "micro" in source.columns:
-        micro = table.micro if "micro" in table.columns else source.micro
-        fwd = pd.to_numeric(pd.Series(np.asarray(micro)), errors="coerce").fillna(-1).to_numpy() >= 0
-    else:  # a legacy table: the table the built-in probes publish (netviz._leaf)
-        fwd = table.probe.isin(FORWARD_PROBES).to_numpy()
-    defaults = {
+    # forward rows are read from the records (micro >= 0: the monitor emits the rows of a
+    # probe with Probe.needs_forward per forward pass), never from a list of probe names
+    micro = table.micro if "micro" in table.columns else np.zeros(len(table), dtype=np.int64)
+    fwd = pd.to_numeric(pd.Series(np.asarray(micro)), errors="coerce").fillna(0).to_numpy() >= 0
+    defaults = {  # the defaults of netviz.records.store for tables of netviz 0.1
         "skipped": lambda: np.zeros(len(table), dtype=bool),
         "phase": lambda: np.full(len(table), "train", dtype=object),
-        "micro": lambda: np.where(fwd, 0, -1).astype(np.int64),
+        "micro": lambda: np.zeros(len(table), dtype=np.int64),
         "order": lambda: _first_appearance_order(table, fwd),
     }
     dtypes = {"skipped": bool, "phase": str, "micro": "int64", "order": "int64"}

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from netviz.analysis.analyze import analyze, empty_error
-from netviz.analysis.checks import gradient_magnitudes, gradient_series
+from netviz.analysis.checks import depth_layers, gradient_magnitudes, gradient_series
 from netviz.analysis.findings import Finding, Thresholds
 from netviz.analysis.order import as_records, module_order
 from netviz.capture.selection import ModuleSelector, unwrap
@@ -150,7 +150,10 @@ def _records_report(records: Any, th: Thresholds, modules: ModuleSelector) -> Re
     table = as_records(records, name="records")
     if not len(table):
         raise empty_error(f"`records` ({type(records).__name__})")
-    chosen = _record_modules(modules, table)
+    selected = _record_modules(modules, table)
+    chosen = None
+    if selected is not None:  # the selected modules among those that count for depth
+        chosen = [m for m in depth_layers(table, module_order(table)) if m in set(selected)]
     findings, checks, facts = analyze(table, th, layers=chosen, source="records")
     summary = _summary(table, facts, model="records", source="records")
     return Report(findings, table, th, summary, checks)
