@@ -16,6 +16,7 @@ import importlib
 from typing import Any
 
 from netviz import sinks  # light: tracker sinks import their tracker on first use
+from netviz._version import __version__
 from netviz.capture import Monitor, Probe, ProbeContext, watch
 from netviz.errors import (
     LayerConfigError,
@@ -28,9 +29,7 @@ from netviz.errors import (
     RecordError,
     TorchCompatError,
 )
-from netviz._version import __version__
 from netviz.records import load
-
 
 # public name -> (module, attribute); attribute None means the module itself
 _LAZY: dict[str, tuple[str, str | None]] = {

@@ -8,7 +8,7 @@ here keeps the import graph of the package free of cycles
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -20,6 +20,7 @@ def first_tensor(output: Any) -> torch.Tensor | None:
     """The first tensor of ``output`` in depth-first order (tuples, lists, dicts, namedtuples)."""
     if isinstance(output, torch.Tensor):
         return output
+    items: Iterable[Any]
     if isinstance(output, Mapping):
         items = output.values()
     elif isinstance(output, (tuple, list)):

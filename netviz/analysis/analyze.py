@@ -27,7 +27,6 @@ from netviz.analysis.checks import (
     sort_findings,
 )
 from netviz.analysis.findings import CHECKS, Check, Finding, Thresholds
-from netviz.errors import RecordError
 from netviz.analysis.order import module_order
 from netviz.analysis.specs import CHECK_SPECS
 from netviz.analysis.training import (
@@ -37,6 +36,7 @@ from netviz.analysis.training import (
     check_update_ratio,
     name_list,
 )
+from netviz.errors import RecordError
 
 __all__ = ["analyze", "empty_error"]
 
@@ -80,7 +80,7 @@ def _units_check(
             f"no {family} activation (module or function call) ran in the forward"
             if source == "model"
             else f"no unit_activity records of {family} activations (watch(probes=[..., "
-            "\"unit_activity\"]) records activation modules such as nn.ReLU; function calls "
+            '"unit_activity"]) records activation modules such as nn.ReLU; function calls '
             "such as F.relu only diagnose(model, batch) sees)"
         )
         return Check(name, "not_run", why)

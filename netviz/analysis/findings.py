@@ -17,6 +17,7 @@ __all__ = ["CHECKS", "KINDS", "SEVERITIES", "STATUSES", "Check", "Finding", "Thr
 #: Severity levels, mildest first.
 SEVERITIES: tuple[str, ...] = ("info", "warning", "error")
 
+
 def _kinds() -> dict[str, str]:
     kinds: dict[str, str] = {}
     for spec in CHECK_SPECS:
@@ -118,7 +119,9 @@ class Thresholds:
                 or not math.isfinite(v)
                 or v <= 0
             ):
-                raise NetvizValueError(f"Thresholds.{f.name} must be a positive finite number, got {v!r}")
+                raise NetvizValueError(
+                    f"Thresholds.{f.name} must be a positive finite number, got {v!r}"
+                )
         if not self.vanishing_ratio < 1 < self.exploding_ratio:
             raise NetvizValueError(
                 "Thresholds need vanishing_ratio < 1 < exploding_ratio, got "
@@ -139,7 +142,9 @@ class Thresholds:
                 )
         for name in ("spike_factor", "drift_scale"):
             if not getattr(self, name) > 1:
-                raise NetvizValueError(f"Thresholds.{name} must be > 1, got {getattr(self, name)!r}")
+                raise NetvizValueError(
+                    f"Thresholds.{name} must be > 1, got {getattr(self, name)!r}"
+                )
 
 
 @dataclass(frozen=True)
@@ -208,7 +213,9 @@ class Check:
         if self.name not in CHECKS:
             raise NetvizValueError(f"Check.name must be one of {list(CHECKS)}, got {self.name!r}")
         if self.status not in STATUSES:
-            raise NetvizValueError(f"Check.status must be one of {list(STATUSES)}, got {self.status!r}")
+            raise NetvizValueError(
+                f"Check.status must be one of {list(STATUSES)}, got {self.status!r}"
+            )
 
     @property
     def ran(self) -> bool:

@@ -66,7 +66,11 @@ CHECK_SPECS: tuple[CheckSpec, ...] = (
         "step",
     ),
     CheckSpec(
-        "flow", "vanishing/exploding gradients through depth", (_VANISH, _EXPLODE), _GRADIENTS, "step"
+        "flow",
+        "vanishing/exploding gradients through depth",
+        (_VANISH, _EXPLODE),
+        _GRADIENTS,
+        "step",
     ),
     CheckSpec(
         "timesteps",

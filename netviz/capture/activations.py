@@ -9,7 +9,7 @@ called once keeps its plain name. The same scheme names attention captures.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import torch

@@ -55,8 +55,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from netviz.capture._sdpa import SdpaPatch, bind_sdpa, sdpa_weights
 from netviz._leaf import call_keys
+from netviz.capture._sdpa import SdpaPatch, bind_sdpa, sdpa_weights
 from netviz.capture.activations import fastpath_bypassed
 from netviz.capture.selection import ModuleSelector, select_modules, unwrap
 from netviz.errors import NothingRecordedWarning

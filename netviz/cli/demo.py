@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         ax.set_title("Gradient norm per layer (demo: tanh MLP on two spirals)")
         figure = savefig(fig, out / "grad_norm.png")
         plt.close(fig)
-    report = netviz.diagnose(df)
+    report = netviz.diagnose(records=df)
     (out / "report.txt").write_text(str(report) + "\n")
     print(f"recorded {len(df)} values over {df.step.nunique()} steps")
     print(f"records: {records}\nfigure:  {figure}\nreport:  {out / 'report.txt'}")

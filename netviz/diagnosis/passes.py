@@ -18,16 +18,21 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from netviz._leaf import first_tensor
 from netviz._progress import Progress, progress
-from netviz.diagnosis.functional import ForwardTracker, iter_covered
 from netviz.analysis.order import as_records
 from netviz.analysis.specs import probes_for
 from netviz.capture.attach import watch
 from netviz.capture.probe import Probe
-from netviz._leaf import first_tensor
 from netviz.capture.probes.units import UnitActivity
 from netviz.capture.selection import ModuleSelector, unwrap
-from netviz.errors import NetvizRuntimeError, NetvizTypeError, NetvizValueError, NothingRecordedWarning
+from netviz.diagnosis.functional import ForwardTracker, iter_covered
+from netviz.errors import (
+    NetvizRuntimeError,
+    NetvizTypeError,
+    NetvizValueError,
+    NothingRecordedWarning,
+)
 
 __all__ = ["ModelError", "default_loss", "run_passes"]
 

@@ -75,7 +75,9 @@ class Report:
         for c in self.checks:
             if c.name == name:
                 return c
-        raise NetvizValueError(f"`name` must be one of {[c.name for c in self.checks]}, got {name!r}")
+        raise NetvizValueError(
+            f"`name` must be one of {[c.name for c in self.checks]}, got {name!r}"
+        )
 
     def __len__(self) -> int:
         return len(self.findings)

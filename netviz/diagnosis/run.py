@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pandas as pd
@@ -74,8 +74,10 @@ def _record_modules(modules: ModuleSelector, records: pd.DataFrame) -> list[str]
         return None
     if isinstance(modules, str):
         patterns = [modules]
-    elif isinstance(modules, type) or callable(modules) or isinstance(modules, tuple) and any(
-        isinstance(t, type) for t in modules
+    elif (
+        isinstance(modules, type)
+        or callable(modules)
+        or (isinstance(modules, tuple) and any(isinstance(t, type) for t in modules))
     ):
         raise NetvizTypeError(
             "`modules` of a record table must be a glob or a list of globs over the recorded "
@@ -83,8 +85,9 @@ def _record_modules(modules: ModuleSelector, records: pd.DataFrame) -> list[str]
             "type or a predicate selects modules of a model: diagnose(model, inputs, modules=...)"
         )
     else:
-        patterns = list(modules)
-        if not patterns or not all(isinstance(p, str) for p in patterns):
+        given: list[object] = list(modules) if isinstance(modules, Iterable) else []
+        patterns = [p for p in given if isinstance(p, str)]
+        if not given or len(patterns) != len(given):
             raise NetvizTypeError(
                 "`modules` must be None, a glob or a list of globs (str) over the recorded "
                 f"module names; got {modules!r:.80}"
@@ -318,14 +321,18 @@ def diagnose(
     if not isinstance(train, bool):
         raise NetvizTypeError(f"`train` must be True or False, got {train!r}")
     if inputs is None:
-        raise NetvizTypeError("`inputs` is required to diagnose a model (a batch the model accepts)")
+        raise NetvizTypeError(
+            "`inputs` is required to diagnose a model (a batch the model accepts)"
+        )
     if max_batches is not None and (
         isinstance(max_batches, bool) or not isinstance(max_batches, int) or max_batches < 1
     ):
         raise NetvizValueError(f"`max_batches` must be a positive int or None, got {max_batches!r}")
     if loss_fn is not None and not callable(loss_fn):
         raise NetvizTypeError(f"`loss_fn` must be callable, got {type(loss_fn).__name__}")
-    table, seen, loss_name, _ = run_passes(model, inputs, target, loss_fn, train, modules, max_batches)
+    table, seen, loss_name, _ = run_passes(
+        model, inputs, target, loss_fn, train, modules, max_batches
+    )
     if not len(table):
         raise empty_error("the passes over the model")
     findings, checks, facts = analyze(table, th, extra=_rnn_evidence(model), source="model")

@@ -23,7 +23,10 @@ __all__ = ["SECTIONS", "build_html", "report"]
 #: Section key -> (title, the records it needs).
 SECTIONS: dict[str, tuple[str, str]] = {
     "summary": ("Run summary", "the records, plus what the Monitor or the file's metadata say"),
-    "diagnosis": ("Diagnosis", "netviz.diagnose(records): gradient, activation, unit, weight rows"),
+    "diagnosis": (
+        "Diagnosis",
+        "netviz.diagnose(records=...): gradient, activation, unit, weight rows",
+    ),
     "gradients": ("Gradient flow", "grad_norm (or grad_stats) l2 rows"),
     "activations": ("Activation statistics", "activation_stats rows (train and eval by phase)"),
     "distributions": ("Distributions", "histogram probes (activation_hist, grad_hist)"),
@@ -203,8 +206,8 @@ def build_html(
     progress: bool | None = None,
 ) -> str:
     """The report as an HTML string; see :func:`report` for the arguments."""
-    from netviz._version import __version__
     from netviz._progress import progress as make_progress
+    from netviz._version import __version__
 
     if fmt not in ("png", "svg"):
         raise ValueError(f"`fmt` must be 'png' or 'svg', got {fmt!r}")

@@ -7,11 +7,11 @@ import math
 from pathlib import Path
 
 import pytest
-import netviz
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+import netviz
 from netviz import Finding, Report, Thresholds, diagnose
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -113,7 +113,9 @@ def test_records_mode_rejects_model_arguments_and_bad_tables():
     for table in (records, "records.parquet"):
         with pytest.raises(netviz.NetvizTypeError, match=r"diagnose\(records=table\)"):
             diagnose(table)
-    with pytest.raises(netviz.NetvizTypeError, match=r"`model` must be a torch\.nn\.Module, got int"):
+    with pytest.raises(
+        netviz.NetvizTypeError, match=r"`model` must be a torch\.nn\.Module, got int"
+    ):
         diagnose(3, torch.randn(2, 8))
 
 

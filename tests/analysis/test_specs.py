@@ -39,7 +39,12 @@ def test_kinds_and_checks_come_from_the_specs():
 
 
 def test_probes_for_scopes():
-    assert probes_for(["training"]) == ("weight_stats", "grad_stats", "grad_norm", "activation_stats")
+    assert probes_for(["training"]) == (
+        "weight_stats",
+        "grad_stats",
+        "grad_norm",
+        "activation_stats",
+    )
     assert set(probes_for()) == {
         "activation_stats",
         "grad_stats",

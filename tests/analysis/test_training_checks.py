@@ -126,7 +126,9 @@ def test_a_spike_without_consequence_is_no_finding():
 
 def test_spike_factor_is_a_threshold():
     b = [1.0] * 10 + [50.0, 1.0]
-    report = diagnose(records=_table({"a": [1.0] * 12, "b": b}, 11), thresholds=Thresholds(spike_factor=60))
+    report = diagnose(
+        records=_table({"a": [1.0] * 12, "b": b}, 11), thresholds=Thresholds(spike_factor=60)
+    )
     assert report.by_kind("gradient_spike") == []
 
 
