@@ -8,12 +8,14 @@ here keeps the import graph of the package free of cycles
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import importlib
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
 
-__all__ = ["call_keys", "first_tensor"]
+__all__ = ["call_keys", "first_tensor", "lazy_names"]
 
 
 def first_tensor(output: Any) -> torch.Tensor | None:
@@ -58,3 +60,26 @@ def call_keys(pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:
             seen[name] = i + 1
             out[f"{name}#{i}"] = value
     return out
+
+
+def lazy_names(
+    package: str, table: Mapping[str, str]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """``(__getattr__, __dir__)`` for a package whose public names ``table`` maps to
+    the modules that define them, each imported on first use (PEP 562).
+
+    Importing one module of such a package runs none of the others.
+    """
+
+    def __getattr__(name: str) -> Any:
+        module = table.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        setattr(sys.modules[package], name, value)  # later lookups skip __getattr__
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted(set(vars(sys.modules[package])) | set(table))
+
+    return __getattr__, __dir__

@@ -13,8 +13,9 @@ replace the function ``netviz.report`` in the package namespace when imported.)
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from netviz._leaf import lazy_names
 
 if TYPE_CHECKING:  # for type checkers only; at run time see __getattr__
     from netviz.reporting.build import SECTIONS, build_html, report
@@ -31,14 +32,4 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'netviz.reporting' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)
