@@ -37,9 +37,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "netviz"
 
-#: Layers of the package, lowest first: a part may import only from its own
-#: layer's parts below it... precisely: from parts of a *lower* layer, and
-#: from itself. Parts in one layer do not import each other.
+#: Layers of the package, lowest first (the table of docs/architecture.md): a part
+#: imports only parts of lower layers; parts of one layer do not import each other.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "_leaf", "_version"),  # leaves: import nothing of netviz
     ("_compat", "_progress", "layermath"),  # torch internals, progress bars, layer math alone
