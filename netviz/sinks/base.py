@@ -21,7 +21,7 @@ import pandas as pd
 from netviz.errors import NetvizTypeError
 
 if TYPE_CHECKING:
-    from netviz.sinks.series import SeriesSpec, TagFn
+    from netviz.sinks.series import Hist, HistogramMode, SeriesSpec, TagFn
 
 __all__ = ["Sink", "SinkLike", "SinkSet", "TrackerSink", "as_sink_list"]
 
@@ -64,6 +64,8 @@ class TrackerSink(Sink):
     ``"all"``, or a list of ``"probe.stat"``/``"probe"`` names. ``tag_fn(probe,
     stat, module, phase)`` renames series (default ``netviz/{probe}.{stat}/{module}``).
     ``step_offset`` is added to netviz's step on the tracker's axis.
+    ``histograms``: ``"auto"``, ``"moments"`` or ``False`` (see
+    :class:`netviz.sinks.TensorBoard`), for trackers that show histograms.
     """
 
     def __init__(
@@ -71,8 +73,9 @@ class TrackerSink(Sink):
         series: SeriesSpec = "compact",
         tag_fn: TagFn | None = None,
         step_offset: int = 0,
+        histograms: HistogramMode = False,
     ) -> None:
-        from netviz.sinks.series import resolve_series
+        from netviz.sinks.series import check_histograms, resolve_series
 
         if tag_fn is not None and not callable(tag_fn):
             raise NetvizTypeError(
@@ -84,6 +87,7 @@ class TrackerSink(Sink):
         self._wanted = resolve_series(series)
         self._tag_fn = tag_fn
         self.step_offset = step_offset
+        self._histograms = check_histograms(histograms)
 
     def scalars(self, table: pd.DataFrame) -> dict[str, float]:
         """The ``{tag: value}`` of one step's table."""
@@ -93,6 +97,12 @@ class TrackerSink(Sink):
         if out and "skipped" in table.columns:  # the GradScaler skipped this optimizer step
             out["netviz/skipped"] = float(bool(table["skipped"].any()))
         return out
+
+    def histograms(self, table: pd.DataFrame) -> list[Hist]:
+        """The histograms of one step's table (none with ``histograms=False``)."""
+        from netviz.sinks.series import step_histograms
+
+        return step_histograms(table, self._histograms) if self._histograms else []
 
 
 def _check_sink(sink: object) -> SinkLike:

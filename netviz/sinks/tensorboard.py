@@ -16,14 +16,7 @@ import pandas as pd
 
 from netviz.errors import NetvizTypeError
 from netviz.sinks.base import TrackerSink
-from netviz.sinks.series import (
-    Hist,
-    HistogramMode,
-    SeriesSpec,
-    TagFn,
-    check_histograms,
-    step_histograms,
-)
+from netviz.sinks.series import Hist, HistogramMode, SeriesSpec, TagFn
 
 if TYPE_CHECKING:
     import tensorboardX
@@ -75,8 +68,7 @@ class TensorBoard(TrackerSink):
         tag_fn: TagFn | None = None,
         step_offset: int = 0,
     ) -> None:
-        super().__init__(series, tag_fn, step_offset)
-        self._histograms = check_histograms(histograms)
+        super().__init__(series, tag_fn, step_offset, histograms)
         if isinstance(writer_or_logdir, (str, os.PathLike)):
             from torch.utils.tensorboard import SummaryWriter
 
@@ -102,9 +94,8 @@ class TensorBoard(TrackerSink):
                 value=[self._summary.Value(tag=k, simple_value=v) for k, v in scalars.items()]
             )
             self.writer._get_file_writer().add_summary(summary, at)
-        if self._histograms:
-            for hist in step_histograms(table, self._histograms):
-                self.write_hist(at, hist)
+        for hist in self.histograms(table):
+            self.write_hist(at, hist)
 
     def write_hist(self, step: int, hist: Hist) -> None:
         """Write one histogram at tracker step ``step`` (bucket limits are upper edges)."""

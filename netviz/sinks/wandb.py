@@ -18,14 +18,7 @@ import pandas as pd
 
 from netviz.errors import NetvizRuntimeError, NetvizValueError
 from netviz.sinks.base import TrackerSink
-from netviz.sinks.series import (
-    Hist,
-    HistogramMode,
-    SeriesSpec,
-    TagFn,
-    check_histograms,
-    step_histograms,
-)
+from netviz.sinks.series import Hist, HistogramMode, SeriesSpec, TagFn
 
 if TYPE_CHECKING:
     import wandb
@@ -76,7 +69,7 @@ class Wandb(TrackerSink):
         tag_fn: TagFn | None = None,
         step_offset: int = 0,
     ) -> None:
-        super().__init__(series, tag_fn, step_offset)
+        super().__init__(series, tag_fn, step_offset, histograms)
         if not isinstance(step_metric, str) or not step_metric:
             raise NetvizValueError(f"`step_metric` must be a non-empty str, got {step_metric!r}")
         if run is None:
@@ -90,7 +83,6 @@ class Wandb(TrackerSink):
                 )
         self.run = run
         self.step_metric = step_metric
-        self._histograms = check_histograms(histograms)
         self._defined = False
 
     def _define(self) -> None:
@@ -110,9 +102,8 @@ class Wandb(TrackerSink):
                 data["netviz/nonfinite/" + key.removeprefix("netviz/")] = 1.0
                 bad += 1
         data["netviz/nonfinite_count"] = bad
-        if self._histograms:
-            for hist in step_histograms(table, self._histograms):
-                data[hist.tag] = self.histogram(hist)
+        for hist in self.histograms(table):
+            data[hist.tag] = self.histogram(hist)
         data[self.step_metric] = step + self.step_offset
         self.run.log(data)
 
