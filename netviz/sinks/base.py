@@ -79,7 +79,7 @@ class TrackerSink(Sink):
 
         if tag_fn is not None and not callable(tag_fn):
             raise NetvizTypeError(
-                f"`tag_fn` must be callable(probe, stat, module, phase) -> str or None, "
+                f"`tag_fn` must be None or a callable (probe, stat, module, phase) -> str, "
                 f"got {tag_fn!r}"
             )
         if isinstance(step_offset, bool) or not isinstance(step_offset, int):
