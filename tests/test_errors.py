@@ -279,7 +279,7 @@ CASES: list[tuple[str, Callable[[Path], object], type[Exception], str]] = [
     ),
     (
         "plot-of-a-table-that-is-not-records",
-        lambda tmp: netviz.plot.stat_over_steps(pd.DataFrame({"epoch": [0]}), "l2"),
+        lambda tmp: netviz.plot.gradient_flow(pd.DataFrame({"epoch": [0]})),
         ValueError,
         "missing column",
     ),
