@@ -263,7 +263,7 @@ CASES: list[tuple[str, Callable[[Path], object], type[Exception], str]] = [
         "diagnose-wrong-type",
         lambda tmp: netviz.diagnose(42),
         TypeError,
-        "torch.nn.Module or a netviz record table",
+        "must be a torch.nn.Module",
     ),
     (
         "attribution-unknown-method",
