@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from netviz._compat import unwrap_optimizer
 from netviz.capture.distributed import make_gather
 from netviz.capture.monitor import Gather, Monitor
 from netviz.capture.probe import Probe
@@ -237,7 +238,7 @@ def _watch(
             "nothing. Watch the eager model (and script or trace it after the run)."
         )
     if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
-        inner = getattr(optimizer, "optimizer", getattr(optimizer, "_optimizer", None))
+        inner = unwrap_optimizer(optimizer)
         if not isinstance(inner, torch.optim.Optimizer):
             raise TypeError(
                 "`optimizer` must be a torch.optim.Optimizer (or a wrapper holding one as "

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from netviz.capture import _compat
+from netviz import _compat
 from netviz.capture.distributed import StepGather
 from netviz.capture.probe import Probe, ProbeContext
 from netviz.capture.step_buffer import EVAL, TRAIN, Gather, StepBuffer
@@ -285,7 +285,7 @@ class Monitor:
             and "compiled" not in self._warned
         ):
             self._warned.add("compiled")
-            compiled = hasattr(self._model_ref(), "_orig_mod")
+            compiled = _compat.compiled_original(self._model_ref()) is not None
             why = (
                 "the torch.compile'd model ran before watch was attached, and its compiled "
                 "code calls no hooks added later: attach watch before the first call of the "

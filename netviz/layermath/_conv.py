@@ -6,6 +6,7 @@ Pure integer arithmetic, following PyTorch's rules exactly
 
 from __future__ import annotations
 
+from netviz.errors import LayerConfigError
 from netviz.layermath._validate import broadcast, check_min, check_window, unbroadcast
 
 __all__ = [
@@ -45,7 +46,7 @@ def conv_padding(kernel_size, padding=0, dilation=1, stride=1):
     """
     if isinstance(padding, str):
         if padding not in ("same", "valid"):
-            raise ValueError(
+            raise LayerConfigError(
                 f"`padding` must be an int, a tuple of ints, 'same' or 'valid', got {padding!r}"
             )
         ndim, _, v = broadcast(kernel_size=kernel_size, dilation=dilation, stride=stride)
@@ -55,7 +56,7 @@ def conv_padding(kernel_size, padding=0, dilation=1, stride=1):
         if padding == "valid":
             return ((0, 0),) * ndim
         if any(s != 1 for s in v["stride"]):
-            raise ValueError(
+            raise LayerConfigError(
                 "`padding`='same' is not supported for strided convolutions "
                 f"(got stride={stride!r}); use stride=1 or an explicit padding"
             )
@@ -128,7 +129,7 @@ def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
     for i, k, s, d, (pl, pr) in zip(v["size"], v["kernel_size"], v["stride"], v["dilation"], pads):
         eff = d * (k - 1) + 1
         if i + pl + pr < eff:
-            raise ValueError(
+            raise LayerConfigError(
                 f"`kernel_size`={k} with `dilation`={d} spans {eff} cells, more than the padded "
                 f"input ({i} + {pl + pr} padding = {i + pl + pr}); the output would be empty"
             )
@@ -180,7 +181,7 @@ def conv_transpose_output_size(
     10
     """
     if isinstance(padding, str):
-        raise ValueError(
+        raise LayerConfigError(
             f"`padding`={padding!r}: ConvTranspose accepts only an int or a tuple of ints"
         )
     _, was_tuple, v = broadcast(
@@ -197,12 +198,12 @@ def conv_transpose_output_size(
     names = ("size", "kernel_size", "stride", "padding", "output_padding", "dilation")
     for i, k, s, p, op, d in zip(*(v[n] for n in names)):
         if not (op < s or op < d):
-            raise ValueError(
+            raise LayerConfigError(
                 f"`output_padding`={op} must be smaller than either `stride`={s} or `dilation`={d}"
             )
         o = (i - 1) * s - 2 * p + d * (k - 1) + op + 1
         if o < 1:
-            raise ValueError(
+            raise LayerConfigError(
                 f"`padding`={p} is too large: the output size would be {o} "
                 f"(input {i}, kernel_size {k}, stride {s}, dilation {d}, output_padding {op})"
             )
@@ -234,5 +235,7 @@ def unfold_blocks(size, kernel_size, dilation=1, padding=0, stride=1):
     5
     """
     if isinstance(padding, str):
-        raise ValueError(f"`padding`={padding!r}: Unfold accepts only an int or a tuple of ints")
+        raise LayerConfigError(
+            f"`padding`={padding!r}: Unfold accepts only an int or a tuple of ints"
+        )
     return conv_output_size(size, kernel_size, stride=stride, padding=padding, dilation=dilation)

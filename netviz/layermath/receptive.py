@@ -25,6 +25,7 @@ from typing import Any
 
 from torch import nn
 
+from netviz.errors import LayerConfigError, NetvizTypeError, NetvizValueError
 from netviz.layermath._conv import conv_output_size, conv_padding
 from netviz.layermath._pool import avg_pool_output_size, pool_output_size
 from netviz.layermath._validate import broadcast, check_min
@@ -140,7 +141,7 @@ def _flatten(layers) -> list[tuple[str, Any]]:
             else:
                 out.append((str(i), layer))
         return out
-    raise TypeError(
+    raise NetvizTypeError(
         "`layers` must be an nn.Sequential, an nn.Module or a list of modules / specs, "
         f"got {type(layers).__name__}"
     )
@@ -181,7 +182,7 @@ def _geometry(layer, name):
     if isinstance(layer, dict):
         unknown = set(layer) - {"kernel_size", "stride", "padding", "dilation", "name"}
         if "kernel_size" not in layer or unknown:
-            raise ValueError(
+            raise LayerConfigError(
                 f"layer {name}: a spec dict needs 'kernel_size' and may have 'stride', 'padding', "
                 f"'dilation', 'name'; got keys {sorted(layer)}"
             )
@@ -202,7 +203,7 @@ def _geometry(layer, name):
             f"AvgPool1/2/3d and element-wise layers, not {type(layer).__name__} (transposed "
             "convolutions, adaptive pooling and layers that mix all positions have no fixed field)"
         )
-    raise TypeError(
+    raise NetvizTypeError(
         f"layer {name}: expected an nn.Module, a dict spec or a (kernel, stride, padding, "
         f"dilation) tuple, got {layer!r}"
     )
@@ -251,7 +252,7 @@ def receptive_field(layers, input_size=None) -> ReceptiveFields:
     """
     items = _flatten(layers)
     if not items:
-        raise ValueError("`layers` is empty")
+        raise NetvizValueError("`layers` is empty")
     geoms = []
     dims = set()
     for name, layer in items:
@@ -267,7 +268,7 @@ def receptive_field(layers, input_size=None) -> ReceptiveFields:
     if input_size is not None and isinstance(input_size, (tuple, list)):
         dims.add(len(input_size))
     if len(dims) > 1:
-        raise ValueError(f"layers mix spatial dimensionalities {sorted(dims)}")
+        raise LayerConfigError(f"layers mix spatial dimensionalities {sorted(dims)}")
     nd = dims.pop() if dims else 1
 
     def form(values):

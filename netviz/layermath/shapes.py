@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from torch import nn
 
+from netviz.errors import LayerConfigError, NetvizTypeError
 from netviz.layermath._conv import conv_output_size, conv_padding, conv_transpose_output_size
 from netviz.layermath._pool import adaptive_pool_windows, avg_pool_output_size, pool_output_size
 from netviz.layermath._validate import as_int
@@ -48,23 +49,23 @@ SHAPE_PRESERVING_TYPES: tuple[type[nn.Module], ...] = (
 
 def _shape(input_shape, name="input_shape") -> tuple[int, ...]:
     if isinstance(input_shape, int) or not hasattr(input_shape, "__iter__"):
-        raise TypeError(f"`{name}` must be a tuple of ints, got {input_shape!r}")
+        raise NetvizTypeError(f"`{name}` must be a tuple of ints, got {input_shape!r}")
     shape = tuple(as_int(s, name) for s in input_shape)
     if any(s < 0 for s in shape):
-        raise ValueError(f"`{name}` has a negative size: {shape}")
+        raise LayerConfigError(f"`{name}` has a negative size: {shape}")
     return shape
 
 
 def _spatial_split(module, shape, nd, channels=None):
     """Split ``(N, C, *sp)`` or unbatched ``(C, *sp)`` into (lead, C, spatial)."""
     if len(shape) not in (nd + 1, nd + 2):
-        raise ValueError(
+        raise LayerConfigError(
             f"{type(module).__name__} expects a {nd + 2}-D (batched) or {nd + 1}-D (unbatched) "
             f"input, got shape {shape}"
         )
     lead, c, sp = shape[: len(shape) - nd - 1], shape[-nd - 1], shape[-nd:]
     if channels is not None and c != channels:
-        raise ValueError(
+        raise LayerConfigError(
             f"{type(module).__name__} expects {channels} input channels, got {c} (shape {shape})"
         )
     return lead, c, sp
@@ -90,12 +91,14 @@ def _conv(m, shape):
         big = max(pl, pr)
         if (m.padding_mode == "reflect" and big >= n) or (m.padding_mode == "circular" and big > n):
             limit = "smaller than" if m.padding_mode == "reflect" else "at most"
-            raise ValueError(
+            raise LayerConfigError(
                 f"`padding` {big} with padding_mode={m.padding_mode!r} must be {limit} "
                 f"the input size {n}"
             )
         if n + pl + pr < 1:
-            raise ValueError(f"negative `padding` {pl} crops the input of size {n} to nothing")
+            raise LayerConfigError(
+                f"negative `padding` {pl} crops the input of size {n} to nothing"
+            )
         padded.append(n + pl + pr)
     out = conv_output_size(tuple(padded), m.kernel_size, m.stride, 0, m.dilation)
     return (*lead, m.out_channels, *out)
@@ -148,19 +151,23 @@ def _adaptive(m, shape):
 
 def _linear(m, shape):
     if not shape or shape[-1] != m.in_features:
-        raise ValueError(f"Linear expects a last dimension of {m.in_features}, got shape {shape}")
+        raise LayerConfigError(
+            f"Linear expects a last dimension of {m.in_features}, got shape {shape}"
+        )
     return (*shape[:-1], m.out_features)
 
 
 def _bilinear(m, shape):
     if not shape or shape[-1] != m.in1_features:
-        raise ValueError(f"Bilinear expects a last dimension of {m.in1_features}, got {shape}")
+        raise LayerConfigError(
+            f"Bilinear expects a last dimension of {m.in1_features}, got {shape}"
+        )
     return (*shape[:-1], m.out_features)
 
 
 def _dim(d, n, module):
     if not -n <= d < max(n, 1):
-        raise ValueError(f"{type(module).__name__}: dim {d} out of range for a {n}-D input")
+        raise LayerConfigError(f"{type(module).__name__}: dim {d} out of range for a {n}-D input")
     return d % n if n else 0
 
 
@@ -169,7 +176,7 @@ def _flatten(m, shape):
         return (1,)
     s, e = _dim(m.start_dim, len(shape), m), _dim(m.end_dim, len(shape), m)
     if s > e:
-        raise ValueError(f"Flatten: start_dim {m.start_dim} comes after end_dim {m.end_dim}")
+        raise LayerConfigError(f"Flatten: start_dim {m.start_dim} comes after end_dim {m.end_dim}")
     return (*shape[:s], math.prod(shape[s : e + 1]), *shape[e + 1 :])
 
 
@@ -177,14 +184,14 @@ def _unflatten(m, shape):
     d = _dim(m.dim, len(shape), m)
     sizes = list(m.unflattened_size)
     if sizes.count(-1) > 1:
-        raise ValueError("Unflatten: at most one size may be -1")
+        raise LayerConfigError("Unflatten: at most one size may be -1")
     known = math.prod(s for s in sizes if s != -1)
     if -1 in sizes:
         if known == 0 or shape[d] % known:
-            raise ValueError(f"Unflatten: cannot split {shape[d]} into {tuple(sizes)}")
+            raise LayerConfigError(f"Unflatten: cannot split {shape[d]} into {tuple(sizes)}")
         sizes[sizes.index(-1)] = shape[d] // known
     elif known != shape[d]:
-        raise ValueError(f"Unflatten: sizes {tuple(sizes)} do not multiply to {shape[d]}")
+        raise LayerConfigError(f"Unflatten: sizes {tuple(sizes)} do not multiply to {shape[d]}")
     return (*shape[:d], *sizes, *shape[d + 1 :])
 
 
@@ -195,18 +202,20 @@ def _embedding(m, shape):
 def _batchnorm(m, shape):
     allowed = {nn.BatchNorm1d: (2, 3), nn.BatchNorm2d: (4,), nn.BatchNorm3d: (5,)}[type(m)]
     if len(shape) not in allowed:
-        raise ValueError(
+        raise LayerConfigError(
             f"{type(m).__name__} expects a {' or '.join(map(str, allowed))}-D input, got {shape}"
         )
     if shape[1] != m.num_features:
-        raise ValueError(f"{type(m).__name__} expects {m.num_features} channels, got {shape[1]}")
+        raise LayerConfigError(
+            f"{type(m).__name__} expects {m.num_features} channels, got {shape[1]}"
+        )
     return shape
 
 
 def _layernorm(m, shape):
     ns = tuple(m.normalized_shape)
     if shape[len(shape) - len(ns) :] != ns:
-        raise ValueError(f"LayerNorm over {ns} needs an input ending in {ns}, got {shape}")
+        raise LayerConfigError(f"LayerNorm over {ns} needs an input ending in {ns}, got {shape}")
     return shape
 
 
@@ -217,11 +226,13 @@ def _same(m, shape):
 def _upsample(m, shape):
     nd = len(shape) - 2
     if nd < 1:
-        raise ValueError(f"Upsample expects (N, C, *spatial) with 1-3 spatial dims, got {shape}")
+        raise LayerConfigError(
+            f"Upsample expects (N, C, *spatial) with 1-3 spatial dims, got {shape}"
+        )
     if m.size is not None:
         size = _tup(m.size, nd)
         if len(size) != nd:
-            raise ValueError(f"Upsample: size {m.size} does not match {nd} spatial dims")
+            raise LayerConfigError(f"Upsample: size {m.size} does not match {nd} spatial dims")
         return (*shape[:2], *size)
     scale = _tup(m.scale_factor, nd)
     return (*shape[:2], *(math.floor(s * float(f)) for s, f in zip(shape[2:], scale)))
@@ -229,16 +240,20 @@ def _upsample(m, shape):
 
 def _rnn(m, shape):
     if len(shape) not in (2, 3):
-        raise ValueError(f"{type(m).__name__} expects a 2-D (unbatched) or 3-D input, got {shape}")
+        raise LayerConfigError(
+            f"{type(m).__name__} expects a 2-D (unbatched) or 3-D input, got {shape}"
+        )
     if shape[-1] != m.input_size:
-        raise ValueError(f"{type(m).__name__} expects input_size {m.input_size}, got {shape[-1]}")
+        raise LayerConfigError(
+            f"{type(m).__name__} expects input_size {m.input_size}, got {shape[-1]}"
+        )
     hidden = getattr(m, "proj_size", 0) or m.hidden_size
     return (*shape[:-1], (2 if m.bidirectional else 1) * hidden)
 
 
 def _mha(m, shape):
     if len(shape) not in (2, 3) or shape[-1] != m.embed_dim:
-        raise ValueError(
+        raise LayerConfigError(
             f"MultiheadAttention expects a query of shape (L, E), (L, N, E) or (N, L, E) with "
             f"E = {m.embed_dim}, got {shape}"
         )
@@ -334,7 +349,7 @@ def output_shape(module: nn.Module, input_shape) -> tuple[int, ...]:
     (2, 32)
     """
     if not isinstance(module, nn.Module):
-        raise TypeError(f"`module` must be an nn.Module, got {type(module).__name__}")
+        raise NetvizTypeError(f"`module` must be an nn.Module, got {type(module).__name__}")
     shape = _shape(input_shape)
     for cls in type(module).__mro__:
         rule = _RULES.get(cls)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from netviz._compat import is_summary_writer, tensorboard_file_writer
 from netviz.sinks.base import TrackerSink
 from netviz.sinks.series import Hist, check_histograms, step_histograms
 
@@ -67,9 +68,7 @@ class TensorBoard(TrackerSink):
 
             self.writer = SummaryWriter(log_dir=os.fspath(writer_or_logdir))
             self._owned = True
-        elif hasattr(writer_or_logdir, "_get_file_writer") and hasattr(
-            writer_or_logdir, "add_histogram_raw"
-        ):
+        elif is_summary_writer(writer_or_logdir):
             self.writer = writer_or_logdir
             self._owned = False
         else:
@@ -86,7 +85,7 @@ class TensorBoard(TrackerSink):
             summary = self._summary(
                 value=[self._summary.Value(tag=k, simple_value=v) for k, v in scalars.items()]
             )
-            self.writer._get_file_writer().add_summary(summary, at)
+            tensorboard_file_writer(self.writer).add_summary(summary, at)
         if self._histograms:
             for hist in step_histograms(table, self._histograms):
                 self.write_hist(at, hist)

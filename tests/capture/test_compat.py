@@ -1,4 +1,4 @@
-"""Every private PyTorch internal of ``netviz.capture._compat`` against the installed PyTorch.
+"""Every private PyTorch internal of ``netviz._compat`` against the installed PyTorch.
 
 These fail loudly when an internal moves, instead of a hook silently
 misbehaving in a user's run.
@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from netviz.capture import _compat
+from netviz import _compat
 
 
 def test_in_backward_is_true_only_inside_the_autograd_engine():
