@@ -132,10 +132,23 @@ def optimizer_unscales_itself(optimizer: torch.optim.Optimizer) -> bool:
     return bool(getattr(optimizer, "_step_supports_amp_scaling", False))
 
 
-def unwrap_optimizer(optimizer: Any) -> Any:
-    """The optimizer inside a wrapper: ``.optimizer`` (accelerate) or Lightning's private
-    ``._optimizer`` (``LightningOptimizer``); ``None`` if there is neither."""
-    return getattr(optimizer, "optimizer", getattr(optimizer, "_optimizer", None))
+def unwrap_optimizer(optimizer: Any) -> torch.optim.Optimizer | None:
+    """The torch optimizer itself or inside framework wrappers, else ``None``.
+
+    Wrappers hold it as ``.optimizer`` (accelerate) or as Lightning's private
+    ``._optimizer`` (``LightningOptimizer``), nested up to four deep.
+    """
+    for _ in range(4):
+        inner = None
+        for attr in ("optimizer", "_optimizer"):  # wrappers may subclass Optimizer themselves
+            candidate = getattr(optimizer, attr, None)
+            if isinstance(candidate, torch.optim.Optimizer) and candidate is not optimizer:
+                inner = candidate
+                break
+        if inner is None:
+            break
+        optimizer = inner
+    return optimizer if isinstance(optimizer, torch.optim.Optimizer) else None
 
 
 # --- nn.Module internals -------------------------------------------------------------------

@@ -238,8 +238,7 @@ def _watch(
             "nothing. Watch the eager model (and script or trace it after the run)."
         )
     if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
-        inner = unwrap_optimizer(optimizer)
-        if not isinstance(inner, torch.optim.Optimizer):
+        if unwrap_optimizer(optimizer) is None:
             raise TypeError(
                 "`optimizer` must be a torch.optim.Optimizer (or a wrapper holding one as "
                 f"`.optimizer`) or None, got {type(optimizer).__name__}"

@@ -63,18 +63,7 @@ class _Restore:
 
 def _unwrap_optimizer(optimizer: Any) -> torch.optim.Optimizer:
     """The torch optimizer inside framework wrappers (accelerate, Lightning)."""
-    seen = 0
-    while seen < 4:
-        seen += 1
-        inner = None
-        for attr in ("optimizer", "_optimizer"):
-            candidate = getattr(optimizer, attr, None)
-            if isinstance(candidate, torch.optim.Optimizer) and candidate is not optimizer:
-                inner = candidate
-                break
-        if inner is None:
-            break
-        optimizer = inner
+    optimizer = _compat.unwrap_optimizer(optimizer) or optimizer
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(
             "`optimizer` must be a torch.optim.Optimizer (or a wrapper holding one as "
