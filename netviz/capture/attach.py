@@ -237,12 +237,11 @@ def _watch(
             "torch.jit.script): its compiled code calls no Python hooks, so netviz would record "
             "nothing. Watch the eager model (and script or trace it after the run)."
         )
-    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
-        if unwrap_optimizer(optimizer) is None:
-            raise TypeError(
-                "`optimizer` must be a torch.optim.Optimizer (or a wrapper holding one as "
-                f"`.optimizer`) or None, got {type(optimizer).__name__}"
-            )
+    if optimizer is not None and unwrap_optimizer(optimizer) is None:
+        raise TypeError(
+            "`optimizer` must be a torch.optim.Optimizer (or a wrapper holding one as "
+            f"`.optimizer`) or None, got {type(optimizer).__name__}"
+        )
     if scaler is not None and not all(
         callable(getattr(scaler, a, None)) for a in ("step", "update", "is_enabled")
     ):
