@@ -138,7 +138,7 @@ def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
 
 
 def conv_transpose_output_size(
-    size, kernel_size, stride=1, padding=0, output_padding=0, dilation=1
+    size, kernel_size, stride=1, padding=0, output_padding=0, dilation=1, *, empty_ok=False
 ):
     r"""Spatial output size of ``nn.ConvTranspose1d/2d/3d``.
 
@@ -160,6 +160,13 @@ def conv_transpose_output_size(
         Positive.
     padding, output_padding : int or tuple of int
         Non-negative. String paddings are not supported by ``ConvTranspose``.
+    empty_ok : bool
+        Accept an output size of 0 (an empty tensor). Which PyTorch does depends
+        on the kernel it picks at run time: its reference kernel refuses
+        ("Output size is too small"), its oneDNN kernel (CPU, float32, batch > 1,
+        groups > 1 or kernels larger than 3) returns an empty tensor.
+        :func:`output_shape` decides from the module and the input shape; the
+        formula alone refuses by default.
 
     Returns
     -------
@@ -167,9 +174,9 @@ def conv_transpose_output_size(
 
     Raises
     ------
-    ValueError
-        Output size < 1, ``output_padding`` too large, non-positive kernel,
-        stride or dilation, negative (or string) padding.
+    LayerConfigError
+        Output size < 1 (< 0 with ``empty_ok``), ``output_padding`` too large,
+        non-positive kernel, stride or dilation, negative (or string) padding.
 
     Examples
     --------
@@ -179,6 +186,8 @@ def conv_transpose_output_size(
     (3, 3)
     >>> conv_transpose_output_size(5, 3, stride=1, dilation=2, output_padding=1)
     10
+    >>> conv_transpose_output_size(2, 3, padding=2, empty_ok=True)
+    0
     """
     if isinstance(padding, str):
         raise LayerConfigError(
@@ -202,10 +211,16 @@ def conv_transpose_output_size(
                 f"`output_padding`={op} must be smaller than either `stride`={s} or `dilation`={d}"
             )
         o = (i - 1) * s - 2 * p + d * (k - 1) + op + 1
-        if o < 1:
+        if o < (0 if empty_ok else 1):
             raise LayerConfigError(
                 f"`padding`={p} is too large: the output size would be {o} "
                 f"(input {i}, kernel_size {k}, stride {s}, dilation {d}, output_padding {op})"
+                + (
+                    "; PyTorch's reference kernel refuses an empty output (its oneDNN kernel, "
+                    "not used for this configuration, returns an empty tensor)"
+                    if o == 0
+                    else ""
+                )
             )
         out.append(o)
     return unbroadcast(tuple(out), was_tuple)

@@ -19,7 +19,6 @@ element-wise layers (activations, batch norm, dropout) leave it unchanged.
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -117,9 +116,54 @@ class ReceptiveFields(list):
         return pd.DataFrame([asdict(r) for r in self])
 
 
-def _module_ndim(module: nn.Module) -> int | None:
-    m = re.search(r"(\d)d$", type(module).__name__)
-    return int(m.group(1)) if m else None
+#: Layers whose geometry is defined over 1, 2 or 3 spatial dimensions (subclasses included).
+_SPATIAL_TYPES: dict[int, tuple[type[nn.Module], ...]] = {
+    1: (
+        nn.Conv1d,
+        nn.ConvTranspose1d,
+        nn.MaxPool1d,
+        nn.AvgPool1d,
+        nn.AdaptiveAvgPool1d,
+        nn.AdaptiveMaxPool1d,
+        nn.BatchNorm1d,
+        nn.InstanceNorm1d,
+        nn.Dropout1d,
+    ),
+    2: (
+        nn.Conv2d,
+        nn.ConvTranspose2d,
+        nn.MaxPool2d,
+        nn.AvgPool2d,
+        nn.AdaptiveAvgPool2d,
+        nn.AdaptiveMaxPool2d,
+        nn.BatchNorm2d,
+        nn.InstanceNorm2d,
+        nn.Dropout2d,
+    ),
+    3: (
+        nn.Conv3d,
+        nn.ConvTranspose3d,
+        nn.MaxPool3d,
+        nn.AvgPool3d,
+        nn.AdaptiveAvgPool3d,
+        nn.AdaptiveMaxPool3d,
+        nn.BatchNorm3d,
+        nn.InstanceNorm3d,
+        nn.Dropout3d,
+    ),
+}
+
+
+def spatial_ndim(module: object) -> int | None:
+    """Spatial dimensions of a conv, pool, norm or dropout layer by its type (1, 2, 3), else None.
+
+    Found with :func:`isinstance`, so subclasses (``class MyConv(nn.Conv2d)``) count as
+    their base, whatever their name.
+    """
+    for nd, types in _SPATIAL_TYPES.items():
+        if isinstance(module, types):
+            return nd
+    return None
 
 
 def _flatten(layers) -> list[tuple[str, Any]]:
@@ -259,7 +303,7 @@ def receptive_field(layers, input_size=None) -> ReceptiveFields:
         typ, k, s, p, d, kind = _geometry(layer, name)
         disp = layer.get("name", name) if isinstance(layer, dict) else name
         geoms.append((disp, typ, k, s, p, d, kind))
-        nd = _module_ndim(layer) if isinstance(layer, nn.Module) else None
+        nd = spatial_ndim(layer)
         if nd:
             dims.add(nd)
         for value in (k, s, p, d):

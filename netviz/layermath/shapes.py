@@ -13,11 +13,12 @@ from collections.abc import Callable
 
 from torch import nn
 
+from netviz._compat import conv_transpose_accepts_empty
 from netviz.errors import LayerConfigError, NetvizTypeError
 from netviz.layermath._conv import conv_output_size, conv_padding, conv_transpose_output_size
 from netviz.layermath._pool import adaptive_pool_windows, avg_pool_output_size, pool_output_size
 from netviz.layermath._validate import as_int
-from netviz.layermath.receptive import POINTWISE_TYPES
+from netviz.layermath.receptive import POINTWISE_TYPES, spatial_ndim
 
 __all__ = ["SHAPE_PRESERVING_TYPES", "output_shape", "supported_types"]
 
@@ -71,8 +72,10 @@ def _spatial_split(module, shape, nd, channels=None):
     return lead, c, sp
 
 
-def _ndim(module) -> int:
-    return int(type(module).__name__[-2])
+def _ndim(module: nn.Module) -> int:
+    nd = spatial_ndim(module)
+    assert nd is not None, type(module)  # the rules table only dispatches spatial layers here
+    return nd
 
 
 def _conv(m, shape):
@@ -107,7 +110,13 @@ def _conv(m, shape):
 def _conv_t(m, shape):
     lead, _, sp = _spatial_split(m, shape, _ndim(m), m.in_channels)
     out = conv_transpose_output_size(
-        sp, m.kernel_size, m.stride, m.padding, m.output_padding, m.dilation
+        sp,
+        m.kernel_size,
+        m.stride,
+        m.padding,
+        m.output_padding,
+        m.dilation,
+        empty_ok=conv_transpose_accepts_empty(m, shape),
     )
     return (*lead, m.out_channels, *out)
 
@@ -200,7 +209,7 @@ def _embedding(m, shape):
 
 
 def _batchnorm(m, shape):
-    allowed = {nn.BatchNorm1d: (2, 3), nn.BatchNorm2d: (4,), nn.BatchNorm3d: (5,)}[type(m)]
+    allowed = {1: (2, 3), 2: (4,), 3: (5,)}[_ndim(m)]
     if len(shape) not in allowed:
         raise LayerConfigError(
             f"{type(m).__name__} expects a {' or '.join(map(str, allowed))}-D input, got {shape}"
