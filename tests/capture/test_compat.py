@@ -447,3 +447,52 @@ def test_the_scan_finds_private_torch_access(tmp_path):
         PACKAGE = saved
     lines = sorted({int(f.split(":")[1].split()[0]) for f in found})
     assert lines == [3, 4, 5, 6, 7, 8], found  # line 9: netviz's own attribute, not flagged
+
+
+def test_conv_transpose_kernel_choice_matches_pytorch():
+    """``conv_transpose_accepts_empty`` mirrors ATen's oneDNN choice: checked on empty outputs.
+
+    Each case has an output size of exactly 0 along one dimension; PyTorch
+    returns an empty tensor where it picks oneDNN and refuses elsewhere.
+    """
+    import itertools
+
+    conv_t = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
+    before = torch.get_num_threads()
+    checked = {True: 0, False: 0}
+    try:
+        for nd, k, s, groups, batch, threads in itertools.product(
+            (1, 2), (1, 3, 4), (1, 2), (1, 2), (None, 1, 2, 16), (1, 2)
+        ):
+            torch.set_num_threads(threads)
+            # input 1 along the first dimension: output (1-1)*s - 2p + (k-1) + 1 = k - 2p
+            if k % 2:
+                continue  # no integer padding gives exactly 0; covered by the even kernel
+            module = conv_t[nd](2 * groups, 2, k, stride=s, padding=k // 2, groups=groups)
+            shape = (*(() if batch is None else (batch,)), 2 * groups, 1, *(3,) * (nd - 1))
+            try:
+                with torch.no_grad():
+                    out = module(torch.zeros(shape))
+                accepted = out.shape[-nd] == 0
+            except RuntimeError:
+                accepted = False
+            assert _compat.conv_transpose_accepts_empty(module, shape) == accepted, (
+                nd,
+                k,
+                s,
+                groups,
+                batch,
+                threads,
+            )
+            checked[accepted] += 1
+        for dtype in (torch.float64, torch.bfloat16):
+            module = nn.ConvTranspose1d(1, 1, 4, padding=2).to(dtype)
+            try:
+                accepted = module(torch.zeros(1, 1, 1, dtype=dtype)).shape[-1] == 0
+            except RuntimeError:
+                accepted = False
+            assert _compat.conv_transpose_accepts_empty(module, (1, 1, 1)) == accepted, dtype
+            checked[accepted] += 1
+    finally:
+        torch.set_num_threads(before)
+    assert checked[True] >= 5 and checked[False] >= 5, checked  # both sides of the rule seen
