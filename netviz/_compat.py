@@ -330,7 +330,9 @@ def _mkldnn_supports(dtype: torch.dtype) -> bool:
         return False
 
 
-def conv_transpose_accepts_empty(module: nn.Module, input_shape: tuple[int, ...]) -> bool:
+def conv_transpose_accepts_empty(
+    module: nn.modules.conv._ConvTransposeNd, input_shape: tuple[int, ...]
+) -> bool:
     """Whether PyTorch runs ``module`` (a ``ConvTranspose1/2/3d``) with oneDNN for this input.
 
     PyTorch's reference CPU kernel refuses a transposed convolution whose
@@ -345,8 +347,8 @@ def conv_transpose_accepts_empty(module: nn.Module, input_shape: tuple[int, ...]
     dimension. ``tests/capture/test_compat.py`` checks it against the
     installed PyTorch.
     """
-    weight = getattr(module, "weight", None)
-    if not isinstance(weight, torch.Tensor) or weight.device.type != "cpu":
+    weight = module.weight
+    if weight.device.type != "cpu":
         return False
     if not (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled):
         return False

@@ -298,7 +298,7 @@ def summary(
     if mode not in _MODES:
         raise NetvizValueError(f"`mode` must be one of {_MODES}, got {mode!r}")
     if device is None:
-        first = next(iter(model.parameters()), None)
+        first: torch.Tensor | None = next(iter(model.parameters()), None)
         if first is None:
             first = next(iter(model.buffers()), None)
         device = first.device if first is not None else torch.device("cpu")

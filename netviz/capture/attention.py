@@ -144,6 +144,7 @@ def mha_weights(
             average_attn_weights=False,
             is_causal=is_causal,
         )
+    assert weights is not None  # need_weights=True
     return as_4d(weights)
 
 
@@ -326,7 +327,9 @@ class AttentionCapture:
         else:
             self._pairs.append((name, probs))
 
-    def _mha_hook(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+    def _mha_hook(
+        self, module: nn.MultiheadAttention, args: tuple, kwargs: dict, output: Any
+    ) -> None:
         name = self._names.get(module)
         if name is None or not self._wanted(name):  # e.g. a DataParallel replica
             return

@@ -307,9 +307,8 @@ def make_gather(
         # A group of our own: never interleaves with training collectives, and
         # waits no longer than the default group would (its timeout, if known).
         timeout = timeout or _default_timeout()
-        kwargs = {"timeout": timeout} if timeout is not None else {}
         try:
-            process_group = dist.new_group(backend="gloo", **kwargs)
+            process_group = dist.new_group(backend="gloo", timeout=timeout)
         except Exception as err:
             raise DistributedRecordError(
                 f"netviz.watch on rank {dist.get_rank()} could not create its process group "

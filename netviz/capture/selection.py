@@ -99,10 +99,10 @@ def select_modules(model: nn.Module, modules: ModuleSelector = None) -> list[tup
             )
         chosen = [(n, m) for n, m in named if isinstance(m, types)]
         what = "of type " + ", ".join(t.__name__ for t in types)
-        close = sorted({type(m).__name__ for _, m in named})[:6]
+        present = sorted({type(m).__name__ for _, m in named})[:6]
         if not chosen:
             raise NetvizValueError(
-                f"`modules` selects no module {what}; the model has types: {', '.join(close)}"
+                f"`modules` selects no module {what}; the model has types: {', '.join(present)}"
             )
         return chosen
     if isinstance(modules, str):
@@ -116,7 +116,7 @@ def select_modules(model: nn.Module, modules: ModuleSelector = None) -> list[tup
             )
         return chosen
     elif isinstance(modules, Iterable):
-        patterns = list(modules)
+        patterns = list(modules)  # type: ignore[arg-type]  # checked to be str just below
         if not patterns or not all(isinstance(p, str) for p in patterns):
             raise NetvizTypeError(
                 "`modules` must be None, a glob or list of globs (str), a module type or "

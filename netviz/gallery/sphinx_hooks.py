@@ -50,12 +50,12 @@ def reset_style(gallery_conf: dict, fname: str | None, when: str) -> None:
         if current.previous is _ABSENT:
             del builtins.__file__
         else:
-            builtins.__file__ = current.previous  # type: ignore[attr-defined]
+            builtins.__file__ = current.previous  # type: ignore[assignment]  # what was there
         current = current.previous
     if when == "before" and fname:
         path = _ExampleFile(_examples_dir(gallery_conf) / os.path.basename(fname))
         path.previous = current
-        builtins.__file__ = path  # type: ignore[attr-defined]
+        builtins.__file__ = path
 
 
 class CatalogueOrder:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
+from typing import TypeGuard
 
 from netviz.errors import LayerConfigError, NetvizTypeError
 
@@ -31,7 +32,7 @@ def as_int(value: object, name: str) -> int:
     return int(value)
 
 
-def _is_seq(value: object) -> bool:
+def _is_seq(value: object) -> TypeGuard[Sequence]:
     return isinstance(value, Sequence) and not isinstance(value, str)
 
 
@@ -58,7 +59,7 @@ def broadcast(**params: object) -> tuple[int, bool, dict[str, tuple[int, ...]]]:
         if value is None:
             out[name] = None  # type: ignore[assignment]
         elif _is_seq(value):
-            out[name] = tuple(as_int(v, name) for v in value)  # type: ignore[union-attr]
+            out[name] = tuple(as_int(v, name) for v in value)
         else:
             out[name] = (as_int(value, name),) * ndim
     return ndim, bool(lengths), out

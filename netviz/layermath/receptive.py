@@ -239,7 +239,7 @@ def _geometry(layer, name):
             "conv",
         )
     if isinstance(layer, tuple) and 1 <= len(layer) <= 4 and not isinstance(layer[0], nn.Module):
-        k, s, p, d = (*layer, *(None, 1, 0, 1)[len(layer) :])
+        k, s, p, d = (*layer, *(None, 1, 0, 1)[len(layer) :])  # type: ignore[misc]  # 1-4 entries
         return "spec", k, s, p, d, "conv"
     if isinstance(layer, nn.Module):
         raise NotImplementedError(

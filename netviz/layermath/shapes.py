@@ -276,7 +276,7 @@ def _sequential(m, shape):
 
 
 _RULES: dict[type, Callable] = {}
-for _types, _rule in (
+_RULE_TABLE: tuple[tuple[tuple[type[nn.Module], ...], Callable], ...] = (
     ((nn.Conv1d, nn.Conv2d, nn.Conv3d), _conv),
     ((nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d), _conv_t),
     ((nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d), _maxpool),
@@ -303,7 +303,8 @@ for _types, _rule in (
     ((nn.RNN, nn.LSTM, nn.GRU), _rnn),
     ((nn.MultiheadAttention,), _mha),
     ((nn.Sequential,), _sequential),
-):
+)
+for _types, _rule in _RULE_TABLE:
     for _t in _types:
         _RULES[_t] = _rule
 for _t in SHAPE_PRESERVING_TYPES:
@@ -363,7 +364,7 @@ def output_shape(module: nn.Module, input_shape) -> tuple[int, ...]:
     for cls in type(module).__mro__:
         rule = _RULES.get(cls)
         # a subclass that overrides forward may compute anything: not ours to predict
-        if rule is not None and type(module).forward is cls.forward:
+        if rule is not None and type(module).forward is getattr(cls, "forward", None):
             return tuple(int(s) for s in rule(module, shape))
     raise NotImplementedError(
         f"output_shape does not support {type(module).__name__}; supported types: "
