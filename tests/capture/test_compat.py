@@ -177,6 +177,7 @@ def test_module_hook_dicts_see_registered_hooks():
 
 
 @pytest.mark.slow  # torch.compile imports torch._dynamo (about 2 s)
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
 def test_compiled_original_is_the_eager_module():
     lin = nn.Linear(2, 2)
     assert _compat.compiled_original(torch.compile(lin)) is lin

@@ -30,6 +30,7 @@ from netviz.layermath import (
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning"),
     pytest.mark.filterwarnings("ignore:Initializing zero-element tensors:UserWarning"),
+    pytest.mark.filterwarnings("ignore:TF32 acceleration on top of oneDNN:UserWarning"),
 ]
 
 CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
