@@ -16,6 +16,7 @@ so that routing through this module costs no extra call.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -401,6 +402,7 @@ def process_group_timeout(group: Any = None) -> timedelta | None:
     return None
 
 
+@functools.cache
 def _shard_types() -> tuple[type, ...]:
     try:
         from torch.distributed.tensor import placement_types as pt
