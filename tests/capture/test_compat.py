@@ -382,10 +382,10 @@ def _torch_aliases(tree: ast.Module) -> set[str]:
     return out
 
 
-def _private_torch_uses(path: Path, private: set[str]) -> list[str]:
+def _private_torch_uses(path: Path, private: set[str], root: Path | None = None) -> list[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     aliases = _torch_aliases(tree)
-    rel = path.relative_to(PACKAGE.parent)
+    rel = path.relative_to(root or PACKAGE.parent)
     found = []
     for node in ast.walk(tree):
         where = f"{rel}:{getattr(node, 'lineno', '?')}"
@@ -470,12 +470,7 @@ def test_the_scan_finds_private_torch_access(tmp_path):
         "d = getattr(model, '_orig_mod', None)\ne = self._parameters\n",
         encoding="utf-8",
     )
-    global PACKAGE
-    saved, PACKAGE = PACKAGE, tmp_path
-    try:
-        found = _private_torch_uses(sample, _torch_private_names())
-    finally:
-        PACKAGE = saved
+    found = _private_torch_uses(sample, _torch_private_names(), root=tmp_path)
     lines = sorted({int(f.split(":")[1].split()[0]) for f in found})
     assert lines == [3, 4, 5, 6, 7, 8], found  # line 9: netviz's own attribute, not flagged
 
