@@ -346,7 +346,8 @@ def conv_transpose_accepts_empty(
     (groups > 1, both last kernel sizes > 3, batch > 1 or more than 20480
     input elements). 1-D convolutions run as 2-D ones with a unit first
     dimension. ``tests/capture/test_compat.py`` checks it against the
-    installed PyTorch.
+    installed PyTorch (on the CPU). Off the CPU this answers ``False``: what
+    cuDNN and other back ends do with an empty output is not checked here.
     """
     weight = module.weight
     if weight.device.type != "cpu":
