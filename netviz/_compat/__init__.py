@@ -1,31 +1,34 @@
 """Every private PyTorch internal netviz relies on, and every patch it installs, in one place.
 
-A leaf module: it imports only :mod:`torch` and :mod:`netviz.errors`. Each
+A leaf package: it imports only :mod:`torch` and :mod:`netviz.errors`. Each
 accessor has a fallback through public API or raises
 :class:`~netviz.errors.TorchCompatError` naming the PyTorch version and what
 moved, so that a moved internal fails loudly here rather than silently in a
 hook. ``tests/capture/test_compat.py`` checks every one against the installed
-PyTorch, and checks that no other module of netviz touches a private torch
-name.
+PyTorch; ``tests/capture/test_compat_scan.py`` checks that no module outside
+this package touches a private torch name.
 
 Hot-path entries (``is_functorch_wrapped_tensor``, ``is_functional_tensor``,
 ``foreach_norm``...) are the torch functions themselves, bound once at import,
-so that routing through this module costs no extra call.
+so that routing through this module costs no extra call. The SDPA patch
+(:mod:`netviz._compat.sdpa`) and PyTorch's convolution kernel choice
+(:mod:`netviz._compat.kernels`) sit in submodules; every name is importable
+from ``netviz._compat``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import math
-import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 import torch
 from torch import nn
 
+from netviz._compat.kernels import conv_transpose_accepts_empty
+from netviz._compat.sdpa import SDPA_BUILTIN, SdpaPatch
 from netviz.errors import TorchCompatError
 
 __all__ = [
@@ -319,68 +322,6 @@ def jagged_has_lengths(x: torch.Tensor) -> bool:
     return getattr(x, "_lengths", None) is not None
 
 
-# --- which convolution kernel PyTorch picks (it decides what an empty output does) -------------
-
-
-def _mkldnn_supports(dtype: torch.dtype) -> bool:
-    name = {torch.bfloat16: "_is_mkldnn_bf16_supported", torch.float16: "_is_mkldnn_fp16_supported"}
-    check = getattr(torch.ops.mkldnn, name[dtype], None) if dtype in name else None
-    try:
-        return bool(check()) if check is not None else False
-    except RuntimeError:  # pragma: no cover - a build without the op
-        return False
-
-
-def conv_transpose_accepts_empty(
-    module: nn.modules.conv._ConvTransposeNd, input_shape: tuple[int, ...]
-) -> bool:
-    """Whether PyTorch runs ``module`` (a ``ConvTranspose1/2/3d``) with oneDNN for this input.
-
-    PyTorch's reference CPU kernel refuses a transposed convolution whose
-    output size is 0 ("Output size is too small"); its oneDNN kernel returns
-    an empty tensor. This mirrors the kernel choice of ATen's
-    ``ConvParams::use_mkldnn`` (``aten/src/ATen/native/Convolution.cpp``):
-    oneDNN enabled, ``output_padding < stride`` everywhere, on the CPU, and
-    bfloat16/float16 where the CPU supports them or float32 when (strided,
-    dilated, batch >= 16, a kernel other than 1x1 or several threads) and
-    (groups > 1, both last kernel sizes > 3, batch > 1 or more than 20480
-    input elements). 1-D convolutions run as 2-D ones with a unit first
-    dimension. ``tests/capture/test_compat.py`` checks it against the
-    installed PyTorch (on the CPU). Off the CPU this answers ``False``: what
-    cuDNN and other back ends do with an empty output is not checked here.
-    """
-    weight = module.weight
-    if weight.device.type != "cpu":
-        return False
-    if not (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled):
-        return False
-    kernel, stride = tuple(module.kernel_size), tuple(module.stride)
-    if any(op >= s for op, s in zip(module.output_padding, stride)):
-        return False
-    if weight.dtype in (torch.bfloat16, torch.float16):
-        return _mkldnn_supports(weight.dtype)
-    if weight.dtype != torch.float32:
-        return False
-    nd = len(kernel)
-    n = input_shape[0] if len(input_shape) == nd + 2 else 1
-    k2 = (1, *kernel) if nd == 1 else kernel
-    spatial = tuple(input_shape[-nd:])
-    elements = (
-        n * int(input_shape[-nd - 1]) * math.prod(((1, *spatial) if nd == 1 else spatial)[:2])
-    )
-    faster_than_reference = (
-        any(s != 1 for s in stride)
-        or any(d != 1 for d in module.dilation)
-        or n >= 16
-        or k2[-1] != 1
-        or k2[-2] != 1
-        or torch.get_num_threads() > 1
-    )
-    return faster_than_reference and (
-        module.groups > 1 or (k2[-1] > 3 and k2[-2] > 3) or n > 1 or elements > 20480
-    )
-
-
 # --- torch.distributed -----------------------------------------------------------------------
 
 
@@ -436,78 +377,3 @@ def tensorboard_file_writer(writer: Any) -> Any:
 def is_summary_writer(obj: object) -> bool:
     """Whether ``obj`` looks like a ``SummaryWriter`` netviz can write raw summaries to."""
     return hasattr(obj, "_get_file_writer") and hasattr(obj, "add_histogram_raw")
-
-
-# --- scaled_dot_product_attention and its patch ----------------------------------------------
-
-#: The C function behind :func:`torch.nn.functional.scaled_dot_product_attention`
-#: (``torch._C._nn.scaled_dot_product_attention``); the public function where gone.
-SDPA_BUILTIN: Callable[..., torch.Tensor] = getattr(
-    getattr(torch._C, "_nn", None),
-    "scaled_dot_product_attention",
-    torch.nn.functional.scaled_dot_product_attention,
-)
-
-
-class SdpaPatch:
-    """Replace ``scaled_dot_product_attention`` in some modules; :meth:`remove` undoes it.
-
-    The replacement calls the function it replaced with the caller's
-    arguments unchanged (so outputs are bit-identical), then hands
-    ``(args, kwargs)`` to ``on_call``. Patched: :mod:`torch.nn.functional` and
-    every module in ``extra_modules`` whose global names the original
-    function (``from torch.nn.functional import scaled_dot_product_attention``).
-    :meth:`remove` restores a name only if it still holds this patch's
-    function, so patches removed out of order never undo each other; a patch
-    removed while another one wraps it turns into a pass-through that the
-    outer one skips when it is removed.
-    """
-
-    def __init__(self, on_call: Callable[[tuple, dict], None], extra_modules: Iterable[str] = ()):
-        F = torch.nn.functional
-        self._active = True
-        self._patched: list[tuple[Any, str, Any, Any]] = []
-        # Names may hold PyTorch's builtin or another capture's patch of it.
-        originals = {id(F.scaled_dot_product_attention), id(SDPA_BUILTIN)}
-        targets = {"torch.nn.functional": F}
-        for name in extra_modules:
-            mod = sys.modules.get(name)
-            if mod is not None:
-                targets.setdefault(name, mod)
-        try:
-            for mod in targets.values():
-                for attr, value in list(vars(mod).items()):
-                    if id(value) in originals and callable(value):
-                        wrapper = self._wrap(value, on_call)
-                        setattr(mod, attr, wrapper)
-                        self._patched.append((mod, attr, value, wrapper))
-        except BaseException:
-            self.remove()
-            raise
-        #: The replacement installed in :mod:`torch.nn.functional`.
-        self.function = F.scaled_dot_product_attention
-
-    def _wrap(self, original: Callable, on_call: Callable[[tuple, dict], None]) -> Callable:
-        def scaled_dot_product_attention(*args: Any, **kwargs: Any) -> Any:
-            out = original(*args, **kwargs)
-            if self._active:
-                on_call(args, kwargs)
-            return out
-
-        scaled_dot_product_attention.__wrapped__ = original  # type: ignore[attr-defined]
-        scaled_dot_product_attention._netviz_patch = self  # type: ignore[attr-defined]
-        scaled_dot_product_attention.__doc__ = original.__doc__
-        return scaled_dot_product_attention
-
-    def remove(self) -> None:
-        """Restore every patched name (idempotent)."""
-        self._active = False
-        while self._patched:
-            mod, attr, original, wrapper = self._patched.pop()
-            # Skip patches already removed out of order: they only pass calls through.
-            while getattr(original, "_netviz_patch", None) is not None and not (
-                original._netviz_patch._active
-            ):
-                original = original.__wrapped__
-            if getattr(mod, attr, None) is wrapper:
-                setattr(mod, attr, original)
