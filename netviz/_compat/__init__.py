@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -194,10 +195,21 @@ def module_hook_dicts(module: nn.Module) -> dict[str, dict]:
 def compiled_original(model: object) -> nn.Module | None:
     """The eager module inside ``torch.compile``'s ``OptimizedModule``, else ``None``.
 
-    Reads ``OptimizedModule._orig_mod`` (the only way to reach it).
+    Reads ``OptimizedModule._orig_mod`` (the only way to reach it). An
+    ``OptimizedModule`` without it raises :class:`TorchCompatError` (module
+    names would silently gain an ``_orig_mod.`` prefix otherwise).
     """
-    inner = getattr(model, "_orig_mod", None)
-    return inner if isinstance(inner, nn.Module) else None
+    try:
+        inner = getattr(model, "_orig_mod", None)
+    except KeyError:  # OptimizedModule.__getattr__ looks it up in `_modules`
+        inner = None
+    if isinstance(inner, nn.Module):
+        return inner
+    eval_frame = sys.modules.get("torch._dynamo.eval_frame")  # loaded by any torch.compile
+    optimized = getattr(eval_frame, "OptimizedModule", None)
+    if isinstance(optimized, type) and isinstance(model, optimized):
+        raise _moved("OptimizedModule._orig_mod (torch.compile)", "watching a compiled model")
+    return None
 
 
 def mha_packed_in_proj(module: nn.MultiheadAttention) -> bool:
@@ -318,8 +330,19 @@ def disable_current_modes() -> contextlib.AbstractContextManager:
 
 
 def jagged_has_lengths(x: torch.Tensor) -> bool:
-    """Whether a jagged nested tensor has holes (``_lengths`` set: a non-contiguous view)."""
-    return getattr(x, "_lengths", None) is not None
+    """Whether a jagged nested tensor may have holes (``_lengths`` set: a narrowed view).
+
+    Without the private ``_lengths`` (a PyTorch that renamed it), any
+    non-contiguous tensor counts: callers then read it element by element,
+    which is exact either way.
+    """
+    lengths = getattr(x, "_lengths", _MISSING)
+    if lengths is _MISSING:  # pragma: no cover - depends on the PyTorch version
+        return not x.is_contiguous()
+    return lengths is not None
+
+
+_MISSING = object()
 
 
 # --- torch.distributed -----------------------------------------------------------------------

@@ -180,6 +180,18 @@ def test_compiled_original_is_the_eager_module():
     lin = nn.Linear(2, 2)
     assert _compat.compiled_original(torch.compile(lin)) is lin
     assert _compat.compiled_original(lin) is None
+    from torch._dynamo.eval_frame import OptimizedModule
+
+    class Renamed(OptimizedModule):  # as if a release stored the module under another name
+        def __init__(self):
+            pass
+
+        def __getattr__(self, name):
+            raise AttributeError(name)
+
+    broken = Renamed()
+    with pytest.raises(TorchCompatError, match=r"_orig_mod.* in PyTorch "):
+        _compat.compiled_original(broken)
 
 
 def test_functorch_wrappers_are_seen_and_unwrapped():
