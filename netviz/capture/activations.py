@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from netviz._compat import fastpath_disabled
 from netviz._leaf import call_keys, first_tensor  # call_keys re-exported
 from netviz.capture.selection import ModuleSelector, named_modules, select_modules
 
@@ -39,17 +40,8 @@ def fastpath_bypassed(model: nn.Module) -> Iterator[bool]:
     the setting. The setting is process-wide in PyTorch: other threads
     running transformers meanwhile take the unfused path too.
     """
-    mha = getattr(torch.backends, "mha", None)
-    getter = getattr(mha, "get_fastpath_enabled", None)
-    setter = getattr(mha, "set_fastpath_enabled", None)
-    if getter is None or setter is None or not _has_fastpath_modules(model) or not getter():
-        yield False
-        return
-    setter(False)
-    try:
-        yield True
-    finally:
-        setter(True)
+    with fastpath_disabled(_has_fastpath_modules(model)) as changed:
+        yield changed
 
 
 def _trim(x: torch.Tensor, max_batch: int | None, max_channels: int | None) -> torch.Tensor:

@@ -59,6 +59,7 @@ from typing import Any, TypeAlias
 import torch
 from torch import nn
 
+from netviz._compat import module_hook_dicts
 from netviz.errors import NetvizTypeError, NetvizValueError
 
 __all__ = ["METHODS", "Attribution", "attribution"]
@@ -94,16 +95,6 @@ METHODS: dict[str, tuple[str, ...]] = {
         "additional_forward_args",
     ),
 }
-
-_HOOK_DICTS = (
-    "_forward_hooks",
-    "_forward_pre_hooks",
-    "_backward_hooks",
-    "_backward_pre_hooks",
-    "_forward_hooks_with_kwargs",
-    "_forward_pre_hooks_with_kwargs",
-    "_forward_hooks_always_called",
-)
 
 
 @dataclass(frozen=True)
@@ -174,7 +165,7 @@ def _model_state_kept(model: nn.Module, eval_mode: bool) -> Iterator[None]:
     params = list(model.parameters())
     grads = [p.grad for p in params]
     requires = [p.requires_grad for p in params]
-    hooks = [{name: set(getattr(m, name, {})) for name in _HOOK_DICTS} for m in modules]
+    hooks = [{name: set(t) for name, t in module_hook_dicts(m).items()} for m in modules]
     inplace = [
         (m, bool(m.inplace)) for m in modules if isinstance(getattr(m, "inplace", None), bool)
     ]
@@ -194,7 +185,7 @@ def _model_state_kept(model: nn.Module, eval_mode: bool) -> Iterator[None]:
             p.grad = g
         for m, before in zip(modules, hooks):
             for name, keys in before.items():
-                table = getattr(m, name, None)
+                table = module_hook_dicts(m).get(name)
                 if table is None:
                     continue
                 for key in [k for k in table if k not in keys]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import pandas as pd
 
+from netviz._compat import is_summary_writer, tensorboard_file_writer
 from netviz.errors import NetvizTypeError
 from netviz.sinks.base import TrackerSink
 from netviz.sinks.series import Hist, HistogramMode, SeriesSpec, TagFn
@@ -74,9 +75,7 @@ class TensorBoard(TrackerSink):
 
             self.writer: Writer = SummaryWriter(log_dir=os.fspath(writer_or_logdir))
             self._owned = True
-        elif hasattr(writer_or_logdir, "_get_file_writer") and hasattr(
-            writer_or_logdir, "add_histogram_raw"
-        ):
+        elif is_summary_writer(writer_or_logdir):
             self.writer = writer_or_logdir
             self._owned = False
         else:
@@ -93,7 +92,7 @@ class TensorBoard(TrackerSink):
             summary = self._summary(
                 value=[self._summary.Value(tag=k, simple_value=v) for k, v in scalars.items()]
             )
-            self.writer._get_file_writer().add_summary(summary, at)
+            tensorboard_file_writer(self.writer).add_summary(summary, at)
         for hist in self.histograms(table):
             self.write_hist(at, hist)
 
