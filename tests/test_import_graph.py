@@ -41,7 +41,8 @@ PACKAGE = ROOT / "netviz"
 #: imports only parts of lower layers; parts of one layer do not import each other.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "_leaf", "_version"),  # leaves: import nothing of netviz
-    ("_compat", "_progress", "layermath"),  # torch internals, progress bars, layer math alone
+    ("_compat",),  # every private torch API and patch, with its fallback
+    ("_progress", "layermath"),  # progress bars; layer math alone (uses _compat's kernel rules)
     ("records",),  # the record model: tables, files, histograms
     ("sinks",),  # where a step's records go (TensorBoard, wandb, MLflow, Parquet)
     ("capture",),  # probes, hooks, the monitor
