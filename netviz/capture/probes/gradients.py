@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from netviz.capture._compat import own_parameters
+from netviz._compat import foreach_norm, is_shard_placement, own_parameters
 from netviz.capture._fused import FusedMoments
 from netviz.capture.probe import Probe, ProbeContext
 from netviz.capture.stats import (
@@ -49,7 +49,7 @@ def local_tensor(t: torch.Tensor) -> tuple[torch.Tensor, bool]:
     to_local = getattr(t, "to_local", None)
     if to_local is not None and callable(to_local):
         placements = getattr(t, "placements", ())
-        sharded = any(type(p).__name__ in ("Shard", "_StridedShard") for p in placements)
+        sharded = any(is_shard_placement(p) for p in placements)
         return to_local(), sharded
     if t.is_sparse:
         return t.coalesce().values(), False
@@ -88,17 +88,13 @@ def module_grads(ctx: ProbeContext) -> list[tuple[str, list[torch.Tensor], bool]
 def _foreach_norms(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
     """``_foreach_norm`` accumulated in float32 or wider: half precision never rounds to half."""
     if not any(t.dtype in _HALF for t in tensors):
-        return list(torch._foreach_norm(tensors))
+        return list(foreach_norm(tensors))
     out: list[torch.Tensor | None] = [None] * len(tensors)
     for wide in (True, False):
         idx = [i for i, t in enumerate(tensors) if (t.dtype != torch.float64) == wide]
         if idx:
             part = [tensors[i] for i in idx]
-            norms = (
-                torch._foreach_norm(part, dtype=torch.float32)
-                if wide
-                else torch._foreach_norm(part)
-            )
+            norms = foreach_norm(part, dtype=torch.float32) if wide else foreach_norm(part)
             for i, n in zip(idx, norms):
                 out[i] = n
     return out  # type: ignore[return-value]
