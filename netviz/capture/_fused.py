@@ -48,6 +48,8 @@ from importlib import resources
 import numpy as np
 import torch
 
+from netviz._compat import is_functional_tensor, is_functorch_wrapped_tensor
+
 from netviz._compat import disable_current_modes, disable_func_torch
 
 __all__ = ["FusedMoments", "clean_context", "load", "unavailable_reason"]
@@ -155,8 +157,8 @@ def in_place_plain(x: torch.Tensor) -> bool:
     )
 
 
-_is_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
-_is_functional = torch._is_functional_tensor
+_is_wrapped = is_functorch_wrapped_tensor
+_is_functional = is_functional_tensor
 
 
 def in_place_readable(x: torch.Tensor, dtypes: Container[torch.dtype]) -> bool:

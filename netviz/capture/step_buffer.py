@@ -145,9 +145,14 @@ class _Slab:
         data = self.data
         assert data is not None
         if self.late:
-            with clean_context():
-                rows = torch.cat([torch.arange(s, s + len(r)) for s, r in self.late])
-                data[rows] = torch.cat([r.to(torch.float64) for _, r in self.late])
+            # at the flush: outside the user's forward (like the torch.cat of the rows)
+            with torch.no_grad():
+                if len(self.late) <= 8:  # a block or a few rows: slices, no index tensor
+                    for s, r in self.late:
+                        data[s : s + len(r)] = r
+                else:
+                    rows = torch.cat([torch.arange(s, s + len(r)) for s, r in self.late])
+                    data[rows] = torch.cat([r.to(torch.float64) for _, r in self.late])
             self.late = []
         return data[: self.n]
 

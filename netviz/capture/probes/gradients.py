@@ -201,8 +201,8 @@ class GradNorm(Probe):
         grads: list[torch.Tensor] = []
         modules = ctx.modules
         for i, (_, module) in enumerate(modules):
-            for p in module._parameters.values():
-                if p is not None and p.requires_grad:
+            for p in own_parameters(module):
+                if p.requires_grad:
                     g = p.grad
                     if g is not None:
                         owners.append(i)
