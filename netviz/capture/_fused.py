@@ -48,9 +48,12 @@ from importlib import resources
 import numpy as np
 import torch
 
-from netviz._compat import is_functional_tensor, is_functorch_wrapped_tensor
-
-from netviz._compat import disable_current_modes, disable_func_torch
+from netviz._compat import (
+    disable_current_modes,
+    disable_func_torch,
+    is_functional_tensor,
+    is_functorch_wrapped_tensor,
+)
 
 __all__ = ["FusedMoments", "clean_context", "load", "unavailable_reason"]
 
