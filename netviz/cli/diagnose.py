@@ -124,7 +124,7 @@ def _unpack(built: Any, target: str) -> dict[str, Any]:
 def _write_figures(report: Any, out: Path, fmt: str) -> list[Path]:
     import matplotlib.pyplot as plt
 
-    from netviz.plot._style import savefig
+    from netviz.plot.theme import savefig
     from netviz.plot.gradients import timestep_gradients
 
     written = []

@@ -45,7 +45,7 @@ def setup(seed: int = SEED) -> None:
     import torch
     from cycler import cycler
 
-    from netviz.plot._style import PALETTE, RC
+    from netviz.plot.theme import PALETTE, RC
 
     plt.rcdefaults()
     plt.rcParams.update(RC)

@@ -5,7 +5,7 @@ environment (:func:`runner_env`: Agg backend, ``SOURCE_DATE_EPOCH``,
 ``PYTHONHASHSEED=0``, one thread), so that figures do not leak state into one
 another and two builds on the same machine give byte-identical files. The
 runner executes the script with :func:`runpy.run_path` and saves every figure
-left open with :func:`netviz.plot._style.savefig` (metadata stripped, fixed SVG
+left open with :func:`netviz.plot.theme.savefig` (metadata stripped, fixed SVG
 ids): the first as ``<ID>_<name>.<fmt>``, further ones as ``..._2``, ``..._3``.
 
 A failing script is reported with the last lines of its error and does not
@@ -55,7 +55,7 @@ except BaseException as exc:
         tb = tb.tb_next  # drop the runner's and runpy's frames
     traceback.print_exception(type(exc), exc, tb or exc.__traceback__)
     sys.exit(1)
-from netviz.plot._style import savefig
+from netviz.plot.theme import savefig
 nums = plt.get_fignums()
 if not nums:
     raise SystemExit("the script left no matplotlib figure open (the builder saves open figures)")

@@ -75,9 +75,7 @@ def get_ax(ax: Target = None, figsize: tuple[float, float] | None = None) -> Axe
     )
 
 
-def grid_axes(
-    ax: Target, rows: int, cols: int, cell: tuple[float, float] = (1.1, 1.1)
-) -> PlotGrid:
+def grid_axes(ax: Target, rows: int, cols: int, cell: tuple[float, float] = (1.1, 1.1)) -> PlotGrid:
     """A ``(rows, cols)`` grid of new axes.
 
     ``ax=None``: a new figure sized to the grid; a ``Figure``: axes over the

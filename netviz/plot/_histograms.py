@@ -76,7 +76,9 @@ def network_order(keys: pd.DataFrame) -> list[str]:
 
 def select_module(keys: pd.DataFrame, module: str) -> np.ndarray:
     if module not in set(keys.module):
-        raise NetvizValueError(f"no histograms of module {module!r}; modules: {network_order(keys)}")
+        raise NetvizValueError(
+            f"no histograms of module {module!r}; modules: {network_order(keys)}"
+        )
     return (keys.module == module).to_numpy()
 
 

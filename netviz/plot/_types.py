@@ -26,6 +26,4 @@ if TYPE_CHECKING:
     HistogramData: TypeAlias = "pd.DataFrame | Monitor | str | os.PathLike[str]"
     #: A tensor or array, the ``{name: tensor}`` dict of a capture function, or a
     #: ``save_tensors`` file.
-    Tensors: TypeAlias = (
-        "torch.Tensor | np.ndarray | Mapping[str, torch.Tensor | np.ndarray] | str | os.PathLike[str]"
-    )
+    Tensors: TypeAlias = "torch.Tensor | np.ndarray | Mapping[str, torch.Tensor | np.ndarray] | str | os.PathLike[str]"

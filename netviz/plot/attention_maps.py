@@ -132,11 +132,15 @@ def attention(
     panels: list[tuple[str, int, np.ndarray]] = []
     for name, x in items:
         if not -x.shape[0] <= item < x.shape[0]:
-            raise NetvizValueError(f"`item` {item} out of range for {name!r} with batch {x.shape[0]}")
+            raise NetvizValueError(
+                f"`item` {item} out of range for {name!r} with batch {x.shape[0]}"
+            )
         chosen = range(x.shape[1]) if heads is None else list(heads)
         for h in chosen:
             if not -x.shape[1] <= h < x.shape[1]:
-                raise NetvizValueError(f"head {h} out of range for {name!r} with {x.shape[1]} heads")
+                raise NetvizValueError(
+                    f"head {h} out of range for {name!r} with {x.shape[1]} heads"
+                )
             panels.append((name, h, x[item, h]))
     if len(items) == 1:
         cols = max(1, min(ncols, len(panels)))

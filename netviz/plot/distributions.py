@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from netviz.errors import NetvizValueError
+from netviz.plot._axes import PlotGrid, get_ax
 from netviz.plot._histograms import (
     TB_PERCENTILES,
     auto_scale,
@@ -36,8 +38,6 @@ from netviz.plot._histograms import (
     rebin,
     select_module,
 )
-from netviz.errors import NetvizValueError
-from netviz.plot._axes import PlotGrid, get_ax
 from netviz.plot.theme import PALETTE, style
 from netviz.records.selection import select_names
 

@@ -24,14 +24,14 @@ from netviz.plot.theme import style
 from netviz.records.selection import select_names
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     import torch
     from matplotlib.axes import Axes
     from torch import nn
 
     from netviz.plot._axes import Target
     from netviz.plot._types import Records
-
-    from typing import TypeAlias
 
     #: A run for :func:`gradient_flow`: records, a model after ``backward()``,
     #: or ``{layer: gradient tensor}``.
@@ -396,7 +396,9 @@ def stat_over_steps(
         raise NetvizValueError(f"no records with stat={stat!r}, probe={probe!r}; available: {have}")
     probes = sorted(set(rows.probe))
     if len(probes) > 1:
-        raise NetvizValueError(f"stat {stat!r} is recorded by probes {probes}; choose one with `probe=`")
+        raise NetvizValueError(
+            f"stat {stat!r} is recorded by probes {probes}; choose one with `probe=`"
+        )
     order = [m for m in module_order(df) if m in set(rows.module)]
     if modules is not None:
         order = select_names(order, modules, what=f"the {stat!r} records")

@@ -269,7 +269,9 @@ def feature_maps(
                 f"activation {name!r} has shape {x.shape}; expected (batch, ...) with >= 2 dims"
             )
         if not -x.shape[0] <= item < x.shape[0]:
-            raise NetvizValueError(f"`item` {item} out of range for {name!r} with batch {x.shape[0]}")
+            raise NetvizValueError(
+                f"`item` {item} out of range for {name!r} with batch {x.shape[0]}"
+            )
         x = x[item]
         shape = x.shape
         if x.ndim == 4:

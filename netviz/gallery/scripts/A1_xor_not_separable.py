@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from netviz.gallery import pick, setup
-from netviz.plot._style import PALETTE
+from netviz.plot.theme import PALETTE
 
 setup()
 

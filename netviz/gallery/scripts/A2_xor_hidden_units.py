@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from netviz.gallery import setup
-from netviz.plot._style import CMAP_DIVERGING, PALETTE
+from netviz.plot.theme import CMAP_DIVERGING, PALETTE
 
 setup()
 

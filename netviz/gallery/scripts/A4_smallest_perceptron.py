@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from netviz.gallery import pick, setup
-from netviz.plot._style import PALETTE
+from netviz.plot.theme import PALETTE
 
 setup()
 

@@ -20,7 +20,7 @@ from sklearn.datasets import make_circles
 from torch import nn
 
 from netviz.gallery import pick, setup
-from netviz.plot._style import CMAP_DIVERGING, PALETTE
+from netviz.plot.theme import CMAP_DIVERGING, PALETTE
 
 setup()
 

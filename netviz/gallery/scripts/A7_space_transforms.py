@@ -21,7 +21,7 @@ from sklearn.datasets import make_moons
 from torch import nn
 
 from netviz.gallery import pick, setup
-from netviz.plot._style import PALETTE
+from netviz.plot.theme import PALETTE
 
 setup()
 

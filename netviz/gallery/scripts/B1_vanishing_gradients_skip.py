@@ -27,7 +27,7 @@ from torch import nn
 
 import netviz
 from netviz.gallery import pick, setup
-from netviz.plot._style import CMAP_DIVERGING, PALETTE
+from netviz.plot.theme import CMAP_DIVERGING, PALETTE
 
 setup()
 

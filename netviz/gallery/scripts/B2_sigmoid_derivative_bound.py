@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from netviz.gallery import setup
-from netviz.plot._style import PALETTE
+from netviz.plot.theme import PALETTE
 
 setup()
 

@@ -25,7 +25,7 @@ from torch import nn
 
 import netviz
 from netviz.gallery import fast, pick, setup
-from netviz.plot._style import PALETTE
+from netviz.plot.theme import PALETTE
 
 setup()
 

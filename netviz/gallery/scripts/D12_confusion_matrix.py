@@ -24,7 +24,7 @@ from matplotlib.colors import LogNorm
 from sklearn.metrics import confusion_matrix
 
 from netviz.gallery import fast, pick, setup
-from netviz.plot._style import CMAP_SEQUENTIAL
+from netviz.plot.theme import CMAP_SEQUENTIAL
 
 setup()
 

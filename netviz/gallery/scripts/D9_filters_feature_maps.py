@@ -6,7 +6,7 @@ D9 · Learned filters and feature maps of a small CNN
 
 The small digits CNN (8 then 16 filters of 3x3, max pooling, one linear layer)
 after training. Left: its 8 first-layer filters, drawn with
-``netviz.plot.filters`` from ``netviz.conv_filters``; like AlexNet's first
+``netviz.plot.filters`` from ``netviz.conv_filter_weights``; like AlexNet's first
 layer they are small edge and stroke detectors (red positive, blue negative
 weights). Right: what one test digit looks like after each layer, captured in
 one forward pass with ``netviz.capture_activations`` and drawn with
@@ -38,7 +38,7 @@ with torch.no_grad():
 
 # %%
 # Filters of the first convolution, and every layer's output for one digit.
-first_filters = netviz.conv_filters(model[0])  # (8, 1, 3, 3)
+first_filters = netviz.conv_filter_weights(model[0])  # (8, 1, 3, 3)
 digit = data.x_test[:1]
 with torch.no_grad():
     activations = netviz.capture_activations(model, digit, modules=["0", "1", "2", "3", "4"])
@@ -55,8 +55,8 @@ ax_digit.imshow(digit[0, 0].numpy(), cmap="gray_r", vmin=0, vmax=1)
 ax_digit.set_axis_off()
 ax_digit.set_title(f"input: a test digit (label {int(data.y_test[0])})")
 netviz.plot.filters(model[0], ax=bottom_left.subplots(), ncols=4, title="first-layer filters (3x3)")
-map_axes = netviz.plot.feature_maps(shown_maps, ax=right.subplots(), max_channels=8)
-for row in map_axes:
+map_grid = netviz.plot.feature_maps(shown_maps, ax=right.subplots(), max_channels=8)
+for row in map_grid.axes:
     row[0].yaxis.label.set_fontsize(10)
 right.suptitle("feature maps, first 8 channels per layer", fontsize=12)
 fig.suptitle(

@@ -22,7 +22,7 @@ from torch import nn
 
 from netviz.gallery import fast, pick, setup
 from netviz.layermath import receptive_field
-from netviz.plot._style import PALETTE
+from netviz.plot.theme import PALETTE
 
 setup()
 

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from netviz.gallery import fast, pick, setup
-from netviz.plot._style import CMAP_DIVERGING, CMAP_SEQUENTIAL, PALETTE
+from netviz.plot.theme import CMAP_DIVERGING, CMAP_SEQUENTIAL, PALETTE
 
 setup()
 

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from netviz.gallery import setup
-from netviz.plot._style import CMAP_DIVERGING, CMAP_SEQUENTIAL
+from netviz.plot.theme import CMAP_DIVERGING, CMAP_SEQUENTIAL
 
 setup()
 

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from netviz.gallery import setup
-from netviz.plot._style import PALETTE
+from netviz.plot.theme import PALETTE
 
 setup()
 

@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from netviz.gallery import pick, setup
-from netviz.plot._style import PALETTE
+from netviz.plot.theme import PALETTE
 
 setup()
 

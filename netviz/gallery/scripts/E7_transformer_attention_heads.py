@@ -111,7 +111,7 @@ labels = [f"{i}:{t}" for i, t in enumerate(test_tokens[0].tolist())]
 # attention of head 0 under it.
 fig = plt.figure(figsize=(12.8, 7.2 * 0.7), layout="constrained")
 left, right = fig.subfigures(1, 2, width_ratios=[1.1, 1])
-head_axes = netviz.plot.attention(attention, tokens=labels, ax=left.subplots(), ncols=2)
+head_axes = netviz.plot.attention(attention, ax=left.subplots(), tokens=labels, ncols=2).axes
 for a in head_axes.flat:
     a.set_title(a.get_title().replace("encoder.layers.0.self_attn ", ""), fontsize=10)
     a.set_xlabel("key (position:digit)", fontsize=9)
@@ -126,8 +126,8 @@ ax_mask.set_title("causal mask\n(grey: $-\\infty$, white: 0)", fontsize=10)
 ax_mask.set_xlabel("key position")
 ax_mask.set_ylabel("query position")
 (causal_ax,) = netviz.plot.attention(
-    causal_heads[previous_head : previous_head + 1], tokens=labels, ax=ax_causal, colorbar=False
-).flat
+    causal_heads[previous_head : previous_head + 1], ax_causal, tokens=labels, colorbar=False
+).axes.flat
 causal_ax.set_title(f"head {previous_head} under the mask", fontsize=10)
 causal_ax.set_xlabel("key (position:digit)", fontsize=9)
 causal_ax.set_ylabel("query (position:digit)", fontsize=9)
@@ -172,7 +172,7 @@ fig2, strips = plt.subplots(seq_len, 1, figsize=(12.8, 7.2 * 0.8), layout="const
 scale = float(token_attr.abs().max())
 for position, ax in enumerate(strips):
     netviz.plot.token_attribution(
-        labels, token_attr[position], ax=ax, vmax=scale, colorbar=False, fontsize=11
+        token_attr[position], ax, tokens=labels, vmax=scale, colorbar=False, fontsize=11
     )
     ax.set_ylabel(f"output {position}", rotation=0, ha="right", va="center", fontsize=10)
 fig2.colorbar(

@@ -32,7 +32,7 @@ from sklearn.datasets import load_digits
 from torch import nn
 
 from netviz.gallery import fast, pick, setup
-from netviz.plot._style import PALETTE
+from netviz.plot.theme import PALETTE
 
 setup()
 
