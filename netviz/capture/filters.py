@@ -70,12 +70,13 @@ def conv_weight(module: nn.Module | torch.Tensor) -> torch.Tensor:
         weight, transposed, groups = module, False, 1
         where = "the tensor"
     elif isinstance(module, nn.Module):
-        weight = getattr(module, "weight", None)
-        if not isinstance(weight, torch.Tensor):
+        found = getattr(module, "weight", None)
+        if not isinstance(found, torch.Tensor):
             raise NetvizValueError(
                 f"`module` {type(module).__name__} has no weight tensor; pass a Conv1d/2d/3d "
                 "(or its weight)"
             )
+        weight = found
         transposed = bool(getattr(module, "transposed", False))
         groups = int(getattr(module, "groups", 1))
         where = type(module).__name__

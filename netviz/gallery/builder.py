@@ -14,6 +14,7 @@ stop the others; :func:`build` returns one :class:`FigureResult` per script.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
@@ -223,10 +224,12 @@ def build(
     out.mkdir(parents=True, exist_ok=True)
     results: dict[int, FigureResult] = {}
     processes = _Processes()
-    options = {"fmt": fmt, "fast": fast, "timeout": timeout, "dpi": dpi, "_processes": processes}
+    run_one = functools.partial(
+        run_script, out=out, fmt=fmt, fast=fast, timeout=timeout, dpi=dpi, _processes=processes
+    )
     pool = ThreadPoolExecutor(max_workers=jobs)
     try:
-        futures = {pool.submit(run_script, s, out, **options): i for i, s in enumerate(scripts)}
+        futures = {pool.submit(run_one, s): i for i, s in enumerate(scripts)}
         for done, fut in enumerate(as_completed(futures), start=1):
             res = fut.result()
             results[futures[fut]] = res

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure, SubFigure
+    from matplotlib.gridspec import GridSpecBase
 
     #: Where a plot function draws: a new figure (``None``), a figure or an Axes.
     Target: TypeAlias = "Axes | Figure | SubFigure | None"
@@ -88,16 +89,17 @@ def grid_axes(ax: Target, rows: int, cols: int, cell: tuple[float, float] = (1.1
 
     if ax is None:
         size = (min(cell[0] * cols + 1.4, 14.0), min(cell[1] * rows + 1.0, 14.0))
-        fig: Figure | SubFigure = plt.figure(figsize=size)
-        spec = fig.add_gridspec(rows, cols)
+        new = plt.figure(figsize=size)
+        fig: Figure | SubFigure = new
+        spec: GridSpecBase = new.add_gridspec(rows, cols)
     elif isinstance(ax, FigureBase):
-        fig = ax  # type: ignore[assignment]  # FigureBase is Figure or SubFigure
-        spec = fig.add_gridspec(rows, cols)
+        fig = ax
+        spec = ax.add_gridspec(rows, cols)
     elif isinstance(ax, Axes):
         parent = ax.get_subplotspec()
-        if parent is None:
+        if parent is None or not isinstance(ax.figure, FigureBase):
             raise NetvizTypeError("`ax` must be a subplot (made by subplots/add_subplot) to split")
-        fig = ax.figure  # type: ignore[assignment]  # an Axes' figure is a Figure or SubFigure
+        fig = ax.figure
         spec = parent.subgridspec(rows, cols)
         ax.remove()
     else:

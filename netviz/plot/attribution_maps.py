@@ -146,9 +146,9 @@ def attribution(
     norm = Normalize(-top, top) if signed else Normalize(0, top)
     with style():
         ax = get_ax(ax, figsize=(3.2, 3.0))
-        if kind == "blend":
+        if kind == "blend" and img is not None:
             lo, hi = float(np.nanmin(img)), float(np.nanmax(img))
-            grey = (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
+            grey: np.ndarray = (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
             if grey.ndim == 3:
                 grey = grey.mean(axis=-1)
             ax.imshow(grey, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")

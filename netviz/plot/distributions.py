@@ -162,6 +162,7 @@ def distributions_over_steps(
     keys, edges, counts = per_step(df)
     names = select_names(network_order(keys), modules, what=f"the {probe} histograms")
     single = isinstance(ax, Axes)
+    axes: list[Axes]
     if single and len(names) != 1:
         raise NetvizValueError(
             f"`ax` is one Axes but `modules` selects {len(names)} layers {names[:6]}; "
@@ -169,12 +170,13 @@ def distributions_over_steps(
         )
     masks = [select_module(keys, m) for m in names]
     with style():
-        if single:
+        if isinstance(ax, Axes):
             axes = [ax]
-            shape = (1, 1)
+            shape: tuple[int, ...] = (1, 1)
         elif ax is not None and not isinstance(ax, FigureBase):
-            axes = list(np.ravel(np.asarray(ax, dtype=object)))
-            shape = np.shape(ax) if np.ndim(ax) == 2 else (1, len(axes))
+            given = np.asarray(ax, dtype=object)
+            axes = list(given.ravel())
+            shape = given.shape if given.ndim == 2 else (1, len(axes))
             if len(axes) < len(names):
                 raise NetvizValueError(f"`ax` holds {len(axes)} Axes for {len(names)} layers")
         else:
@@ -270,6 +272,7 @@ def histograms_over_steps(
     matplotlib.axes.Axes
     """
     from matplotlib.colors import LogNorm
+    from matplotlib.figure import Figure
 
     df, probe = hist_table(data, probe, phase)
     keys, edges, counts = per_step(df)
@@ -292,7 +295,7 @@ def histograms_over_steps(
     with style():
         new = ax is None
         ax = get_ax(ax, figsize=(7.0, 4.5))
-        if new:
+        if new and isinstance(ax.figure, Figure):
             ax.figure.set_layout_engine("constrained")  # room for the long bin labels
         finite = grid[np.isfinite(grid)]
         norm = (
@@ -380,10 +383,12 @@ def layer_histograms(
         range = (float(lo), float(hi) if hi > lo else float(lo) + 1.0)
     display = np.linspace(range[0], range[1], bins + 1)
     below_grid, above_grid = beyond_counts(edges, per_layer[:, :nb])
+    from matplotlib.figure import Figure
+
     with style():
         new = ax is None
         ax = get_ax(ax, figsize=(7.0, 0.55 * len(names) + 1.5))
-        if new:
+        if new and isinstance(ax.figure, Figure):
             ax.figure.set_layout_engine("constrained")
         for i, c in enumerate(per_layer):
             shown, left, right = rebin(edges, c[:nb], display)

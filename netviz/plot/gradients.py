@@ -224,8 +224,9 @@ def gradient_flow(
             ax.set_ylabel(f"gradient {stat}" if stat else "gradient norm")
         if len(order) > 6:
             ax.tick_params(axis="x", labelrotation=45)
-        if hue and ax.get_legend() is not None:
-            ax.get_legend().set_title(None)
+        legend = ax.get_legend()
+        if hue and legend is not None:
+            legend.set_title("")
     return ax
 
 
@@ -414,8 +415,9 @@ def stat_over_steps(
             ax.set_yscale("log")
         ax.set_xlabel("step")
         ax.set_ylabel(f"{probes[0]} · {stat}")
-        if ax.get_legend() is not None:
-            ax.get_legend().set_title(None)
+        legend = ax.get_legend()
+        if legend is not None:
+            legend.set_title("")
     return ax
 
 
@@ -514,7 +516,7 @@ def timestep_gradients(
         ax.set_xlabel("time step t")
         ax.set_ylabel(r"$\|\partial L / \partial h_t\|$")
         if any(
-            line.get_label() and not line.get_label().startswith("_") for line in ax.get_lines()
+            (text := str(line.get_label())) and not text.startswith("_") for line in ax.get_lines()
         ):
             ax.legend()
     return ax

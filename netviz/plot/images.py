@@ -96,12 +96,13 @@ def _raw_weight(module_or_tensor: nn.Module | torch.Tensor | np.ndarray) -> tupl
     from netviz.capture.filters import conv_weight
 
     if isinstance(module_or_tensor, nn.Module):
-        w = conv_weight(module_or_tensor)
-        kernel = "x".join(str(k) for k in w.shape[2:])
+        weight = conv_weight(module_or_tensor)
+        kernel = "x".join(str(k) for k in weight.shape[2:])
         label = (
-            f"{type(module_or_tensor).__name__}: {w.shape[0]} filters, {w.shape[1]} in, {kernel}"
+            f"{type(module_or_tensor).__name__}: {weight.shape[0]} filters, "
+            f"{weight.shape[1]} in, {kernel}"
         )
-        return to_numpy(w), label
+        return to_numpy(weight), label
     w = to_numpy(module_or_tensor)
     if w.ndim not in (3, 4, 5):
         raise NetvizValueError(

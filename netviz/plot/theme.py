@@ -20,6 +20,7 @@ from netviz.errors import NetvizValueError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+    from matplotlib.typing import RcKeyType
 
 __all__ = [
     "CMAP_DIVERGING",
@@ -47,7 +48,7 @@ CMAP_SEQUENTIAL = "viridis"
 CMAP_DIVERGING = "RdBu_r"
 
 #: rcParams applied by :func:`style`.
-RC: dict[str, Any] = {
+RC: dict[RcKeyType, Any] = {
     "font.family": "DejaVu Sans",
     "font.size": 11,
     "axes.titlesize": 12,
