@@ -65,8 +65,8 @@ for ax, h in zip(axes, hidden_sizes):
         ax.scatter(
             x_np[sel, 0], x_np[sel, 1], s=8, color=colour, edgecolor="none", label=f"class {label}"
         )
-    w = model[0].weight.detach().numpy()
-    b = model[0].bias.detach().numpy()
+    w = model[0].get_parameter("weight").detach().numpy()
+    b = model[0].get_parameter("bias").detach().numpy()
     hidden_lines[h] = np.concatenate([w, b[:, None]], axis=1)
     for j, ((w1, w2), bj) in enumerate(zip(w, b)):
         key = {"label": "a hidden unit's line $w_j \\cdot x + b_j = 0$"} if j == 0 else {}

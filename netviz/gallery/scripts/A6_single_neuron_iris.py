@@ -43,7 +43,7 @@ optimizer = torch.optim.LBFGS(
     tolerance_change=1e-15,
     line_search_fn="strong_wolfe",
 )
-loss_curve = []
+loss_curve: list[float] = []
 
 
 def closure():

@@ -74,7 +74,7 @@ colours = ["#0173b2", "#de8f05", "#029e73", "#cc78bc", "black"]  # blue, orange,
 dashes = ["-", "--", "-.", ":", (0, (6, 1.5, 1, 1.5))]
 markers = ["o", "s", "^", "D", "v"]
 g1, g2 = np.meshgrid(np.linspace(-3.4, 3.4, 241), np.linspace(-2.4, 2.4, 181))
-path_axes = []
+path_axes: list[plt.Axes] = []
 for k, (name, p) in enumerate(paths.items()):
     row, col = divmod(k, 3)
     share = path_axes[0] if path_axes else None

@@ -71,6 +71,7 @@ def noisy_sgd(name: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         per_run = 3 * w[:, 0] ** 2 + w[:, 1] ** 2
         losses.append(per_run.mean().item())
         per_run.sum().backward()
+        assert w.grad is not None
         w.grad += torch.randn(w.shape, generator=gen, dtype=torch.float64)  # minibatch noise
         opt.step()
         sched.step()

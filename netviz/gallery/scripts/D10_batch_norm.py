@@ -103,7 +103,7 @@ bn_acts = {f"layer {i + 1}": t for i, t in enumerate(bn_pre.values())}
 # first and last step. Bottom: the distribution of each layer's activations
 # pre-activations after training (``netviz.plot.activation_distributions``).
 fig = plt.figure(figsize=(12.8, 7.2), layout="constrained")
-top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.15])
+top, bottom = fig.subfigures(2, 1, squeeze=False, height_ratios=[1, 1.15])[:, 0]
 ax_loss, ax_std = top.subplots(1, 2)
 colours = {"plain": PALETTE[3], "bn": PALETTE[0]}
 ax_loss.plot(

@@ -50,7 +50,7 @@ wrong = (predictions != labels).nonzero().flatten()
 # %%
 # Left: the matrix with its counts. Right: misclassified test digits.
 fig = plt.figure(figsize=(12.8, 7.2 * 0.8), layout="constrained")
-left, right = fig.subfigures(1, 2, width_ratios=[1.25, 1])
+left, right = fig.subfigures(1, 2, squeeze=False, width_ratios=[1.25, 1])[0]
 ax = left.subplots()
 shown = np.ma.masked_equal(confusion.numpy(), 0)  # empty cells stay white
 im = ax.imshow(

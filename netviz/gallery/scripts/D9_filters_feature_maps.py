@@ -48,8 +48,8 @@ shown_maps = {f"{layer_names[k]} [{k}]": v for k, v in activations.items()}
 # %%
 # One figure: the digit, the filters, the feature maps.
 fig = plt.figure(figsize=(12.8, 7.2), layout="constrained")
-left, right = fig.subfigures(1, 2, width_ratios=[1, 2.3])
-top_left, bottom_left = left.subfigures(2, 1, height_ratios=[1.8, 1])
+left, right = fig.subfigures(1, 2, squeeze=False, width_ratios=[1, 2.3])[0]
+top_left, bottom_left = left.subfigures(2, 1, squeeze=False, height_ratios=[1.8, 1])[:, 0]
 ax_digit = top_left.subplots()
 ax_digit.imshow(digit[0, 0].numpy(), cmap="gray_r", vmin=0, vmax=1)
 ax_digit.set_axis_off()

@@ -99,6 +99,7 @@ lstm_accuracy = train(lstm)
 x_probe = x_test[:1].clone().requires_grad_(True)
 t_probe = seq_len - 1
 cnn(x_probe)[0, t_probe].sum().backward()
+assert x_probe.grad is not None
 seen_inputs = (x_probe.grad[0] != 0).nonzero().flatten().tolist()
 
 # %%

@@ -41,10 +41,10 @@ def row_stats(scores: torch.Tensor) -> tuple[float, float, float]:
     return entropy.mean().item(), p.max(-1).values.mean().item(), jac_norm.mean().item()
 
 
-score_std = {"unscaled": [], "scaled": []}
-entropy = {"unscaled": [], "scaled": []}
-max_weight = {"unscaled": [], "scaled": []}
-jacobian_norm = {"unscaled": [], "scaled": []}
+score_std: dict[str, list[float]] = {"unscaled": [], "scaled": []}
+entropy: dict[str, list[float]] = {"unscaled": [], "scaled": []}
+max_weight: dict[str, list[float]] = {"unscaled": [], "scaled": []}
+jacobian_norm: dict[str, list[float]] = {"unscaled": [], "scaled": []}
 for d in dims:
     q = torch.randn(n_queries, 1, d, generator=generator)
     k = torch.randn(n_queries, n_keys, d, generator=generator)

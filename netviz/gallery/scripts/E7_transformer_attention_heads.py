@@ -110,7 +110,7 @@ labels = [f"{i}:{t}" for i, t in enumerate(test_tokens[0].tolist())]
 # Left: the two heads of the trained reverser. Right: the causal mask and the
 # attention of head 0 under it.
 fig = plt.figure(figsize=(12.8, 7.2 * 0.7), layout="constrained")
-left, right = fig.subfigures(1, 2, width_ratios=[1.1, 1])
+left, right = fig.subfigures(1, 2, squeeze=False, width_ratios=[1.1, 1])[0]
 head_axes = netviz.plot.attention(attention, ax=left.subplots(), tokens=labels, ncols=2).axes
 for a in head_axes.flat:
     a.set_title(a.get_title().replace("encoder.layers.0.self_attn ", ""), fontsize=10)
@@ -154,19 +154,19 @@ class FromEmbeddings(nn.Module):
 
     def forward(self, embedded: torch.Tensor) -> torch.Tensor:
         m = self.model
-        return m.out(m.encoder(embedded + m.positions))[:, self.position]
+        return m.out(m.encoder(embedded + m.get_buffer("positions")))[:, self.position]
 
 
 sequence = test_tokens[:1]
 with torch.no_grad():
     embedded = model.embed(sequence)
-token_attr = []
+token_rows = []
 token_delta = []
 for position in range(seq_len):
     res = netviz.attribution(FromEmbeddings(model, position), embedded, None, n_steps=pick(64, 32))
-    token_attr.append(res.attr[0].sum(-1))  # one score per input token
+    token_rows.append(res.attr[0].sum(-1))  # one score per input token
     token_delta.append(float(res.delta.abs().max()))
-token_attr = torch.stack(token_attr)  # (output position, input token)
+token_attr = torch.stack(token_rows)  # (output position, input token)
 
 fig2, strips = plt.subplots(seq_len, 1, figsize=(12.8, 7.2 * 0.8), layout="constrained")
 scale = float(token_attr.abs().max())
