@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from netviz.errors import NetvizValueError
 from netviz.gallery.catalog import Script
 
 __all__ = ["FORMATS", "RUNNER", "FigureResult", "build", "run_script", "runner_env"]
@@ -157,7 +158,7 @@ def run_script(
     overrides the style's ``savefig.dpi`` (160) for raster output.
     """
     if fmt not in FORMATS:
-        raise ValueError(f"`fmt` must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        raise NetvizValueError(f"`fmt` must be one of {', '.join(FORMATS)}, got {fmt!r}")
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     _remove_old(out, script.stem, fmt)
@@ -213,13 +214,13 @@ def build(
     scripts are killed and the queued ones never start.
     """
     if jobs < 1:
-        raise ValueError(f"`jobs` must be >= 1, got {jobs}")
+        raise NetvizValueError(f"`jobs` must be >= 1, got {jobs}")
     if fmt not in FORMATS:
-        raise ValueError(f"`fmt` must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        raise NetvizValueError(f"`fmt` must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if timeout <= 0:
-        raise ValueError(f"`timeout` must be positive (seconds), got {timeout}")
+        raise NetvizValueError(f"`timeout` must be positive (seconds), got {timeout}")
     if dpi is not None and dpi <= 0:
-        raise ValueError(f"`dpi` must be positive, got {dpi}")
+        raise NetvizValueError(f"`dpi` must be positive, got {dpi}")
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     results: dict[int, FigureResult] = {}
