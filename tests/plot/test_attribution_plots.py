@@ -135,3 +135,14 @@ def test_token_layer_attribution_is_summed_over_the_embedding():
         token_attribution(attr, tokens=["a", "b"])
     with pytest.raises(ValueError, match="one score per token"):
         token_attribution(np.zeros((1, 1, 1, 1)), tokens=["a"])
+
+
+def test_default_kind_blends_over_an_image_and_is_signed_without_one(image_and_attr):
+    img, attr = image_and_attr
+    blended = attribution(attr, image=img, colorbar=False)
+    assert len(blended.images) == 2  # grey image, then the map over it
+    assert blended.images[0].get_cmap().name == "gray_r"
+    alone = attribution(attr, colorbar=False)
+    (shown,) = alone.images
+    assert np.array_equal(np.asarray(shown.get_array()), attr)
+    assert shown.get_clim() == (-2.0, 2.0)  # signed: symmetric around 0
