@@ -22,6 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from netviz.errors import NetvizValueError
 from netviz.gallery import pick, setup
 
 setup()
@@ -43,7 +44,9 @@ def make_scheduler(name: str, opt: torch.optim.Optimizer):
         return torch.optim.lr_scheduler.ExponentialLR(opt, gamma=math.exp(-k_exp))
     if name == "1/t":
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1.0 / (1.0 + k_inv * t))
-    raise ValueError(f"unknown schedule {name!r}")
+    raise NetvizValueError(
+        f"unknown schedule {name!r}; use one of 'constant', 'step', 'exponential', '1/t'"
+    )
 
 
 schedule_names = ["constant", "step", "exponential", "1/t"]
