@@ -1,10 +1,12 @@
 """What users read and copy uses only public names of netviz.
 
-The gallery scripts, docs/*.md, README.md and examples/ must not import a
-private netviz module (a path component starting with ``_``, such as
-``netviz.plot._style``) or a private name (``from netviz.x import _helper``),
-nor reach one by attribute (``netviz.capture._compat``). Dunders such as
-``netviz.__version__`` are public.
+The gallery scripts, the code blocks of docs/*.md and README.md, and
+examples/ must not import a private netviz module (a path component starting
+with ``_``, such as ``netviz.plot._style``) or a private name (``from
+netviz.x import _helper``), nor reach one by attribute
+(``netviz.capture._compat``). Dunders such as ``netviz.__version__`` are
+public. Prose may name internals (docs/architecture.md describes them for
+contributors); the code a user copies may not.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _FROM = re.compile(r"^\s*from\s+(netviz(?:\.\w+)*)\s+import\s+(\([^)]*\)|[^\n#]+)", re.M)
 _IMPORT = re.compile(r"^\s*import\s+(netviz(?:\.\w+)*)", re.M)
 _ATTRIBUTE = re.compile(r"\bnetviz(?:\.\w+)*")
+_FENCED = re.compile(r"^```[^\n]*\n(.*?)^```", re.M | re.S)
 
 
 def _private(part: str) -> bool:
@@ -40,6 +43,12 @@ def private_uses(text: str) -> list[str]:
         if any(_private(p) for p in dotted.split(".")):
             found.append(dotted)
     return sorted(set(found))
+
+
+def code_of(path: Path) -> str:
+    """A Python file whole; of a Markdown file its fenced code blocks."""
+    text = path.read_text(encoding="utf-8")
+    return "\n".join(_FENCED.findall(text)) if path.suffix == ".md" else text
 
 
 def user_facing_files() -> list[Path]:
@@ -74,13 +83,24 @@ from netviz.plot import (
     assert private_uses("import netviz\nnetviz.plot.theme.PALETTE, netviz.__version__") == []
 
 
+def test_markdown_code_blocks_are_checked_and_prose_is_not(tmp_path):
+    doc = tmp_path / "doc.md"
+    doc.write_text(
+        "Internals: `netviz._compat` holds the torch internals.\n\n"
+        "```python\nfrom netviz.plot._style import PALETTE\n```\n",
+        encoding="utf-8",
+    )
+    assert private_uses(code_of(doc)) == [
+        "from netviz.plot._style import ...",
+        "netviz.plot._style",
+    ]
+
+
 def test_scripts_docs_readme_and_examples_use_only_public_names():
     files = user_facing_files()
     assert len(files) > 50  # the gallery's 42 scripts, the docs, the README and the examples
     offenders = {
-        str(path.relative_to(ROOT)): uses
-        for path in files
-        if (uses := private_uses(path.read_text(encoding="utf-8")))
+        str(path.relative_to(ROOT)): uses for path in files if (uses := private_uses(code_of(path)))
     }
     assert not offenders, "private netviz names in user-facing files:\n" + "\n".join(
         f"  {path}: {', '.join(uses)}" for path, uses in sorted(offenders.items())
