@@ -51,7 +51,7 @@ def setup(seed: int = SEED) -> None:
     from netviz.plot.theme import PALETTE, RC
 
     plt.rcdefaults()
-    plt.rcParams.update(RC)  # type: ignore[arg-type]  # RC's keys are valid rcParams names
+    plt.rcParams.update(RC)
     plt.rcParams["axes.prop_cycle"] = cycler(color=list(PALETTE))
     random.seed(seed)
     np.random.seed(seed)  # noqa: NPY002 (scripts may use the legacy global RNG)

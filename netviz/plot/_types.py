@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     import pandas as pd
     import torch
 
-    from netviz.analysis import Report
     from netviz.capture import Monitor
+    from netviz.diagnosis import Report
 
     #: A record table, or what holds one: ``Monitor.to_pandas()``, ``Report.records``.
     Records: TypeAlias = "pd.DataFrame | Report | Monitor"
