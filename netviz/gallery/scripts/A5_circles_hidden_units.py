@@ -93,3 +93,5 @@ fig.tight_layout(rect=(0, 0.07, 1, 1))
 assert all(hidden_lines[h].shape == (h, 3) for h in hidden_sizes)
 assert accuracy[2] < 0.9
 assert accuracy[3] > 0.95 and accuracy[10] > 0.95
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

@@ -95,3 +95,5 @@ fig.tight_layout()
 side = last_points.numpy() @ readout_w + readout_b > 0
 assert accuracy == 1.0
 assert (side == (y_np == 1)).all()
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

@@ -97,3 +97,5 @@ assert sigma_prime_max == 0.25 and argmax_z == 0.0
 assert float(chain_grad.max()) <= chain_bound
 assert (max_grad_per_depth <= depth_bound * (1 + 1e-12)).all()
 assert max_grad_per_depth[0] == 0.25
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

@@ -88,3 +88,5 @@ assert abs(decay[first] / 0.8 ** (seq_len - 1) - 1) < 0.05
 assert abs(decay[rest[0]] / 1.2 ** (seq_len - 1) - 1) < 0.05
 assert decay[first] < 1e-2 < 1e2 < decay[rest[0]]
 assert decay[rest[1]] > 10 * decay[first]
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

@@ -126,3 +126,5 @@ np.testing.assert_allclose(
 assert all(loss.min() < 1e-2 * loss[0] for loss in losses.values())  # all make progress
 # Momentum gets 10x lower than plain SGD at the same η, for all its overshooting.
 assert losses[names[1]].min() < 0.1 * losses[names[0]].min()
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

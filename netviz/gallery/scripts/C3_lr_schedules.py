@@ -123,3 +123,5 @@ assert np.all(learning_rates["constant"] == lr0)
 # Decay beats the noise floor of the constant rate (last 10 epochs, averaged).
 tail = {name: loss[-10:].mean() for name, loss in noisy_losses.items()}
 assert all(tail[name] < tail["constant"] for name in ["step", "exponential", "1/t"])
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

@@ -118,3 +118,5 @@ assert final["very high"] > initial_loss
 assert final["high"] > 4 * final["good"]
 assert final["good"] < final["low"] < initial_loss
 assert final["good"] == min(final.values())
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

@@ -145,3 +145,5 @@ assert plain_std_first[-1] < 0.5 * plain_std_first[0], plain_std_first
 if not fast():
     tail = 20
     assert sum(bn_loss[-tail:]) < sum(plain_loss[-tail:]), (bn_loss[-tail:], plain_loss[-tail:])
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

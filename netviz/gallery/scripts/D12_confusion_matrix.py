@@ -106,3 +106,5 @@ assert confusion.sum(dim=1).tolist() == torch.bincount(labels, minlength=10).tol
 assert len(labels) == 454  # every 4th digit of each class
 if not fast():
     assert test_accuracy > 0.95, test_accuracy
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

@@ -126,3 +126,5 @@ assert cam.layer_attr.shape == (len(examples), 1, 8, 8)
 assert (grad_cam.flatten(1).max(dim=1).values > 0).all()  # every map shows something
 if not fast():
     assert torch.equal(predicted, data.y_test[examples])
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

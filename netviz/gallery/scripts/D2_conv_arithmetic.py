@@ -112,3 +112,5 @@ for title, _, K, S, _, D in cases:
     cols = np.nonzero(first)[1]
     assert cols.max() - cols.min() + 1 == D * (K - 1) + 1
     assert np.array_equal(np.roll(first, S, axis=1), second)
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

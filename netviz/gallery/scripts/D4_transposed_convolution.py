@@ -134,3 +134,5 @@ assert torch.equal(matrix_product, transposed)
 assert torch.equal(transpose_matrix, conv_matrix(kernel, (3, 3)).T)
 assert torch.allclose(filtered, upsampled)
 assert upsampled.tolist() == [1.0, 2.0, 3.0, 4.0, 2.5, 1.0, 2.0, 3.0, 1.5]
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

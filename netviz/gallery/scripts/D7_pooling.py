@@ -153,3 +153,5 @@ flat_grad = max_grad.flatten()
 assert torch.equal(flat_grad[argmax.flatten()], upstream.flatten())
 assert int((flat_grad != 0).sum()) == 4 and torch.equal(torch.tensor(is_max), max_grad != 0)
 assert torch.equal(avg_grad, upstream.repeat_interleave(2, 0).repeat_interleave(2, 1) / 4)
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

@@ -134,3 +134,5 @@ for kind in kinds:  # the 2-D field is the square of the 1-D one
     support = torch.nonzero(centre_grads[kind])
     side = predicted_size[kind][depth_2d - 1]
     assert (support.max(0).values - support.min(0).values + 1).tolist() == [side, side]
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

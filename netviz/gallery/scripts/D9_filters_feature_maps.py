@@ -80,3 +80,5 @@ assert [tuple(v.shape[1:]) for v in activations.values()] == [
 ]
 if not fast():
     assert test_accuracy > 0.95, test_accuracy
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

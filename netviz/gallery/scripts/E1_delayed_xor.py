@@ -173,3 +173,5 @@ if not fast():
         for i, tau in enumerate(taus)
         if tau >= cnn_receptive_field
     )
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

@@ -182,3 +182,5 @@ if not fast():
     z_gate = gru_trace["update gate z"].mean(1)
     assert i_gate[is_flag].mean() > i_gate[~is_flag].mean()
     assert z_gate[is_flag].mean() < z_gate[~is_flag].mean()
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

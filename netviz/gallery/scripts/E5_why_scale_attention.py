@@ -97,3 +97,5 @@ assert entropy["unscaled"][-1] < 0.5 < entropy["scaled"][-1]
 assert max(entropy["scaled"]) - min(entropy["scaled"]) < 0.15
 assert max_weight["unscaled"][-1] > 0.8
 assert jacobian_norm["unscaled"][-1] < 0.25 * jacobian_norm["scaled"][-1]
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

@@ -204,3 +204,5 @@ if not fast():
     assert (answer > 0.3).all() and (answer + itself > 0.8).all(), (answer, itself)
     assert token_attr.argmax(-1).tolist() == list(range(seq_len - 1, -1, -1))
     assert max(token_delta) < 0.05 * scale, (token_delta, scale)
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

@@ -233,3 +233,5 @@ if not fast():
     assert cnn_accuracy["denoising AE"] > max(0.7, cnn_accuracy["noisy"] + 0.1), cnn_accuracy
     shown = [int(cnn_reads["denoising AE"][i]) for i in examples]
     assert sum(s == c for c, s in enumerate(shown)) >= 8, shown
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)
