@@ -15,17 +15,19 @@ sharded tensors (FSDP) are the sum over the shards, i.e. the full tensor.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar
 
 import numpy as np
 from torch import nn
 
+from netviz.capture._fused_hist import SharedRead
 from netviz.capture._fused_hist import get as _get_kernel
 from netviz.capture.histogram import HistogramGrid, tensor_histogram
 from netviz.capture.probe import Probe, ProbeContext
-from netviz.capture.probes.activation import first_tensor
+from netviz.capture.probes.activation import ActivationStats, first_tensor
 from netviz.capture.probes.gradients import local_tensor, module_grads
-from netviz.capture.stats import KERNELS
+from netviz.capture.stats import KERNELS, Scratch
 
 __all__ = ["ActivationHist", "GradHist", "HistogramProbe", "WeightHist"]
 
@@ -86,19 +88,58 @@ class HistogramProbe(Probe):
 class ActivationHist(HistogramProbe):
     """Histogram of each selected module's output (first tensor of a tuple/list/dict).
 
-    Taken when the module returns, like ``activation_stats``.
+    Taken when the module returns, like ``activation_stats``. Where the same
+    monitor also has ``activation_stats`` and both use the C kernels (CPU),
+    the two read each output once between them
+    (:class:`~netviz.capture._fused_hist.SharedRead`).
     """
 
     name = "activation_hist"
     needs_forward = True
 
+    def __init__(self, bins: Any = None, kernel: str = "auto", every: int = 1) -> None:
+        super().__init__(bins, kernel, every)
+        self._shared: SharedRead | None = None
+
+    def setup(self, ctx: ProbeContext) -> None:
+        self._shared = None
+        if self.kernel == "eager":
+            return
+        probes = ctx.probes
+        mine = next(i for i, p in enumerate(probes) if p is self)
+        for i, probe in enumerate(probes):
+            scratch = getattr(probe, "_scratch", None)
+            if not isinstance(probe, ActivationStats) or not isinstance(scratch, Scratch):
+                continue
+            kernel = _get_kernel(self.kernel)
+            if kernel is None or scratch.fused() is None:
+                return  # no C kernels: nothing to share
+            self._shared = SharedRead(
+                kernel, self.grid, functools.partial(self._counting, ctx), hist_first=i > mine
+            )
+            scratch.share = self._shared.moments  # replaces a share of an earlier monitor
+            return
+
+    def _counting(self, ctx: ProbeContext) -> bool:
+        """Whether this step is counted (``False`` once the monitor of ``ctx`` is gone)."""
+        try:
+            return self.due(ctx)
+        except RuntimeError:  # the monitor no longer exists; its stats probe lives on
+            return False
+
     def on_forward(
         self, ctx: ProbeContext, name: str, module: nn.Module, args: tuple, output: Any
     ) -> None:
         x = first_tensor(output)
+        shared = self._shared
         if x is None or not self.due(ctx):
+            if shared is not None:
+                shared.clear()
             return
-        ctx.emit(name, self.counts(x), call=ctx.call_index(name), sharded=True)
+        counts = shared.counts(x) if shared is not None else None
+        if counts is None:
+            counts = self.counts(x)
+        ctx.emit(name, counts, call=ctx.call_index(name), sharded=True)
 
     def merge(self, raw: np.ndarray, sharded: np.ndarray) -> np.ndarray:
         # every rank's activations are part of the global batch
