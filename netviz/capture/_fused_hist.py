@@ -95,6 +95,21 @@ class FusedHistogram:
             )
             fn.restype = ctypes.c_int
             self._lin[dtype] = fn
+        arrays = (ctypes.c_void_p,) * 4 + (ctypes.c_int64, ctypes.c_int64)
+        self._many_log = lib.netviz_hist_log_many
+        self._many_log.argtypes = (
+            *arrays,
+            ctypes.c_uint64,
+            ctypes.c_int,
+            ctypes.c_uint64,
+            ctypes.c_int,
+            ctypes.c_int64,
+            ctypes.c_void_p,
+        )
+        self._many_log.restype = ctypes.c_int
+        self._many_lin = lib.netviz_hist_lin_many
+        self._many_lin.argtypes = (*arrays, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p)
+        self._many_lin.restype = ctypes.c_int
         self._threads = lib.netviz_hist_omp_max_threads
         self._threads.restype = ctypes.c_int
         self._set_threads = lib.netviz_hist_omp_set_num_threads
@@ -127,6 +142,64 @@ class FusedHistogram:
             cache[dtype] = args
         return args
 
+    def _readable(self, tensors: Sequence[torch.Tensor]) -> list[torch.Tensor] | None:
+        """``tensors`` as the kernels read them (see :meth:`histogram`), or ``None``."""
+        ready = []
+        for x in tensors:
+            x = x.detach()
+            if x.dtype not in self._log:  # half precision (exact), integers, bool, complex
+                x = x.abs().float() if x.is_complex() else x.float()
+            if not self.supports(x):
+                if type(x) is not torch.Tensor or x.layout != torch.strided:
+                    return None
+                x = x.resolve_neg().contiguous()  # a strided view: copy once
+                if not self.supports(x):
+                    return None
+            ready.append(x)
+        return ready
+
+    def histograms(
+        self, groups: Sequence[Sequence[torch.Tensor]], grid: HistogramGrid
+    ) -> torch.Tensor | None:
+        """Counts of each group of CPU tensors (one row per group) in one call; ``None`` if one is unsupported.
+
+        One parallel region for all of them (a step's parameter gradients),
+        instead of one per tensor; tensors as in :meth:`histogram`.
+        """
+        ready: list[torch.Tensor] = []
+        seg: list[int] = []
+        for i, group in enumerate(groups):
+            tensors = self._readable(group)
+            if tensors is None:
+                return None
+            ready += tensors
+            seg += [i] * len(tensors)
+        out = torch.zeros(len(groups), len(grid.fields), dtype=torch.float64)
+        ptrs = torch.tensor([x.data_ptr() for x in ready], dtype=torch.int64)
+        lens = torch.tensor([x.numel() for x in ready], dtype=torch.int64)
+        f64 = torch.tensor([x.dtype == torch.float64 for x in ready], dtype=torch.int32)
+        segs = torch.tensor(seg, dtype=torch.int32)
+        if grid.kind == "log":
+            lo32, shift32 = grid.log_bits(torch.float32)
+            lo64, shift64 = grid.log_bits(torch.float64)
+            fn, args = self._many_log, (lo32, shift32, lo64, shift64, grid.magnitude_bins)
+        else:
+            inner = grid.edges[1:-1]
+            fn, args = self._many_lin, (inner.ctypes.data, grid.params["bins"])
+        rc = fn(
+            ptrs.data_ptr(),
+            lens.data_ptr(),
+            f64.data_ptr(),
+            segs.data_ptr(),
+            len(ready),
+            len(groups),
+            *args,
+            out.data_ptr(),
+        )
+        if rc != 0:
+            raise _out_of_memory()
+        return out
+
     def moments_histogram(
         self, x: torch.Tensor, grid: HistogramGrid
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,18 +224,9 @@ class FusedHistogram:
         contiguous copy. Counts do not depend on element order, so a
         channels-last tensor is read in its memory order.
         """
-        ready = []
-        for x in tensors:
-            x = x.detach()
-            if x.dtype not in self._log:  # half precision (exact), integers, bool, complex
-                x = x.abs().float() if x.is_complex() else x.float()
-            if not self.supports(x):
-                if type(x) is not torch.Tensor or x.layout != torch.strided:
-                    return None
-                x = x.resolve_neg().contiguous()  # a strided view: copy once
-                if not self.supports(x):
-                    return None
-            ready.append(x)
+        ready = self._readable(tensors)
+        if ready is None:
+            return None
         out = torch.zeros(len(grid.fields), dtype=torch.float64)
         ptr = out.data_ptr()
         for x in ready:
@@ -238,6 +302,13 @@ def _self_test(kernel: FusedHistogram) -> bool:
                 return False
             moments, counts = kernel.moments_histogram(x, grid)
             if not np.array_equal(counts.numpy(), want):
+                return False
+            groups = [[x[:100], x[5000:]], [x[100:5000]], []]
+            many = kernel.histograms(groups, grid)
+            parts = [
+                numpy_reference(torch.cat([t.ravel() for t in g] or [x[:0]]), grid) for g in groups
+            ]
+            if many is None or not np.array_equal(many.numpy(), np.stack(parts)):
                 return False
             plain = _fused.load()  # the one-read moments must be the moments kernel's
             if plain is not None and not torch.equal(moments, plain.moments(x)):

@@ -235,6 +235,104 @@ MH_LIN_FN(netviz_mh_lin_f32, float, uint32_t, int32_t, 32, 0x7f800000, netviz_mo
 MH_LIN_FN(netviz_mh_lin_f64, double, uint64_t, int64_t, 64, 0x7ff0000000000000ll,
           netviz_moments_f64, block_f64)
 
+/* Many tensors, one call (a step's parameter gradients): tensor i (ptrs[i],
+ * lens[i] elements, doubles where f64[i] else floats) is counted into
+ * histogram seg[i] of out[nseg][nf]. The threads split the elements of all
+ * tensors together evenly (one parallel region per call, not per tensor);
+ * each counts into its LANES private counters and adds them to the shared
+ * int64 totals (atomically) where its run moves on to another histogram. */
+#define PIECE_LOG(T, UINT, SINT, BITS, EXP, lo_, shift_)                           \
+    do {                                                                           \
+        const SINT lo = (SINT)(lo_), nm = (SINT)nm_;                               \
+        const int shift = (shift_);                                                \
+        const T *xs = (const T *)ptrs[i] + a0;                                     \
+        for (int64_t s0 = 0; s0 < a1 - a0; s0 += HIST_BLOCK) {                     \
+            const T *p = xs + s0;                                                  \
+            int64_t m = a1 - a0 - s0 < HIST_BLOCK ? a1 - a0 - s0 : HIST_BLOCK;     \
+            COUNT_BLOCK(T, UINT, SINT, BITS, EXP, LOG_BLOCK, NO_FIX, p, m, ix, h); \
+        }                                                                          \
+    } while (0)
+#define PIECE_LIN(T, UINT, SINT, BITS, EXP)                                        \
+    do {                                                                           \
+        const T *xs = (const T *)ptrs[i] + a0;                                     \
+        for (int64_t s0 = 0; s0 < a1 - a0; s0 += HIST_BLOCK) {                     \
+            const T *p = xs + s0;                                                  \
+            int64_t m = a1 - a0 - s0 < HIST_BLOCK ? a1 - a0 - s0 : HIST_BLOCK;     \
+            COUNT_BLOCK(T, UINT, SINT, BITS, EXP, LIN_BLOCK, LIN_FIX, p, m, ix, h); \
+        }                                                                          \
+    } while (0)
+#define MANY_DRIVER(PIECE_F32, PIECE_F64)                                          \
+    int64_t total = 0;                                                             \
+    for (int64_t i = 0; i < count; i++) total += lens[i];                          \
+    int nt = total >= PARALLEL_MIN ? omp_get_max_threads() : 1;                    \
+    if (nt > MAX_THREADS) nt = MAX_THREADS;                                        \
+    if (nt < 1) nt = 1;                                                            \
+    int64_t *sums = (int64_t *)calloc((size_t)nseg * (size_t)nf, sizeof(int64_t)); \
+    CTR *lanes = (CTR *)calloc((size_t)nt * LANES * (size_t)nf, sizeof(CTR));      \
+    if (!sums || !lanes) {                                                         \
+        free(sums);                                                                \
+        free(lanes);                                                               \
+        return -1;                                                                 \
+    }                                                                              \
+    _Pragma("omp parallel num_threads(nt) if(nt > 1)")                             \
+    {                                                                              \
+        int t = omp_get_thread_num(), T_ = omp_get_num_threads();                  \
+        int64_t lo_i = total * t / T_, hi_i = total * (t + 1) / T_;                \
+        CTR *h = lanes + (size_t)t * LANES * (size_t)nf;                           \
+        int32_t ix[HIST_BLOCK];                                                    \
+        int64_t base = 0; /* first element of tensor i in the joint range */       \
+        int32_t cur = -1; /* the histogram h holds counts of */                    \
+        for (int64_t i = 0; i < count && base < hi_i; base += lens[i], i++) {      \
+            int64_t a0 = lo_i > base ? lo_i - base : 0;                            \
+            int64_t a1 = hi_i - base < lens[i] ? hi_i - base : lens[i];            \
+            if (a1 <= a0) continue;                                                \
+            if (seg[i] != cur) {                                                   \
+                if (cur >= 0) FLUSH_LANES(h, sums + (size_t)cur * nf);             \
+                cur = seg[i];                                                      \
+            }                                                                      \
+            if (f64[i])                                                            \
+                PIECE_F64;                                                         \
+            else                                                                   \
+                PIECE_F32;                                                         \
+        }                                                                          \
+        if (cur >= 0) FLUSH_LANES(h, sums + (size_t)cur * nf);                     \
+    }                                                                              \
+    for (int64_t k = 0; k < nseg * nf; k++) out[k] += (double)sums[k];             \
+    free(sums);                                                                    \
+    free(lanes);                                                                   \
+    return 0;
+/* adds LANES private counters to dst[0..nf) (atomically: threads may share
+ * a histogram) and zeroes them */
+#define FLUSH_LANES(h, dst)                                                        \
+    do {                                                                           \
+        for (int64_t k = 0; k < nf; k++) {                                         \
+            int64_t s_ = 0;                                                        \
+            for (int l_ = 0; l_ < LANES; l_++) {                                   \
+                s_ += (int64_t)(h)[l_ * nf + k];                                   \
+                (h)[l_ * nf + k] = 0;                                              \
+            }                                                                      \
+            if (s_) __atomic_fetch_add(&(dst)[k], s_, __ATOMIC_RELAXED);           \
+        }                                                                          \
+    } while (0)
+
+int netviz_hist_log_many(const void **ptrs, const int64_t *lens, const int32_t *f64,
+                         const int32_t *seg, int64_t count, int64_t nseg, uint64_t lo32,
+                         int shift32, uint64_t lo64, int shift64, int64_t nm_, double *out) {
+    const int64_t nf = 2 * nm_ + 8;
+    MANY_DRIVER(PIECE_LOG(float, uint32_t, int32_t, 32, 0x7f800000, lo32, shift32),
+                PIECE_LOG(double, uint64_t, int64_t, 64, 0x7ff0000000000000ll, lo64, shift64))
+}
+
+int netviz_hist_lin_many(const void **ptrs, const int64_t *lens, const int32_t *f64,
+                         const int32_t *seg, int64_t count, int64_t nseg, const double *e,
+                         int64_t nb_, double *out) {
+    const int32_t nb = (int32_t)nb_;
+    const int64_t nf = nb_ + 5;
+    const double e0 = e[0], inv = (double)nb_ / (e[nb_] - e[0]);
+    MANY_DRIVER(PIECE_LIN(float, uint32_t, int32_t, 32, 0x7f800000),
+                PIECE_LIN(double, uint64_t, int64_t, 64, 0x7ff0000000000000ll))
+}
+
 /* the OpenMP runtime's thread count, to check that it is PyTorch's */
 int netviz_hist_omp_max_threads(void) { return omp_get_max_threads(); }
 void netviz_hist_omp_set_num_threads(int n) { omp_set_num_threads(n); }

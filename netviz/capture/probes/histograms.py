@@ -19,6 +19,7 @@ import functools
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
 from torch import nn
 
 from netviz.capture._fused_hist import SharedRead
@@ -78,6 +79,21 @@ class HistogramProbe(Probe):
     def counts(self, x: Any) -> Any:
         """Device vector of counts of a tensor (or tensors counted together)."""
         return tensor_histogram(x, self.grid, self.kernel)
+
+    def emit_groups(
+        self, ctx: ProbeContext, groups: list[tuple[str, list[torch.Tensor], bool]]
+    ) -> None:
+        """Emit the counts of each ``(module, tensors, sharded)``, CPU groups in one kernel call."""
+        if not groups:
+            return
+        kernel = _get_kernel(self.kernel)
+        if kernel is not None and all(t.device.type == "cpu" for _, ts, _ in groups for t in ts):
+            out = kernel.histograms([ts for _, ts, _ in groups], self.grid)
+            if out is not None:
+                ctx.emit_many([n for n, _, _ in groups], out, sharded=[s for _, _, s in groups])
+                return
+        for name, tensors, sharded in groups:
+            ctx.emit(name, self.counts(tensors), sharded=sharded)
 
     def __repr__(self) -> str:
         return (
@@ -157,8 +173,7 @@ class GradHist(HistogramProbe):
     def on_step_end(self, ctx: ProbeContext) -> None:
         if not self.due(ctx):
             return
-        for name, grads, sharded in module_grads(ctx):
-            ctx.emit(name, self.counts(grads), sharded=sharded)
+        self.emit_groups(ctx, module_grads(ctx))
 
 
 class WeightHist(HistogramProbe):
@@ -169,9 +184,9 @@ class WeightHist(HistogramProbe):
     def on_step_end(self, ctx: ProbeContext) -> None:
         if not self.due(ctx):
             return
+        groups = []
         for name, module in ctx.modules:
             params = [local_tensor(p.detach()) for p in module.parameters(recurse=False)]
             if params:
-                ctx.emit(
-                    name, self.counts([p for p, _ in params]), sharded=any(s for _, s in params)
-                )
+                groups.append((name, [p for p, _ in params], any(s for _, s in params)))
+        self.emit_groups(ctx, groups)
