@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from netviz.capture import _fused
+from netviz.errors import NetvizRuntimeError
 
 if TYPE_CHECKING:  # pragma: no cover
     from netviz.capture._fused import FusedMoments
@@ -179,6 +180,7 @@ class FusedHistogram:
         lens = torch.tensor([x.numel() for x in ready], dtype=torch.int64)
         f64 = torch.tensor([x.dtype == torch.float64 for x in ready], dtype=torch.int32)
         segs = torch.tensor(seg, dtype=torch.int32)
+        args: tuple[int, ...]
         if grid.kind == "log":
             lo32, shift32 = grid.log_bits(torch.float32)
             lo64, shift64 = grid.log_bits(torch.float64)
@@ -354,7 +356,7 @@ def get(kernel: str) -> FusedHistogram | None:
         return None
     loaded = load()
     if loaded is None and kernel == "fused":
-        raise RuntimeError(
+        raise NetvizRuntimeError(
             "the fused histogram kernel is not available here: it needs Linux, "
             "PyTorch with OpenMP, a C compiler ($CC, cc, gcc or clang) and "
             "NETVIZ_KERNEL not set to 'eager'; use kernel='auto' or 'eager'"

@@ -38,6 +38,7 @@ import torch
 
 from netviz.capture import _fused_hist
 from netviz.capture.stats import KERNELS, buffer_dtype
+from netviz.errors import NetvizTypeError, NetvizValueError
 
 __all__ = ["NONFINITE_FIELDS", "HistogramGrid", "tensor_histogram"]
 
@@ -80,14 +81,14 @@ class HistogramGrid:
         """
         for name, v in (("min_exp", min_exp), ("max_exp", max_exp), ("per_octave", per_octave)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-                raise TypeError(f"`{name}` must be an int, got {v!r}")
+                raise NetvizTypeError(f"`{name}` must be an int, got {v!r}")
         if not -126 <= min_exp < max_exp <= 127:
-            raise ValueError(
+            raise NetvizValueError(
                 f"need -126 <= min_exp < max_exp <= 127 (float32 normal range), "
                 f"got min_exp={min_exp}, max_exp={max_exp}"
             )
         if per_octave not in (1, 2, 4, 8, 16):
-            raise ValueError(f"`per_octave` must be 1, 2, 4, 8 or 16, got {per_octave}")
+            raise NetvizValueError(f"`per_octave` must be 1, 2, 4, 8 or 16, got {per_octave}")
         octaves = np.arange(min_exp, max_exp, dtype=np.float64)
         frac = 1.0 + np.arange(per_octave, dtype=np.float64) / per_octave
         mags = (np.exp2(octaves)[:, None] * frac[None, :]).ravel()  # exact: dyadic
@@ -102,13 +103,13 @@ class HistogramGrid:
     def linear(cls, lo: float, hi: float, bins: int = 64) -> HistogramGrid:
         """``bins`` equal bins from ``lo`` to ``hi`` plus underflow ``[-inf, lo)`` and overflow ``[hi, inf)``."""
         if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
-            raise ValueError(f"`bins` must be a positive int, got {bins!r}")
+            raise NetvizValueError(f"`bins` must be a positive int, got {bins!r}")
         lo, hi = float(lo), float(hi)
         if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-            raise ValueError(f"need finite lo < hi, got lo={lo}, hi={hi}")
+            raise NetvizValueError(f"need finite lo < hi, got lo={lo}, hi={hi}")
         inner = np.linspace(lo, hi, int(bins) + 1)
         if not np.all(np.diff(inner) > 0):
-            raise ValueError(f"{bins} bins between {lo} and {hi} are too narrow for float64")
+            raise NetvizValueError(f"{bins} bins between {lo} and {hi} are too narrow for float64")
         edges = np.concatenate([[-np.inf], inner, [np.inf]]).astype(np.float64)
         return cls("linear", edges, {"lo": lo, "hi": hi, "bins": int(bins)})
 
@@ -121,7 +122,7 @@ class HistogramGrid:
             return grid
         if isinstance(grid, Sequence) and not isinstance(grid, str) and len(grid) in (2, 3):
             return cls.linear(*grid)
-        raise TypeError(
+        raise NetvizTypeError(
             "`bins` must be a HistogramGrid (HistogramGrid.log(...) or .linear(...)), "
             f"a (lo, hi) or (lo, hi, bins) tuple for a linear grid, or None; got {grid!r}"
         )
@@ -269,10 +270,12 @@ def tensor_histogram(
     [0.0, 1.0, 2.0, 1.0, 1.0, 0.0, 0.0]
     """
     if kernel not in KERNELS:
-        raise ValueError(f"`kernel` must be one of {', '.join(map(repr, KERNELS))}, got {kernel!r}")
+        raise NetvizValueError(
+            f"`kernel` must be one of {', '.join(map(repr, KERNELS))}, got {kernel!r}"
+        )
     tensors = [x] if isinstance(x, torch.Tensor) else list(x)
     if not tensors:
-        raise ValueError("no tensor to count")
+        raise NetvizValueError("no tensor to count")
     fused = _fused_hist.get(kernel)
     if fused is not None and tensors[0].device.type == "cpu":
         out = fused.histogram(tensors, grid)

@@ -29,6 +29,7 @@ from netviz.capture.probe import Probe, ProbeContext
 from netviz.capture.probes.activation import ActivationStats, first_tensor
 from netviz.capture.probes.gradients import local_tensor, module_grads
 from netviz.capture.stats import KERNELS, Scratch
+from netviz.errors import NetvizValueError
 
 __all__ = ["ActivationHist", "GradHist", "HistogramProbe", "WeightHist"]
 
@@ -57,9 +58,9 @@ class HistogramProbe(Probe):
 
     def __init__(self, bins: Any = None, kernel: str = "auto", every: int = 1) -> None:
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"`every` must be a positive int, got {every!r}")
+            raise NetvizValueError(f"`every` must be a positive int, got {every!r}")
         if kernel not in KERNELS:
-            raise ValueError(
+            raise NetvizValueError(
                 f"`kernel` must be one of {', '.join(map(repr, KERNELS))}, got {kernel!r}"
             )
         self.grid = HistogramGrid.coerce(bins)
