@@ -109,7 +109,7 @@ def main() -> None:
         print(f"\ndiagnose (global batch of {256 * world} digits):")
         print(report)
         print("\ndiagnose of the recorded run:")
-        print(netviz.diagnose(df))
+        print(netviz.diagnose(records=df))
     dist.destroy_process_group()
 
 

@@ -68,6 +68,6 @@ def build_skip() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
 
 
 if __name__ == "__main__":
-    from netviz.analysis import diagnose
+    from netviz import diagnose
 
     print(diagnose(*build()))

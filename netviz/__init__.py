@@ -16,6 +16,7 @@ import importlib
 from typing import Any
 
 from netviz import sinks  # light: tracker sinks import their tracker on first use
+from netviz._version import __version__
 from netviz.capture import Monitor, Probe, ProbeContext, watch
 from netviz.errors import (
     LayerConfigError,
@@ -30,22 +31,20 @@ from netviz.errors import (
 )
 from netviz.records import load
 
-__version__ = "0.1.0.dev0"
-
 # public name -> (module, attribute); attribute None means the module itself
 _LAZY: dict[str, tuple[str, str | None]] = {
     "Attribution": ("netviz.capture.attribution", "Attribution"),
     "DistributedRecordError": ("netviz.capture.distributed", "DistributedRecordError"),
     "Finding": ("netviz.analysis", "Finding"),
     "HistogramGrid": ("netviz.capture.histogram", "HistogramGrid"),
-    "Report": ("netviz.analysis", "Report"),
+    "Report": ("netviz.diagnosis", "Report"),
     "Thresholds": ("netviz.analysis", "Thresholds"),
     "attribution": ("netviz.capture.attribution", "attribution"),
     "capture_activations": ("netviz.capture.activations", "capture_activations"),
     "capture_attention": ("netviz.capture.attention", "capture_attention"),
     "capture_positional_encoding": ("netviz.capture.positional", "capture_positional_encoding"),
     "conv_filters": ("netviz.capture.filters", "conv_filters"),
-    "diagnose": ("netviz.analysis", "diagnose"),
+    "diagnose": ("netviz.diagnosis", "diagnose"),
     "layermath": ("netviz.layermath", None),
     "integrations": ("netviz.integrations", None),
     "load_histograms": ("netviz.records.histograms", "load_histograms"),

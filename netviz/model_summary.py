@@ -18,6 +18,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from netviz._compat import fastpath_disabled
+from netviz.errors import NetvizRuntimeError, NetvizTypeError, NetvizValueError
 from netviz.layermath import macs as _macs
 from netviz.layermath import output_shape as _output_shape
 from netviz.layermath.receptive import receptive_field
@@ -60,7 +62,7 @@ def _as_inputs(input_size, dtypes, device) -> list[torch.Tensor]:
     if isinstance(input_size, torch.Tensor):
         return [input_size]
     if not isinstance(input_size, Sequence) or isinstance(input_size, str) or not input_size:
-        raise TypeError(
+        raise NetvizTypeError(
             "`input_size` must be a shape tuple, a list of shape tuples, a tensor or a list of "
             f"tensors, got {input_size!r}"
         )
@@ -71,7 +73,7 @@ def _as_inputs(input_size, dtypes, device) -> list[torch.Tensor]:
     elif all(isinstance(s, Sequence) and not isinstance(s, str) for s in input_size):
         shapes = [tuple(s) for s in input_size]
     else:
-        raise TypeError(
+        raise NetvizTypeError(
             f"`input_size` mixes shapes, ints or tensors: {input_size!r}; give one shape tuple, "
             "a list of shape tuples or tensors"
         )
@@ -80,7 +82,7 @@ def _as_inputs(input_size, dtypes, device) -> list[torch.Tensor]:
     elif isinstance(dtypes, torch.dtype):
         dtypes = [dtypes] * len(shapes)
     if len(dtypes) != len(shapes):
-        raise ValueError(f"`dtypes` has {len(dtypes)} entries for {len(shapes)} inputs")
+        raise NetvizValueError(f"`dtypes` has {len(dtypes)} entries for {len(shapes)} inputs")
     gen = torch.Generator(device=device).manual_seed(0)  # local: the global RNG is untouched
     out = []
     for shape, dtype in zip(shapes, dtypes):
@@ -292,11 +294,11 @@ def summary(
     4      3       (1, 2)    ok     130   128            <NA>
     """
     if not isinstance(model, nn.Module):
-        raise TypeError(f"`model` must be an nn.Module, got {type(model).__name__}")
+        raise NetvizTypeError(f"`model` must be an nn.Module, got {type(model).__name__}")
     if mode not in _MODES:
-        raise ValueError(f"`mode` must be one of {_MODES}, got {mode!r}")
+        raise NetvizValueError(f"`mode` must be one of {_MODES}, got {mode!r}")
     if device is None:
-        first = next(iter(model.parameters()), None)
+        first: torch.Tensor | None = next(iter(model.parameters()), None)
         if first is None:
             first = next(iter(model.buffers()), None)
         device = first.device if first is not None else torch.device("cpu")
@@ -342,15 +344,13 @@ def summary(
 
     training = {m: m.training for m in model.modules()}
     handles = []
-    fastpath = torch.backends.mha.get_fastpath_enabled()
     try:
         for module in {id(m): m for m in model.modules()}.values():
             handles.append(module.register_forward_pre_hook(pre_hook, with_kwargs=True))
             handles.append(module.register_forward_hook(hook, with_kwargs=True))
         if mode != "same":
             model.train(mode == "train")
-        torch.backends.mha.set_fastpath_enabled(False)
-        with torch.no_grad():
+        with fastpath_disabled(), torch.no_grad():
             try:
                 model(*inputs, **(forward_kwargs or {}))
             except Exception as exc:
@@ -360,13 +360,14 @@ def summary(
                     if where
                     else ""
                 )
-                raise RuntimeError(f"netviz.summary: the forward pass failed{at}: {exc}") from exc
+                raise NetvizRuntimeError(
+                    f"netviz.summary: the forward pass failed{at}: {exc}"
+                ) from exc
     finally:
         for handle in handles:
             handle.remove()
         for module, flag in training.items():
             module.training = flag
-        torch.backends.mha.set_fastpath_enabled(fastpath)
         chain.clear()
 
     records = []

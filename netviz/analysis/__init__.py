@@ -1,12 +1,15 @@
-"""Analysis: diagnoses computed from records (no plotting; hooks only for its own passes).
+"""Analysis: records in, findings out (no model is run, nothing is drawn).
 
-:func:`diagnose` runs a model on a batch with probes (or reads a record table)
-and returns a :class:`Report` of :class:`Finding` objects and the
-:class:`Check` behind each kind; :class:`Thresholds` holds the documented limits.
+:func:`analyze` runs every check of :data:`CHECK_SPECS` on a record table and
+returns :class:`Finding` objects, one :class:`Check` per check (found, clear
+or not run) and the facts behind them; :class:`Thresholds` holds the
+documented limits. Running a model and then analysing it is
+:func:`netviz.diagnose` (:mod:`netviz.diagnosis`, the layer above capture and
+analysis). This package imports neither :mod:`netviz.capture` nor
+:mod:`netviz.plot` (``tests/test_import_graph.py``).
 """
 
 from netviz.analysis.analyze import analyze
-from netviz.analysis.diagnose import ModelError, default_loss, diagnose, weight_layers
 from netviz.analysis.findings import (
     CHECKS,
     KINDS,
@@ -16,22 +19,17 @@ from netviz.analysis.findings import (
     Finding,
     Thresholds,
 )
-from netviz.analysis.report import Report
-from netviz.capture.probes.units import UnitActivity
+from netviz.analysis.specs import CHECK_SPECS, CheckSpec
 
 __all__ = [
     "CHECKS",
+    "CHECK_SPECS",
     "KINDS",
     "SEVERITIES",
     "STATUSES",
     "Check",
+    "CheckSpec",
     "Finding",
-    "ModelError",
-    "Report",
     "Thresholds",
-    "UnitActivity",
     "analyze",
-    "default_loss",
-    "diagnose",
-    "weight_layers",
 ]

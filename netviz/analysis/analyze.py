@@ -9,7 +9,7 @@ a :class:`~netviz.analysis.findings.Check`: found, clear (on what) or not run (w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,7 @@ from netviz.analysis.checks import (
 )
 from netviz.analysis.findings import CHECKS, Check, Finding, Thresholds
 from netviz.analysis.order import module_order
+from netviz.analysis.specs import CHECK_SPECS
 from netviz.analysis.training import (
     check_eval_drift,
     check_gradient_spike,
@@ -35,15 +36,16 @@ from netviz.analysis.training import (
     check_update_ratio,
     name_list,
 )
+from netviz.errors import RecordError
 
 __all__ = ["analyze", "empty_error"]
 
-_MODEL_ONLY = "needs records of a training run: diagnose(records)"
+_MODEL_ONLY = "needs records of a training run: diagnose(records=...)"
 
 
-def empty_error(what: str) -> ValueError:
+def empty_error(what: str) -> RecordError:
     """The error for a table without rows (nothing was recorded)."""
-    return ValueError(
+    return RecordError(
         f"{what} has no records: nothing was recorded, so nothing can be diagnosed (an empty "
         "table is not an all-clear). Record at least one step: run forward and backward inside "
         "netviz.watch(model, ...) and close each step with optimizer.step() (watch(..., "
@@ -78,7 +80,7 @@ def _units_check(
             f"no {family} activation (module or function call) ran in the forward"
             if source == "model"
             else f"no unit_activity records of {family} activations (watch(probes=[..., "
-            "UnitActivity()]) records activation modules such as nn.ReLU; function calls "
+            '"unit_activity"]) records activation modules such as nn.ReLU; function calls '
             "such as F.relu only diagnose(model, batch) sees)"
         )
         return Check(name, "not_run", why)
@@ -103,8 +105,8 @@ def analyze(
 
     Raises
     ------
-    ValueError
-        If ``records`` has no rows.
+    RecordError
+        If ``records`` has no rows (a :class:`ValueError`).
     """
     th = thresholds or Thresholds()
     if not len(records):
@@ -206,17 +208,19 @@ def analyze(
         checks[name] = _units_check(name, ua, stat, units_steps, unit, source, name in kinds, order)
 
     first_nf = min(nonfinite_steps) if nonfinite_steps else None
-    if source == "model":
-        for name in ("update_ratio", "gradient_trend", "gradient_spike", "eval_drift"):
-            checks[name] = Check(name, "not_run", _MODEL_ONLY)
-    else:
-        for fn in (
-            lambda: check_update_ratio(records, th),
-            lambda: check_gradient_trend(records, chosen, th, first_nf),
-            lambda: check_gradient_spike(records, chosen, th, first_nf),
-            lambda: check_eval_drift(records, th),
-        ):
-            more, check = fn()
+    training: dict[str, Callable[[], tuple[list[Finding], Check]]] = {
+        "update_ratio": lambda: check_update_ratio(records, th),
+        "gradient_trend": lambda: check_gradient_trend(records, chosen, th, first_nf),
+        "gradient_spike": lambda: check_gradient_spike(records, chosen, th, first_nf),
+        "eval_drift": lambda: check_eval_drift(records, th),
+    }
+    for spec in CHECK_SPECS:
+        if spec.scope != "training":
+            continue
+        if source == "model":
+            checks[spec.name] = Check(spec.name, "not_run", _MODEL_ONLY)
+        else:
+            more, check = training[spec.name]()
             findings += more
             checks[check.name] = check
     facts = {"layers": chosen, "steps": len(steps), "order": order}

@@ -1,7 +1,7 @@
 """What a diagnosis finds: :class:`Finding`, :class:`Check` and :class:`Thresholds`.
 
-:class:`~netviz.analysis.report.Report` (the result of :func:`netviz.diagnose`)
-lives in :mod:`netviz.analysis.report`.
+:class:`~netviz.diagnosis.report.Report` (the result of :func:`netviz.diagnose`)
+lives in :mod:`netviz.diagnosis.report`.
 """
 
 from __future__ import annotations
@@ -9,38 +9,32 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields
 
+from netviz.analysis.specs import CHECK_SPECS
+from netviz.errors import NetvizValueError
+
 __all__ = ["CHECKS", "KINDS", "SEVERITIES", "STATUSES", "Check", "Finding", "Thresholds"]
 
 #: Severity levels, mildest first.
 SEVERITIES: tuple[str, ...] = ("info", "warning", "error")
 
-#: Kinds of finding and their headline in the text report.
-KINDS: dict[str, str] = {
-    "nonfinite": "non-finite values (NaN/Inf)",
-    "vanishing_gradients": "vanishing gradients",
-    "exploding_gradients": "exploding gradients",
-    "dead_units": "dead units",
-    "saturation": "saturated units",
-    "update_ratio": "update/weight ratio",
-    "gradient_trend": "gradient trend over training",
-    "gradient_spike": "gradient spike before non-finite values",
-    "eval_drift": "train vs eval activation drift",
-}
 
-#: The checks a diagnosis runs, in report order, and their description.
-#: Each check produces findings of the kind of the same name (``flow`` and
-#: ``timesteps`` produce vanishing/exploding gradients).
-CHECKS: dict[str, str] = {
-    "nonfinite": "non-finite values (NaN/Inf) in outputs and gradients",
-    "flow": "vanishing/exploding gradients through depth",
-    "timesteps": "vanishing/exploding gradients through time",
-    "dead_units": "dead units (ReLU family)",
-    "saturation": "saturated units (sigmoid/tanh family)",
-    "update_ratio": "update/weight ratio per layer",
-    "gradient_trend": "gradient norm trend per layer over training",
-    "gradient_spike": "gradient spike before non-finite values",
-    "eval_drift": "train vs eval activation drift",
-}
+def _kinds() -> dict[str, str]:
+    kinds: dict[str, str] = {}
+    for spec in CHECK_SPECS:
+        for kind, headline in spec.kinds:
+            if kinds.setdefault(kind, headline) != headline:
+                raise AssertionError(f"kind {kind!r} has two headlines in CHECK_SPECS")
+    return kinds
+
+
+#: Kinds of finding and their headline in the text report, from
+#: :data:`~netviz.analysis.specs.CHECK_SPECS` (``flow`` and ``timesteps``
+#: both report vanishing/exploding gradients).
+KINDS: dict[str, str] = _kinds()
+
+#: The checks a diagnosis runs, in report order, and their description
+#: (from :data:`~netviz.analysis.specs.CHECK_SPECS`).
+CHECKS: dict[str, str] = {spec.name: spec.description for spec in CHECK_SPECS}
 
 #: Status of a :class:`Check`.
 STATUSES: tuple[str, ...] = ("found", "clear", "not_run")
@@ -125,28 +119,32 @@ class Thresholds:
                 or not math.isfinite(v)
                 or v <= 0
             ):
-                raise ValueError(f"Thresholds.{f.name} must be a positive finite number, got {v!r}")
+                raise NetvizValueError(
+                    f"Thresholds.{f.name} must be a positive finite number, got {v!r}"
+                )
         if not self.vanishing_ratio < 1 < self.exploding_ratio:
-            raise ValueError(
+            raise NetvizValueError(
                 "Thresholds need vanishing_ratio < 1 < exploding_ratio, got "
                 f"{self.vanishing_ratio!r} and {self.exploding_ratio!r}"
             )
         for name in ("dead_frac", "saturated_frac"):
             if getattr(self, name) > 1:
-                raise ValueError(
+                raise NetvizValueError(
                     f"Thresholds.{name} is a fraction in (0, 1], got {getattr(self, name)!r}"
                 )
         if not self.update_low < self.update_high:
-            raise ValueError("Thresholds need update_low < update_high")
+            raise NetvizValueError("Thresholds need update_low < update_high")
         for name in ("trend_min_steps", "spike_window", "spike_horizon"):
             if not isinstance(getattr(self, name), int):
-                raise ValueError(
+                raise NetvizValueError(
                     f"Thresholds.{name} is a number of recorded steps (int), "
                     f"got {getattr(self, name)!r}"
                 )
         for name in ("spike_factor", "drift_scale"):
             if not getattr(self, name) > 1:
-                raise ValueError(f"Thresholds.{name} must be > 1, got {getattr(self, name)!r}")
+                raise NetvizValueError(
+                    f"Thresholds.{name} must be > 1, got {getattr(self, name)!r}"
+                )
 
 
 @dataclass(frozen=True)
@@ -177,9 +175,9 @@ class Finding:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"Finding.kind must be one of {list(KINDS)}, got {self.kind!r}")
+            raise NetvizValueError(f"Finding.kind must be one of {list(KINDS)}, got {self.kind!r}")
         if self.severity not in SEVERITIES:
-            raise ValueError(
+            raise NetvizValueError(
                 f"Finding.severity must be one of {list(SEVERITIES)}, got {self.severity!r}"
             )
 
@@ -213,9 +211,11 @@ class Check:
 
     def __post_init__(self) -> None:
         if self.name not in CHECKS:
-            raise ValueError(f"Check.name must be one of {list(CHECKS)}, got {self.name!r}")
+            raise NetvizValueError(f"Check.name must be one of {list(CHECKS)}, got {self.name!r}")
         if self.status not in STATUSES:
-            raise ValueError(f"Check.status must be one of {list(STATUSES)}, got {self.status!r}")
+            raise NetvizValueError(
+                f"Check.status must be one of {list(STATUSES)}, got {self.status!r}"
+            )
 
     @property
     def ran(self) -> bool:

@@ -4,10 +4,13 @@ Every record row carries ``step, skipped, phase, micro, module, call, order,
 probe, stat, value`` (the record model of :mod:`netviz.records.store`).
 ``order`` is the execution order of the module's first call in its step;
 the analysis reads network order from it and never from row order, so a
-shuffled or sorted table gives the same diagnosis. Tables saved before those
-columns existed get the documented defaults here (``skipped`` False, ``phase``
-"train", ``micro`` 0 for forward rows and -1 for step-level rows, ``order``
-from first appearance within the step, the only time row order is read).
+shuffled or sorted table gives the same diagnosis. Which rows come from
+forward hooks is read from the records too (``micro >= 0``; step-level rows of
+gradients and weights have ``micro == -1``), never from a list of probe names.
+Tables saved before those columns existed get the defaults of
+:mod:`netviz.records.store` (``skipped`` False, ``phase`` "train", ``micro`` 0,
+``order`` from first appearance within the step, the only time row order is
+read).
 """
 
 from __future__ import annotations
@@ -18,24 +21,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from netviz.errors import NetvizTypeError, RecordError
 from netviz.records.store import validate_frame
 
-__all__ = ["CONTRACT", "FORWARD_PROBES", "as_records", "module_order", "step_order"]
-
-#: Probes whose rows are emitted from forward hooks (execution order).
-FORWARD_PROBES: tuple[str, ...] = ("activation_stats", "unit_activity")
+__all__ = ["CONTRACT", "as_records", "forward_rows", "module_order", "step_order"]
 
 #: Columns of the record model beyond ``step, module, call, probe, stat, value``.
 CONTRACT: tuple[str, ...] = ("skipped", "phase", "micro", "order")
 
 
-def _first_appearance_order(df: pd.DataFrame) -> np.ndarray:
+def _first_appearance_order(df: pd.DataFrame, forward: np.ndarray) -> np.ndarray:
     """Default ``order`` of a legacy table: per step, forward rows first (execution order),
     then modules seen only by step-level probes, in the order they first appear."""
     out = np.zeros(len(df), dtype=np.int64)
     for _, idx in df.groupby("step", sort=False).indices.items():
         rows = df.iloc[idx]
-        fwd = rows.probe.isin(FORWARD_PROBES)
+        fwd = forward[idx]
         names = list(dict.fromkeys([*rows.module[fwd], *rows.module[~fwd]]))
         rank = {m: i for i, m in enumerate(names)}
         out[idx] = rows.module.map(rank).to_numpy()
@@ -44,12 +45,15 @@ def _first_appearance_order(df: pd.DataFrame) -> np.ndarray:
 
 def _with_contract(source: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     """``table`` (validated, same rows as ``source``) with every record-model column."""
-    fwd = table.probe.isin(FORWARD_PROBES).to_numpy()
-    defaults = {
+    # forward rows are read from the records (micro >= 0: the monitor emits the rows of a
+    # probe with Probe.needs_forward per forward pass), never from a list of probe names
+    micro = table.micro if "micro" in table.columns else np.zeros(len(table), dtype=np.int64)
+    fwd = pd.to_numeric(pd.Series(np.asarray(micro)), errors="coerce").fillna(0).to_numpy() >= 0
+    defaults = {  # the defaults of netviz.records.store for tables of netviz 0.1
         "skipped": lambda: np.zeros(len(table), dtype=bool),
         "phase": lambda: np.full(len(table), "train", dtype=object),
-        "micro": lambda: np.where(fwd, 0, -1).astype(np.int64),
-        "order": lambda: _first_appearance_order(table),
+        "micro": lambda: np.zeros(len(table), dtype=np.int64),
+        "order": lambda: _first_appearance_order(table, fwd),
     }
     dtypes = {"skipped": bool, "phase": str, "micro": "int64", "order": "int64"}
     for col in CONTRACT:
@@ -62,7 +66,7 @@ def _with_contract(source: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
         try:
             table[col] = pd.Series(values, index=table.index).astype(dtypes[col])
         except (TypeError, ValueError) as err:
-            raise ValueError(
+            raise RecordError(
                 f"record table: column {col!r} has values of the wrong type ({err})"
             ) from err
     return table
@@ -74,14 +78,14 @@ def as_records(data: Any, *, name: str = "records") -> pd.DataFrame:
 
     Raises
     ------
-    TypeError
+    NetvizTypeError
         If ``data`` is none of these (a path: "load it with netviz.load(path)");
-        the message names ``name``.
-    ValueError
-        If a column is missing or holds values of the wrong type.
+        the message names ``name`` (a :class:`TypeError`).
+    RecordError
+        If a column is missing or holds values of the wrong type (a :class:`ValueError`).
     """
     if isinstance(data, (str, os.PathLike)):
-        raise TypeError(
+        raise NetvizTypeError(
             f"`{name}` is a path ({str(data)!r}), not a record table: load it with "
             f"netviz.load({str(data)!r}) and pass the DataFrame"
         )
@@ -93,13 +97,22 @@ def as_records(data: Any, *, name: str = "records") -> pd.DataFrame:
     elif callable(getattr(data, "to_pandas", None)) and hasattr(data, "step_index"):  # a Monitor
         frame = data.to_pandas()
     if frame is None:
-        raise TypeError(
-            f"`{name}` must be a torch.nn.Module or a netviz record table (pandas DataFrame "
+        raise NetvizTypeError(
+            f"`{name}` must be a netviz record table (pandas DataFrame "
             "with columns step, module, call, probe, stat, value, as from "
             f"netviz.watch(...).to_pandas() or netviz.load(path)), a netviz.Monitor or a "
             f"netviz.Report; got {type(data).__name__}"
         )
     return _with_contract(frame, validate_frame(frame, source=f"`{name}`"))
+
+
+def forward_rows(records: pd.DataFrame) -> pd.Series:
+    """True for the rows emitted from forward hooks (``micro >= 0``; step-level rows,
+    gradients and weights, have ``micro == -1``). Read from the records, so a custom
+    probe with ``needs_forward`` counts too."""
+    if "micro" not in records.columns:
+        records = as_records(records)
+    return records.micro >= 0
 
 
 def step_order(rows: pd.DataFrame) -> dict[str, int]:
@@ -136,7 +149,7 @@ def module_order(records: pd.DataFrame) -> list[str]:
         records = as_records(records)
     per_module = records.groupby("module", sort=True).order.median()
     order = [str(m) for m, _ in sorted(per_module.items(), key=lambda kv: (kv[1], kv[0]))]
-    fwd = set(records.module[records.probe.isin(FORWARD_PROBES)])
+    fwd = set(records.module[forward_rows(records)])
     if not fwd:
         return order
     for m in [m for m in order if m not in fwd]:

@@ -45,6 +45,8 @@ from importlib import resources
 
 import torch
 
+from netviz._compat import disable_current_modes, disable_func_torch
+
 __all__ = ["FusedMoments", "clean_context", "load", "unavailable_reason"]
 
 _SOURCE = "_moments.c"
@@ -228,11 +230,9 @@ def _self_test(kernel: FusedMoments) -> bool:
 @contextlib.contextmanager
 def clean_context() -> Iterator[None]:
     """No ``torch.func`` transform, inference mode, autocast, grad or dispatch mode of the caller."""
-    from torch.utils._python_dispatch import _disable_current_modes
-
     with contextlib.ExitStack() as stack:
-        stack.enter_context(torch._C._DisableFuncTorch())
-        stack.enter_context(_disable_current_modes())
+        stack.enter_context(disable_func_torch())
+        stack.enter_context(disable_current_modes())
         stack.enter_context(torch.inference_mode(False))
         stack.enter_context(torch.no_grad())
         stack.enter_context(torch.autocast("cpu", enabled=False))

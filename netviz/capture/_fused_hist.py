@@ -38,7 +38,7 @@ from netviz.errors import NetvizRuntimeError
 
 if TYPE_CHECKING:  # pragma: no cover
     from netviz.capture._fused import FusedMoments
-    from netviz.capture.histogram import HistogramGrid
+    from netviz.capture.histogram_grid import HistogramGrid
 
 __all__ = ["FusedHistogram", "SharedRead", "get", "load"]
 
@@ -293,7 +293,7 @@ def numpy_reference(x: torch.Tensor, grid: HistogramGrid) -> np.ndarray:
 
 
 def _self_test(kernel: FusedHistogram) -> bool:
-    from netviz.capture.histogram import HistogramGrid
+    from netviz.capture.histogram_grid import HistogramGrid
 
     for grid in (HistogramGrid.log(), HistogramGrid.linear(-3.0, 5.0, 40)):
         for dtype in (torch.float32, torch.float64):

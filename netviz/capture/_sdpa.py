@@ -4,22 +4,21 @@ The fused kernels behind :func:`torch.nn.functional.scaled_dot_product_attention
 never materialise the attention matrix, so the capture recomputes it from the
 same ``query``, ``key``, ``attn_mask``, ``is_causal``, ``scale`` and
 ``enable_gqa`` arguments (``value`` and dropout do not enter the
-probabilities).
+probabilities). The patch that sees those calls, :class:`SdpaPatch`, lives
+in :mod:`netviz._compat` with the other torch internals.
 """
 
 from __future__ import annotations
 
 import math
-import sys
-from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-__all__ = ["SDPA_PARAMS", "SdpaPatch", "sdpa_weights"]
+from netviz._compat import SdpaPatch
+from netviz.errors import NetvizValueError
 
-_BUILTIN = torch._C._nn.scaled_dot_product_attention
+__all__ = ["SDPA_PARAMS", "SdpaPatch", "bind_sdpa", "sdpa_weights"]
 
 #: Positional parameter names of ``scaled_dot_product_attention``.
 SDPA_PARAMS = (
@@ -80,7 +79,7 @@ def sdpa_weights(
     k = key.to(dtype)
     if enable_gqa and q.dim() >= 3 and k.dim() >= 3 and q.shape[-3] != k.shape[-3]:
         if q.shape[-3] % k.shape[-3]:
-            raise ValueError(
+            raise NetvizValueError(
                 f"enable_gqa: query heads ({q.shape[-3]}) must be a multiple of key heads "
                 f"({k.shape[-3]})"
             )
@@ -108,66 +107,3 @@ def bind_sdpa(args: tuple, kwargs: dict) -> dict[str, Any]:
     bound.setdefault("scale", None)
     bound.setdefault("enable_gqa", False)
     return bound
-
-
-class SdpaPatch:
-    """Replace ``scaled_dot_product_attention`` in some modules; :meth:`remove` undoes it.
-
-    The replacement calls the function it replaced with the caller's
-    arguments unchanged (so outputs are bit-identical), then hands
-    ``(args, kwargs)`` to ``on_call``. Patched: :mod:`torch.nn.functional` and
-    every module in ``extra_modules`` whose global names the original
-    function (``from torch.nn.functional import scaled_dot_product_attention``).
-    :meth:`remove` restores a name only if it still holds this patch's
-    function, so patches removed out of order never undo each other; a patch
-    removed while another one wraps it turns into a pass-through that the
-    outer one skips when it is removed.
-    """
-
-    def __init__(self, on_call: Callable[[tuple, dict], None], extra_modules: Iterable[str] = ()):
-        self._active = True
-        self._patched: list[tuple[Any, str, Any, Any]] = []
-        # Names may hold PyTorch's builtin or another capture's patch of it.
-        originals = {id(F.scaled_dot_product_attention), id(_BUILTIN)}
-        targets = {"torch.nn.functional": F}
-        for name in extra_modules:
-            mod = sys.modules.get(name)
-            if mod is not None:
-                targets.setdefault(name, mod)
-        try:
-            for mod in targets.values():
-                for attr, value in list(vars(mod).items()):
-                    if id(value) in originals and callable(value):
-                        wrapper = self._wrap(value, on_call)
-                        setattr(mod, attr, wrapper)
-                        self._patched.append((mod, attr, value, wrapper))
-        except BaseException:
-            self.remove()
-            raise
-        #: The replacement installed in :mod:`torch.nn.functional`.
-        self.function = F.scaled_dot_product_attention
-
-    def _wrap(self, original: Callable, on_call: Callable[[tuple, dict], None]) -> Callable:
-        def scaled_dot_product_attention(*args: Any, **kwargs: Any) -> Any:
-            out = original(*args, **kwargs)
-            if self._active:
-                on_call(args, kwargs)
-            return out
-
-        scaled_dot_product_attention.__wrapped__ = original  # type: ignore[attr-defined]
-        scaled_dot_product_attention._netviz_patch = self  # type: ignore[attr-defined]
-        scaled_dot_product_attention.__doc__ = original.__doc__
-        return scaled_dot_product_attention
-
-    def remove(self) -> None:
-        """Restore every patched name (idempotent)."""
-        self._active = False
-        while self._patched:
-            mod, attr, original, wrapper = self._patched.pop()
-            # Skip patches already removed out of order: they only pass calls through.
-            while getattr(original, "_netviz_patch", None) is not None and not (
-                original._netviz_patch._active
-            ):
-                original = original.__wrapped__
-            if getattr(mod, attr, None) is wrapper:
-                setattr(mod, attr, original)

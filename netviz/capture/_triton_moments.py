@@ -47,6 +47,8 @@ import warnings
 
 import torch
 
+from netviz._compat import disable_current_modes
+
 __all__ = ["maybe_triton_moments", "moments", "triton_moments_available"]
 
 #: Elements per tile (a power of two).
@@ -408,13 +410,11 @@ def _check(device: torch.device, dtype: torch.dtype, interpret: bool) -> bool:
 @contextlib.contextmanager
 def _clean_context(device_type: str):
     """No autograd, no inference mode, no autocast and no active dispatch mode."""
-    from torch.utils._python_dispatch import _disable_current_modes
-
     with contextlib.ExitStack() as stack:
         stack.enter_context(torch.inference_mode(False))
         stack.enter_context(torch.no_grad())
         stack.enter_context(torch.autocast(device_type, enabled=False))
-        stack.enter_context(_disable_current_modes())
+        stack.enter_context(disable_current_modes())
         yield
 
 

@@ -9,42 +9,17 @@ called once keeps its plain name. The same scheme names attention captures.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch import nn
 
-from netviz.capture.probes.activation import first_tensor
+from netviz._compat import fastpath_disabled
+from netviz._leaf import call_keys, first_tensor  # call_keys re-exported
 from netviz.capture.selection import ModuleSelector, named_modules, select_modules
 
 __all__ = ["call_keys", "capture_activations", "fastpath_bypassed"]
-
-
-def call_keys(pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:
-    """``[(name, value), ...]`` in call order -> ``{key: value}``.
-
-    A name that occurs once keeps its key; a name that occurs ``n > 1`` times
-    becomes ``name#0`` ... ``name#{n-1}``.
-
-    Examples
-    --------
-    >>> call_keys([("a", 1), ("b", 2), ("a", 3)])
-    {'a#0': 1, 'b': 2, 'a#1': 3}
-    """
-    counts: dict[str, int] = {}
-    for name, _ in pairs:
-        counts[name] = counts.get(name, 0) + 1
-    seen: dict[str, int] = {}
-    out: dict[str, Any] = {}
-    for name, value in pairs:
-        if counts[name] == 1:
-            out[name] = value
-        else:
-            i = seen.get(name, 0)
-            seen[name] = i + 1
-            out[f"{name}#{i}"] = value
-    return out
 
 
 def _has_fastpath_modules(model: nn.Module) -> bool:
@@ -65,17 +40,8 @@ def fastpath_bypassed(model: nn.Module) -> Iterator[bool]:
     the setting. The setting is process-wide in PyTorch: other threads
     running transformers meanwhile take the unfused path too.
     """
-    mha = getattr(torch.backends, "mha", None)
-    getter = getattr(mha, "get_fastpath_enabled", None)
-    setter = getattr(mha, "set_fastpath_enabled", None)
-    if getter is None or setter is None or not _has_fastpath_modules(model) or not getter():
-        yield False
-        return
-    setter(False)
-    try:
-        yield True
-    finally:
-        setter(True)
+    with fastpath_disabled(_has_fastpath_modules(model)) as changed:
+        yield changed
 
 
 def _trim(x: torch.Tensor, max_batch: int | None, max_channels: int | None) -> torch.Tensor:

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from netviz._compat import unwrap_optimizer
 from netviz.capture.distributed import make_gather
 from netviz.capture.monitor import Gather, Monitor
 from netviz.capture.probe import Probe
@@ -236,13 +237,11 @@ def _watch(
             "torch.jit.script): its compiled code calls no Python hooks, so netviz would record "
             "nothing. Watch the eager model (and script or trace it after the run)."
         )
-    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
-        inner = getattr(optimizer, "optimizer", getattr(optimizer, "_optimizer", None))
-        if not isinstance(inner, torch.optim.Optimizer):
-            raise TypeError(
-                "`optimizer` must be a torch.optim.Optimizer (or a wrapper holding one as "
-                f"`.optimizer`) or None, got {type(optimizer).__name__}"
-            )
+    if optimizer is not None and unwrap_optimizer(optimizer) is None:
+        raise TypeError(
+            "`optimizer` must be a torch.optim.Optimizer (or a wrapper holding one as "
+            f"`.optimizer`) or None, got {type(optimizer).__name__}"
+        )
     if scaler is not None and not all(
         callable(getattr(scaler, a, None)) for a in ("step", "update", "is_enabled")
     ):

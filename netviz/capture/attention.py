@@ -55,10 +55,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from netviz._compat import mha_packed_in_proj
+from netviz._leaf import call_keys
 from netviz.capture._sdpa import SdpaPatch, bind_sdpa, sdpa_weights
-from netviz.capture.activations import call_keys, fastpath_bypassed
+from netviz.capture.activations import fastpath_bypassed
 from netviz.capture.selection import ModuleSelector, select_modules, unwrap
-from netviz.errors import NothingRecordedWarning
+from netviz.errors import (
+    NetvizRuntimeError,
+    NetvizTypeError,
+    NetvizValueError,
+    NothingRecordedWarning,
+)
 
 __all__ = ["AttentionCapture", "capture_attention", "mha_weights", "record_attention"]
 
@@ -73,14 +80,16 @@ _MHA_SIGNATURE = inspect.signature(nn.MultiheadAttention.forward)
 def as_4d(probs: torch.Tensor) -> torch.Tensor:
     """``(L, S)``, ``(H, L, S)`` or ``(B, H, L, S)`` -> ``(B, H, L, S)``."""
     if not isinstance(probs, torch.Tensor):
-        raise TypeError(f"attention `probs` must be a torch.Tensor, got {type(probs).__name__}")
+        raise NetvizTypeError(
+            f"attention `probs` must be a torch.Tensor, got {type(probs).__name__}"
+        )
     if probs.dim() == 2:
         return probs[None, None]
     if probs.dim() == 3:
         return probs[None]
     if probs.dim() == 4:
         return probs
-    raise ValueError(
+    raise NetvizValueError(
         "attention `probs` must have shape (L, S), (heads, L, S) or (batch, heads, L, S); "
         f"got {tuple(probs.shape)}"
     )
@@ -109,7 +118,7 @@ def mha_weights(
     batched = query.dim() == 3
     if module.batch_first and batched:
         query, key, value = (x.transpose(1, 0) for x in (query, key, value))
-    separate = not module._qkv_same_embed_dim
+    separate = not mha_packed_in_proj(module)
     with torch.no_grad():
         _, weights = F.multi_head_attention_forward(
             query,
@@ -136,6 +145,7 @@ def mha_weights(
             average_attn_weights=False,
             is_causal=is_causal,
         )
+    assert weights is not None  # need_weights=True
     return as_4d(weights)
 
 
@@ -194,7 +204,7 @@ class AttentionCapture:
         keep: Callable[[str], bool] | None = None,
     ):
         if not isinstance(model, nn.Module):
-            raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
+            raise NetvizTypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
         self._model = unwrap(model)
         named = list(self._model.named_modules())
         self._names = {m: n for n, m in reversed(named)}  # first name of shared modules
@@ -203,7 +213,7 @@ class AttentionCapture:
         else:
             self._prefixes = tuple(n for n, _ in select_modules(self._model, modules))
         if keep is not None and modules is not None:
-            raise ValueError("pass either `modules` or `keep`, not both")
+            raise NetvizValueError("pass either `modules` or `keep`, not both")
         self._keep = keep
         self._on_record = on_record
         self._enabled = enabled
@@ -224,7 +234,7 @@ class AttentionCapture:
         :meth:`patched` (the ``attention`` probe does this on recorded steps).
         """
         if self._exit is not None:
-            raise RuntimeError("this AttentionCapture is already attached")
+            raise NetvizRuntimeError("this AttentionCapture is already attached")
         stack = contextlib.ExitStack()
         self._exit = stack
         self._pairs = []
@@ -318,7 +328,9 @@ class AttentionCapture:
         else:
             self._pairs.append((name, probs))
 
-    def _mha_hook(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+    def _mha_hook(
+        self, module: nn.MultiheadAttention, args: tuple, kwargs: dict, output: Any
+    ) -> None:
         name = self._names.get(module)
         if name is None or not self._wanted(name):  # e.g. a DataParallel replica
             return
@@ -371,7 +383,7 @@ class AttentionCapture:
     def record(self, module_or_name: nn.Module | str | None, probs: torch.Tensor) -> None:
         """Record ``probs`` for a module of this model (see :func:`record_attention`)."""
         if not isinstance(module_or_name, (nn.Module, str, type(None))):
-            raise TypeError(
+            raise NetvizTypeError(
                 "`module_or_name` must be an nn.Module, a str or None, "
                 f"got {type(module_or_name).__name__}"
             )

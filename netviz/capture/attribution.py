@@ -52,14 +52,20 @@ inside ``forward`` cannot be switched.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import torch
 from torch import nn
 
+from netviz._compat import module_hook_dicts
+from netviz.errors import NetvizTypeError, NetvizValueError
+
 __all__ = ["METHODS", "Attribution", "attribution"]
+
+#: ``target=``: one class for every example, one class index per example, or None.
+Target: TypeAlias = int | Sequence[int] | torch.Tensor | None
 
 #: Method name -> the keyword arguments it accepts besides ``target``.
 METHODS: dict[str, tuple[str, ...]] = {
@@ -89,16 +95,6 @@ METHODS: dict[str, tuple[str, ...]] = {
         "additional_forward_args",
     ),
 }
-
-_HOOK_DICTS = (
-    "_forward_hooks",
-    "_forward_pre_hooks",
-    "_backward_hooks",
-    "_backward_pre_hooks",
-    "_forward_hooks_with_kwargs",
-    "_forward_pre_hooks_with_kwargs",
-    "_forward_hooks_always_called",
-)
 
 
 @dataclass(frozen=True)
@@ -140,18 +136,23 @@ def _captum_attr() -> Any:
     return captum.attr
 
 
-def _resolve_layer(model: nn.Module, layer: Any) -> nn.Module:
+def _resolve_layer(model: nn.Module, layer: object) -> nn.Module:
     if isinstance(layer, nn.Module):
         if not any(m is layer for m in model.modules()):
-            raise ValueError("`layer` is a module that is not part of `model`")
+            raise NetvizValueError(
+                f"`layer` is a module that is not part of `model` ({type(layer).__name__}); "
+                "pass one of model.modules() or its qualified name"
+            )
         return layer
     if isinstance(layer, str):
         modules = dict(model.named_modules())
         if layer not in modules:
             names = ", ".join(repr(n) for n in list(modules)[1:12])
-            raise ValueError(f"`layer` {layer!r} is not a module of `model` (some are: {names})")
+            raise NetvizValueError(
+                f"`layer` {layer!r} is not a module of `model` (some are: {names})"
+            )
         return modules[layer]
-    raise TypeError(
+    raise NetvizTypeError(
         f"`layer` must be a module of `model` or its qualified name, got {type(layer).__name__}"
     )
 
@@ -164,17 +165,19 @@ def _model_state_kept(model: nn.Module, eval_mode: bool) -> Iterator[None]:
     params = list(model.parameters())
     grads = [p.grad for p in params]
     requires = [p.requires_grad for p in params]
-    hooks = [{name: set(getattr(m, name, {})) for name in _HOOK_DICTS} for m in modules]
-    inplace = [(m, m.inplace) for m in modules if isinstance(getattr(m, "inplace", None), bool)]
+    hooks = [{name: set(t) for name, t in module_hook_dicts(m).items()} for m in modules]
+    inplace = [
+        (m, bool(m.inplace)) for m in modules if isinstance(getattr(m, "inplace", None), bool)
+    ]
     try:
         for m, _ in inplace:
-            m.inplace = False
+            setattr(m, "inplace", False)  # noqa: B010 (Module's stub types attributes as Tensor | Module)
         if eval_mode:
             model.eval()
         yield
     finally:
         for m, flag in inplace:
-            m.inplace = flag
+            setattr(m, "inplace", flag)  # noqa: B010 (as above)
         for m, was in zip(modules, training):
             m.training = was
         for p, g, r in zip(params, grads, requires):
@@ -182,23 +185,27 @@ def _model_state_kept(model: nn.Module, eval_mode: bool) -> Iterator[None]:
             p.grad = g
         for m, before in zip(modules, hooks):
             for name, keys in before.items():
-                table = getattr(m, name, None)
+                table = module_hook_dicts(m).get(name)
                 if table is None:
                     continue
                 for key in [k for k in table if k not in keys]:
                     del table[key]
 
 
-def _targets(model: nn.Module, inputs: torch.Tensor, target: Any, extra: Any) -> Any:
+def _targets(
+    model: nn.Module, inputs: torch.Tensor, target: Target, extra: object
+) -> torch.Tensor | None:
     """``None`` -> the predicted class (argmax over dim 1) of a 2-D output."""
     if target is not None:
         if isinstance(target, int):
             return torch.full((len(inputs),), target, dtype=torch.long, device=inputs.device)
         t = torch.as_tensor(target, device=inputs.device)
         if t.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
-            raise TypeError(f"`target` must hold class indices (integers), got {t.dtype}")
+            raise NetvizTypeError(
+                f"`target` must hold class indices (integers), got dtype {t.dtype}"
+            )
         if t.ndim != 1 or len(t) != len(inputs):
-            raise ValueError(
+            raise NetvizValueError(
                 f"`target` must be an int or one class index per example "
                 f"(shape ({len(inputs)},)), got shape {tuple(t.shape)}"
             )
@@ -209,7 +216,7 @@ def _targets(model: nn.Module, inputs: torch.Tensor, target: Any, extra: Any) ->
     if out.ndim == 1:
         return None
     if out.ndim != 2:
-        raise ValueError(
+        raise NetvizValueError(
             f"target=None picks the predicted class of a (N, classes) output; the model "
             f"returned shape {tuple(out.shape)}: pass `target` explicitly"
         )
@@ -218,7 +225,9 @@ def _targets(model: nn.Module, inputs: torch.Tensor, target: Any, extra: Any) ->
 
 def _default_window(inputs: torch.Tensor) -> tuple[int, ...]:
     if inputs.ndim < 2:
-        raise ValueError("occlusion needs a batch of inputs, shape (N, ...)")
+        raise NetvizValueError(
+            f"occlusion needs a batch of inputs, shape (N, ...), got shape {tuple(inputs.shape)}"
+        )
     if inputs.ndim >= 4:  # (N, C, H, W...): whole channels, 3 per spatial dimension
         return (inputs.shape[1], *[min(3, s) for s in inputs.shape[2:]])
     return tuple(min(3, s) for s in inputs.shape[1:])
@@ -227,7 +236,7 @@ def _default_window(inputs: torch.Tensor) -> tuple[int, ...]:
 def attribution(
     model: nn.Module,
     inputs: torch.Tensor,
-    target: Any = None,
+    target: Target = None,
     method: str = "integrated_gradients",
     *,
     eval_mode: bool = True,
@@ -266,8 +275,8 @@ def attribution(
     ------
     ImportError
         If Captum is not installed (``pip install "netviz[captum]"``).
-    ValueError, TypeError
-        For an unknown method, an option the method does not take, a
+    netviz.NetvizValueError, netviz.NetvizTypeError
+        (a ``ValueError``, a ``TypeError``) For an unknown method, an option the method does not take, a
         missing ``layer``, or targets of the wrong shape.
 
     Examples
@@ -280,40 +289,42 @@ def attribution(
     (torch.Size([2, 1, 2, 2]), [1, 1])
     """
     if method not in METHODS:
-        raise ValueError(
+        raise NetvizValueError(
             f"unknown attribution method {method!r}; choose one of {', '.join(METHODS)}"
         )
     unknown = sorted(set(kwargs) - set(METHODS[method]))
     if unknown:
-        raise TypeError(
+        raise NetvizTypeError(
             f"method {method!r} takes no option(s) {', '.join(unknown)}; "
             f"it takes: {', '.join(METHODS[method])}"
         )
     if not isinstance(model, nn.Module):
-        raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
+        raise NetvizTypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(inputs, torch.Tensor):
-        raise TypeError(
+        raise NetvizTypeError(
             f"`inputs` must be a tensor (a batch, shape (N, ...)), got {type(inputs).__name__}"
         )
     if method in ("grad_cam", "layer_integrated_gradients") and "layer" not in kwargs:
-        raise ValueError(f"method {method!r} needs `layer=` (a module of `model` or its name)")
+        raise NetvizValueError(
+            f"method {method!r} needs `layer=` (a module of `model` or its name)"
+        )
     attr_mod = _captum_attr()
     extra = kwargs.pop("additional_forward_args", None)
     inputs = inputs.detach()
     if inputs.is_floating_point():
         inputs = inputs.clone().requires_grad_(True)  # Captum differentiates this copy
     with _model_state_kept(model, eval_mode):
-        target = _targets(model, inputs, target, extra)
-        return _run(attr_mod, model, inputs, target, method, extra, kwargs)
+        targets = _targets(model, inputs, target, extra)
+        return _run(attr_mod, model, inputs, targets, method, extra, kwargs)
 
 
 def _run(
     attr_mod: Any,
     model: nn.Module,
     inputs: torch.Tensor,
-    target: Any,
+    target: torch.Tensor | None,
     method: str,
-    extra: Any,
+    extra: object,
     kw: dict[str, Any],
 ) -> Attribution:
     common = {"target": target, "additional_forward_args": extra}
@@ -343,7 +354,7 @@ def _run(
             inputs, relu_attributions=kw.get("relu", True), **common
         )
         if layer_attr.ndim < 3:
-            raise ValueError(
+            raise NetvizValueError(
                 f"grad_cam needs a layer with spatial output (N, C, H, W...); {kw['layer']!r} "
                 f"gave a map of shape {tuple(layer_attr.shape)}"
             )

@@ -53,7 +53,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from netviz.errors import NetvizRuntimeError
+from netviz._compat import process_group_timeout
+from netviz.errors import NetvizRuntimeError, NetvizTypeError, NetvizValueError
 
 __all__ = [
     "HEADER",
@@ -235,15 +236,7 @@ class StepGather:
 
 def _default_timeout() -> timedelta | None:
     """Timeout of the default process group (``init_process_group(timeout=...)``), if readable."""
-    import torch.distributed as dist
-
-    group = dist.group.WORLD
-    for device in ("cpu", "cuda"):
-        try:  # private API; without it the new group gets torch's default timeout
-            return group._get_backend(torch.device(device)).options._timeout
-        except Exception:
-            continue
-    return None
+    return process_group_timeout()
 
 
 def _fsdp1_wrapper(model: nn.Module) -> str | None:
@@ -275,16 +268,18 @@ def make_gather(
     if distributed is None:
         distributed = "auto"
     if not (isinstance(distributed, bool) or distributed == "auto"):
-        raise ValueError(f"`distributed` must be None, 'auto', True or False, got {distributed!r}")
+        raise NetvizValueError(
+            f"`distributed` must be None, 'auto', True or False, got {distributed!r}"
+        )
     if not isinstance(per_rank, bool):
-        raise TypeError(f"`per_rank` must be a bool, got {type(per_rank).__name__}")
+        raise NetvizTypeError(f"`per_rank` must be a bool, got {type(per_rank).__name__}")
     if not isinstance(all_ranks, bool):
-        raise TypeError(f"`all_ranks` must be a bool, got {type(all_ranks).__name__}")
+        raise NetvizTypeError(f"`all_ranks` must be a bool, got {type(all_ranks).__name__}")
     import torch.distributed as dist
 
     ready = dist.is_available() and dist.is_initialized()
     if distributed is True and not ready:
-        raise RuntimeError(
+        raise NetvizRuntimeError(
             "`distributed=True` but torch.distributed is not initialised: call "
             "torch.distributed.init_process_group(...) before netviz.watch (or pass "
             "distributed='auto')"
@@ -294,9 +289,11 @@ def make_gather(
         distributed = ready and size > 1
     if not distributed:
         if per_rank:
-            raise ValueError("`per_rank=True` needs a distributed run (distributed='auto' or True)")
+            raise NetvizValueError(
+                "`per_rank=True` needs a distributed run (distributed='auto' or True)"
+            )
         if process_group is not None:
-            raise ValueError("`process_group` was given but distributed recording is off")
+            raise NetvizValueError("`process_group` was given but distributed recording is off")
         return None
     wrapper = _fsdp1_wrapper(model)
     if wrapper is not None:
@@ -310,9 +307,8 @@ def make_gather(
         # A group of our own: never interleaves with training collectives, and
         # waits no longer than the default group would (its timeout, if known).
         timeout = timeout or _default_timeout()
-        kwargs = {"timeout": timeout} if timeout is not None else {}
         try:
-            process_group = dist.new_group(backend="gloo", **kwargs)
+            process_group = dist.new_group(backend="gloo", timeout=timeout)
         except Exception as err:
             raise DistributedRecordError(
                 f"netviz.watch on rank {dist.get_rank()} could not create its process group "

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from netviz.capture import _compat
+from netviz import _compat
 from netviz.capture.distributed import StepGather
 from netviz.capture.probe import Probe, ProbeContext
 from netviz.capture.step_buffer import EVAL, TRAIN, Gather, StepBuffer
@@ -63,18 +63,7 @@ class _Restore:
 
 def _unwrap_optimizer(optimizer: Any) -> torch.optim.Optimizer:
     """The torch optimizer inside framework wrappers (accelerate, Lightning)."""
-    seen = 0
-    while seen < 4:
-        seen += 1
-        inner = None
-        for attr in ("optimizer", "_optimizer"):
-            candidate = getattr(optimizer, attr, None)
-            if isinstance(candidate, torch.optim.Optimizer) and candidate is not optimizer:
-                inner = candidate
-                break
-        if inner is None:
-            break
-        optimizer = inner
+    optimizer = _compat.unwrap_optimizer(optimizer) or optimizer
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(
             "`optimizer` must be a torch.optim.Optimizer (or a wrapper holding one as "
@@ -285,7 +274,7 @@ class Monitor:
             and "compiled" not in self._warned
         ):
             self._warned.add("compiled")
-            compiled = hasattr(self._model_ref(), "_orig_mod")
+            compiled = _compat.compiled_original(self._model_ref()) is not None
             why = (
                 "the torch.compile'd model ran before watch was attached, and its compiled "
                 "code calls no hooks added later: attach watch before the first call of the "
@@ -647,7 +636,7 @@ class Monitor:
     # ---- issue-16: run metadata for reports, notebook display (port as one block) ----
     def _report_metadata(self) -> dict[str, Any]:
         """Facts about the run that the records lack (for ``save`` and ``netviz.report``)."""
-        import netviz
+        from netviz._version import __version__
 
         return {
             "model": self._model_name,
@@ -655,7 +644,7 @@ class Monitor:
             "every": self._every,
             "steps": self._step,
             "modules": [n for n, _ in self._modules] or None,
-            "netviz": netviz.__version__,
+            "netviz": __version__,
             "torch": torch.__version__,
         }
 

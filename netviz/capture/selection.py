@@ -16,6 +16,9 @@ from typing import Union
 
 from torch import nn
 
+from netviz._compat import compiled_original
+from netviz.errors import NetvizTypeError, NetvizValueError
+
 __all__ = ["ModuleSelector", "named_modules", "select_modules"]
 
 ModuleSelector = Union[  # noqa: UP007 (a runtime alias, readable in help())
@@ -39,8 +42,8 @@ def unwrap(model: nn.Module) -> nn.Module:
         seen += 1
         if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
             model = model.module
-        elif hasattr(model, "_orig_mod") and isinstance(model._orig_mod, nn.Module):
-            model = model._orig_mod  # torch.compile's OptimizedModule
+        elif (inner := compiled_original(model)) is not None:
+            model = inner  # torch.compile's OptimizedModule
         else:
             break
     return model
@@ -91,15 +94,15 @@ def select_modules(model: nn.Module, modules: ModuleSelector = None) -> list[tup
     ):
         types = modules if isinstance(modules, tuple) else (modules,)
         if not all(issubclass(t, nn.Module) for t in types):
-            raise TypeError(
+            raise NetvizTypeError(
                 f"`modules` types must be nn.Module subclasses, got {_describe(modules)}"
             )
         chosen = [(n, m) for n, m in named if isinstance(m, types)]
         what = "of type " + ", ".join(t.__name__ for t in types)
-        close = sorted({type(m).__name__ for _, m in named})[:6]
+        present = sorted({type(m).__name__ for _, m in named})[:6]
         if not chosen:
-            raise ValueError(
-                f"`modules` selects no module {what}; the model has types: {', '.join(close)}"
+            raise NetvizValueError(
+                f"`modules` selects no module {what}; the model has types: {', '.join(present)}"
             )
         return chosen
     if isinstance(modules, str):
@@ -107,20 +110,20 @@ def select_modules(model: nn.Module, modules: ModuleSelector = None) -> list[tup
     elif callable(modules):
         chosen = [(n, m) for n, m in named if modules(n, m)]
         if not chosen:
-            raise ValueError(
+            raise NetvizValueError(
                 f"`modules` predicate {_describe(modules)} selected no module; "
                 f"module names include: {', '.join(repr(n) for n, _ in named[1:6])}"
             )
         return chosen
     elif isinstance(modules, Iterable):
-        patterns = list(modules)
+        patterns = list(modules)  # type: ignore[arg-type]  # checked to be str just below
         if not patterns or not all(isinstance(p, str) for p in patterns):
-            raise TypeError(
+            raise NetvizTypeError(
                 "`modules` must be None, a glob or list of globs (str), a module type or "
                 f"tuple of types, or a predicate (name, module) -> bool; got {_describe(modules)}"
             )
     else:
-        raise TypeError(
+        raise NetvizTypeError(
             "`modules` must be None, a glob or list of globs (str), a module type or "
             f"tuple of types, or a predicate (name, module) -> bool; got {_describe(modules)}"
         )
@@ -136,7 +139,7 @@ def select_modules(model: nn.Module, modules: ModuleSelector = None) -> list[tup
         for p in patterns:
             close += difflib.get_close_matches(p, names, n=5, cutoff=0.3)
         close = list(dict.fromkeys(close))[:5] or names[:5]
-        raise ValueError(
+        raise NetvizValueError(
             f"`modules` pattern(s) {patterns!r} match no module name; "
             f"close names: {', '.join(repr(c) for c in close)}"
         )

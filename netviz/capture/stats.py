@@ -24,6 +24,14 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from netviz._compat import (
+    disable_func_torch,
+    functorch_unwrap,
+    is_fake,
+    is_functional_tensor,
+    is_functorch_wrapped_tensor,
+    jagged_has_lengths,
+)
 from netviz.capture import _fused
 from netviz.capture._fused import FusedMoments
 from netviz.capture._triton_moments import maybe_triton_moments
@@ -251,11 +259,7 @@ _SPARSE = (torch.sparse_coo, torch.sparse_csr, torch.sparse_csc, torch.sparse_bs
 
 def _unwrap_functorch(x: torch.Tensor) -> torch.Tensor:
     """The plain tensor under ``torch.func`` wrappers (grad, vmap: the whole batch), exact."""
-    from torch._C import _functorch
-
-    while _functorch.is_functorch_wrapped_tensor(x):
-        x = _functorch.get_unwrapped(x)
-    return x
+    return functorch_unwrap(x)
 
 
 def _plain(x: torch.Tensor) -> bool:
@@ -266,8 +270,8 @@ def _plain(x: torch.Tensor) -> bool:
         and not x.is_meta
         and not x.is_nested
         and not x.is_quantized
-        and not torch._C._functorch.is_functorch_wrapped_tensor(x)
-        and not torch._is_functional_tensor(x)
+        and not is_functorch_wrapped_tensor(x)
+        and not is_functional_tensor(x)
     )
 
 
@@ -285,17 +289,15 @@ def readable_tensor(x: torch.Tensor) -> tuple[torch.Tensor | None, int, str]:
     x = _unwrap_functorch(x.detach())
     if x.is_meta:
         return None, 0, "meta tensor (no data)"
-    from torch._subclasses.fake_tensor import is_fake
-
     if is_fake(x):
         return None, 0, "fake tensor (no data)"
-    if torch._is_functional_tensor(x):
+    if is_functional_tensor(x):
         return None, 0, "functionalized tensor (torch.func.functionalize)"
     if x.layout in _SPARSE:
         values = x.coalesce().values() if x.layout == torch.sparse_coo else x.values()
         return values, x.numel() - values.numel(), ""
     if x.is_nested:
-        if x.layout == torch.jagged and getattr(x, "_lengths", None) is None:
+        if x.layout == torch.jagged and not jagged_has_lengths(x):
             return x.values(), 0, ""  # the packed buffer holds exactly the elements
         parts = [t.reshape(-1) for t in x.unbind()]
         return (torch.cat(parts) if parts else x.new_empty(0, layout=torch.strided)), 0, ""
@@ -319,7 +321,7 @@ def moments_or_skip(
     dense, zeros, reason = readable_tensor(x)
     if dense is None:
         return None, reason
-    with torch._C._DisableFuncTorch():
+    with disable_func_torch():
         if type(dense) in (torch.Tensor, torch.nn.Parameter):
             moments = tensor_moments(dense, scratch)
         else:

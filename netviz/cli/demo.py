@@ -14,11 +14,17 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+    from netviz.capture.monitor import Monitor
 
 __all__ = ["add_arguments", "run", "spirals", "train_demo"]
 
 
-def spirals(n: int = 512, seed: int = 0):
+def spirals(n: int = 512, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Two interleaved spirals, ``(x: (n, 2) float, y: (n,) long)``."""
     import torch
 
@@ -31,7 +37,7 @@ def spirals(n: int = 512, seed: int = 0):
     return x, label
 
 
-def train_demo(steps: int = 200, seed: int = 0):
+def train_demo(steps: int = 200, seed: int = 0) -> Monitor:
     """Train the demo MLP with ``watch`` attached; return the monitor (detached)."""
     import torch
     from torch import nn
@@ -90,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         ax.set_title("Gradient norm per layer (demo: tanh MLP on two spirals)")
         figure = savefig(fig, out / "grad_norm.png")
         plt.close(fig)
-    report = netviz.diagnose(df)
+    report = netviz.diagnose(records=df)
     (out / "report.txt").write_text(str(report) + "\n")
     print(f"recorded {len(df)} values over {df.step.nunique()} steps")
     print(f"records: {records}\nfigure:  {figure}\nreport:  {out / 'report.txt'}")

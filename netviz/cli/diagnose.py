@@ -28,6 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from netviz.errors import NetvizValueError
+
 __all__ = ["EXIT_CODES", "add_arguments", "load_target", "run"]
 
 _SEVERITY = {"warning": 1, "error": 2}
@@ -108,14 +110,14 @@ def _unpack(built: Any, target: str) -> dict[str, Any]:
     if isinstance(built, dict):
         unknown = set(built) - {"model", "inputs", "target", "loss_fn"}
         if unknown or not {"model", "inputs"} <= set(built):
-            raise ValueError(
+            raise NetvizValueError(
                 f"{target}: the dict must have keys model, inputs (and optionally target, loss_fn); "
                 f"got {sorted(built)}"
             )
         return dict(built)
     if isinstance(built, (tuple, list)) and 2 <= len(built) <= 4:
         return dict(zip(("model", "inputs", "target", "loss_fn"), built))
-    raise ValueError(
+    raise NetvizValueError(
         f"{target}: the build function must return (model, inputs[, target[, loss_fn]]) "
         f"or a dict; got {type(built).__name__}"
     )
@@ -124,8 +126,7 @@ def _unpack(built: Any, target: str) -> dict[str, Any]:
 def _write_figures(report: Any, out: Path, fmt: str) -> list[Path]:
     import matplotlib.pyplot as plt
 
-    from netviz.plot._style import savefig
-    from netviz.plot.gradients import timestep_gradients
+    from netviz.plot import savefig, timestep_gradients
 
     written = []
     ax = report.plot()  # the statistic the printed report quotes; the y axis names it
@@ -141,7 +142,7 @@ def _write_figures(report: Any, out: Path, fmt: str) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``netviz diagnose``; returns the exit status."""
-    from netviz.analysis.diagnose import ModelError, diagnose
+    from netviz.diagnosis import ModelError, diagnose
 
     try:
         built = load_target(args.target)()

@@ -13,6 +13,11 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from netviz.gallery.builder import FigureResult
+    from netviz.gallery.catalog import Script
 
 __all__ = ["add_arguments", "run"]
 
@@ -95,7 +100,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(_gallery_parser=parser)
 
 
-def _scripts(src: str | None):
+def _scripts(src: str | None) -> list[Script]:
     from netviz.gallery.catalog import default_src, find_scripts
 
     folder = Path(src) if src else default_src()
@@ -135,7 +140,7 @@ def _build(args: argparse.Namespace) -> int:
     # lines are printed above it, and alone when there is no bar.
     bar = make_progress(len(chosen), "gallery")
 
-    def progress(res, done, total):
+    def progress(res: FigureResult, done: int, total: int) -> None:
         status = "ok  " if res.ok else "FAIL"
         what = ", ".join(res.files) if res.ok else res.error.splitlines()[-1] if res.error else ""
         line = f"[{done:>{width}}/{total}] {status} {res.script.id:<4} {res.seconds:6.1f} s  {what}"

@@ -59,6 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``netviz report``; returns the exit status."""
+    from netviz.errors import NetvizError
     from netviz.reporting import report
 
     print(f"Reading {args.records} and building the report ...", file=sys.stderr, flush=True)
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             fmt=args.fmt,
             script=not args.no_script,
         )
-    except (OSError, ValueError, TypeError) as err:
+    except (OSError, NetvizError, ValueError, TypeError) as err:  # ValueError: a reader's own
         print(f"netviz report: error: {err}", file=sys.stderr)
         return 2
     size = path.stat().st_size

@@ -31,15 +31,18 @@ def pick(full: T, quick: T) -> T:
 def setup(seed: int = SEED) -> None:
     """Make a gallery script deterministic and styled.
 
-    Selects the Agg backend, applies the netviz style globally (rcParams),
-    seeds Python, NumPy and PyTorch and uses one CPU thread. The gallery runs
-    on the CPU, where one thread makes every reduction order fixed; it does
-    not call ``torch.use_deterministic_algorithms``, which only matters on
+    Applies the netviz style globally (rcParams), seeds Python, NumPy and
+    PyTorch and uses one CPU thread. The gallery runs on the CPU, where one
+    thread makes every reduction order fixed; it does not call
+    ``torch.use_deterministic_algorithms``, which only matters on
     accelerators and imports ``torch._dynamo`` (seconds per script).
-    """
-    import matplotlib
 
-    matplotlib.use("Agg")
+    It leaves the matplotlib backend alone: a script run by hand
+    (``python netviz/gallery/scripts/A1_xor_not_separable.py``) uses the
+    user's backend (``MPLBACKEND``, matplotlibrc or matplotlib's default).
+    Only the runners choose Agg: ``netviz gallery build`` and its worker
+    processes, the Sphinx build (``docs/conf.py``) and the test suite.
+    """
     import matplotlib.pyplot as plt
     import numpy as np
     import torch
@@ -48,7 +51,7 @@ def setup(seed: int = SEED) -> None:
     from netviz.plot._style import PALETTE, RC
 
     plt.rcdefaults()
-    plt.rcParams.update(RC)
+    plt.rcParams.update(RC)  # type: ignore[arg-type]  # RC's keys are valid rcParams names
     plt.rcParams["axes.prop_cycle"] = cycler(color=list(PALETTE))
     random.seed(seed)
     np.random.seed(seed)  # noqa: NPY002 (scripts may use the legacy global RNG)

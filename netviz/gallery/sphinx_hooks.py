@@ -21,6 +21,15 @@ def _examples_dir(gallery_conf: dict) -> Path:
     return Path(dirs if isinstance(dirs, str) else dirs[0])
 
 
+class _ExampleFile(str):
+    """The ``__file__`` this hook puts into :mod:`builtins`, with what it replaced."""
+
+    previous: object
+
+
+_ABSENT = object()
+
+
 def reset_style(gallery_conf: dict, fname: str | None, when: str) -> None:
     """Before and after each example: netviz style and seeds, as a fresh process would have.
 
@@ -28,16 +37,25 @@ def reset_style(gallery_conf: dict, fname: str | None, when: str) -> None:
     #212), while ``python script.py`` and ``netviz gallery build`` do; scripts
     that locate a helper module beside them use it. So that they run the same
     way, ``__file__`` is provided through :mod:`builtins` while an example runs
-    (the example's own globals are found first, so nothing else changes) and
-    removed afterwards.
+    (the example's own globals are found first, so nothing else changes).
+    Afterwards :mod:`builtins` is restored as it was: the attribute removed,
+    or a value someone else had set put back. (sphinx-gallery calls the
+    ``"after"`` hook also when an example raises: it catches the error.)
     """
     from netviz.gallery import setup
 
     setup()
+    current = getattr(builtins, "__file__", _ABSENT)
+    if isinstance(current, _ExampleFile):  # ours, from an example that just ran: undo it
+        if current.previous is _ABSENT:
+            del builtins.__file__
+        else:
+            builtins.__file__ = current.previous  # type: ignore[assignment]  # what was there
+        current = current.previous
     if when == "before" and fname:
-        builtins.__file__ = str(_examples_dir(gallery_conf) / os.path.basename(fname))
-    elif hasattr(builtins, "__file__"):
-        del builtins.__file__
+        path = _ExampleFile(_examples_dir(gallery_conf) / os.path.basename(fname))
+        path.previous = current
+        builtins.__file__ = path
 
 
 class CatalogueOrder:

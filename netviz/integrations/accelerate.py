@@ -25,10 +25,20 @@ tracker turns them into ``add_scalars``, one TensorBoard run per key.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from torch import nn
 
 from netviz.capture.monitor import Monitor
-from netviz.integrations._common import DEFAULT_PROBES, attach
+from netviz.capture.selection import ModuleSelector
+from netviz.errors import NetvizValueError
+from netviz.integrations._common import DEFAULT_PROBES, Probes, SinksOption, attach
+from netviz.sinks.base import Sink, SinkLike
+from netviz.sinks.series import SeriesSpec
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
 
 __all__ = ["sinks_from", "watch"]
 
@@ -36,11 +46,11 @@ _KNOWN = ("tensorboard", "wandb", "mlflow")
 
 
 def sinks_from(
-    accelerator: Any,
-    names: Any = None,
-    series: Any = "compact",
+    accelerator: Accelerator,
+    names: Iterable[str] | None = None,
+    series: SeriesSpec = "compact",
     step_offset: int = 0,
-) -> list[Any]:
+) -> list[Sink]:
     """Sinks for the Accelerator's TensorBoard, wandb and MLflow trackers (main process only).
 
     Built from ``accelerator.get_tracker(name, unwrap=True)``: the
@@ -56,16 +66,18 @@ def sinks_from(
     wanted = [n for n in present if n in _KNOWN] if names is None else list(names)
     unknown = [n for n in wanted if n not in _KNOWN]
     if unknown:
-        raise ValueError(f"netviz writes to the trackers {list(_KNOWN)}, not {unknown}")
+        raise NetvizValueError(
+            f"netviz writes to the trackers {list(_KNOWN)}, not {unknown}; pass names from those"
+        )
     missing = [n for n in wanted if n not in present]
     if missing:
-        raise ValueError(
+        raise NetvizValueError(
             f"tracker(s) {missing} are not initialised in this Accelerator (it has {present}); "
             "pass log_with=... and call accelerator.init_trackers(...) first"
         )
-    out: list[Any] = []
+    out: list[Sink] = []
     for name in wanted:
-        inner = accelerator.get_tracker(name, unwrap=True)
+        inner: Any = accelerator.get_tracker(name, unwrap=True)  # the tracker's own object
         if name == "tensorboard":
             out.append(sinks.TensorBoard(inner, series, step_offset=step_offset))
         elif name == "wandb":
@@ -76,22 +88,24 @@ def sinks_from(
 
 
 def watch(
-    accelerator: Any,
-    model: Any,
-    optimizer: Any,
-    probes: Any = DEFAULT_PROBES,
-    modules: Any = None,
+    accelerator: Accelerator,
+    model: nn.Module,
+    optimizer: Any,  # accelerate's AcceleratedOptimizer (or the torch optimizer inside it)
+    probes: Probes = DEFAULT_PROBES,
+    modules: ModuleSelector = None,
     every: int = 1,
     *,
-    sinks: Any = "auto",
-    series: Any = "compact",
+    sinks: SinksOption = "auto",
+    series: SeriesSpec = "compact",
     **watch_kwargs: Any,
 ) -> Monitor:
     """:func:`netviz.watch` on ``accelerator.unwrap_model(model)``, closing steps on the
     optimizer inside the prepared one; ``sinks="auto"`` writes into the trackers
     (:func:`sinks_from`). Call on every process.
     """
-    chosen = sinks_from(accelerator, series=series) if sinks == "auto" else (sinks or [])
+    chosen: list[SinkLike] = (
+        list(sinks_from(accelerator, series=series)) if sinks == "auto" else list(sinks or [])
+    )
     return attach(
         accelerator.unwrap_model(model),
         optimizer,

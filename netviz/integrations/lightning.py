@@ -10,19 +10,28 @@ with fused optimizers, and before clipping).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import Any
 
+import lightning.pytorch as pl
+import pandas as pd
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import Logger
 
+from netviz.capture.selection import ModuleSelector
+from netviz.errors import NetvizRuntimeError
 from netviz.integrations._common import (
     DEFAULT_PROBES,
     CallbackOptions,
+    Probes,
+    SinksOption,
     attach,
     check_every,
     fsdp1_error,
     warn_deepspeed,
 )
-from netviz.sinks.base import TrackerSink
+from netviz.sinks.base import SinkLike, TrackerSink
+from netviz.sinks.series import SeriesSpec
 
 __all__ = ["LoggerSink", "NetvizCallback", "sinks_for_loggers"]
 
@@ -30,11 +39,11 @@ __all__ = ["LoggerSink", "NetvizCallback", "sinks_for_loggers"]
 class LoggerSink(TrackerSink):
     """Scalars through any Lightning logger's ``log_metrics`` (flat floats, never dicts)."""
 
-    def __init__(self, logger: Any, series: Any = "compact"):
+    def __init__(self, logger: Logger, series: SeriesSpec = "compact") -> None:
         super().__init__(series)
         self.logger = logger
 
-    def write(self, step: int, table: Any) -> None:
+    def write(self, step: int, table: pd.DataFrame) -> None:
         scalars = self.scalars(table)
         if scalars:
             self.logger.log_metrics(scalars, step=step + self.step_offset)
@@ -45,11 +54,11 @@ class LoggerSink(TrackerSink):
             save()
 
 
-def _is(obj: Any, class_name: str) -> bool:
+def _is(obj: object, class_name: str) -> bool:
     return any(c.__name__ == class_name for c in type(obj).__mro__)
 
 
-def sinks_for_loggers(loggers: list[Any], series: Any = "compact") -> list[Any]:
+def sinks_for_loggers(loggers: Iterable[Logger], series: SeriesSpec = "compact") -> list[SinkLike]:
     """Sinks writing into the trainer's loggers, mapped by type.
 
     ``TensorBoardLogger`` -> :class:`netviz.sinks.TensorBoard` on its writer;
@@ -59,14 +68,15 @@ def sinks_for_loggers(loggers: list[Any], series: Any = "compact") -> list[Any]:
     """
     from netviz import sinks
 
-    out: list[Any] = []
+    out: list[SinkLike] = []
     for logger in loggers:
+        known: Any = logger  # matched by class name: the logger classes import their trackers
         if _is(logger, "TensorBoardLogger"):
-            out.append(sinks.TensorBoard(logger.experiment, series))
+            out.append(sinks.TensorBoard(known.experiment, series))
         elif _is(logger, "WandbLogger"):
-            out.append(sinks.Wandb(logger.experiment, series, step_metric="trainer/global_step"))
+            out.append(sinks.Wandb(known.experiment, series, step_metric="trainer/global_step"))
         elif _is(logger, "MLFlowLogger"):
-            out.append(sinks.MLflow(logger.run_id, series, client=logger.experiment))
+            out.append(sinks.MLflow(known.run_id, series, client=known.experiment))
         else:
             out.append(LoggerSink(logger, series))
     return out
@@ -103,20 +113,20 @@ class NetvizCallback(Callback, CallbackOptions):
 
     def __init__(
         self,
-        probes: Any = DEFAULT_PROBES,
-        modules: Any = None,
+        probes: Probes = DEFAULT_PROBES,
+        modules: ModuleSelector = None,
         every: int | None = None,
-        sinks: Any = "auto",
-        save: str | os.PathLike | None = "netviz.parquet",
+        sinks: SinksOption = "auto",
+        save: str | os.PathLike[str] | None = "netviz.parquet",
         *,
-        series: Any = "compact",
+        series: SeriesSpec = "compact",
         optimizer_idx: int = -1,
         **watch_kwargs: Any,
-    ):
+    ) -> None:
         CallbackOptions.__init__(self, probes, modules, every, sinks, save, series, watch_kwargs)
         self.optimizer_idx = optimizer_idx
 
-    def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         strategy = trainer.strategy
         if _is(strategy, "FSDPStrategy"):
             raise fsdp1_error(
@@ -126,12 +136,14 @@ class NetvizCallback(Callback, CallbackOptions):
         if _is(strategy, "DeepSpeedStrategy"):
             warn_deepspeed("Lightning")
         if not trainer.optimizers:
-            raise RuntimeError(
+            raise NetvizRuntimeError(
                 "NetvizCallback found no optimizer in trainer.optimizers; "
                 "configure_optimizers() must return one"
             )
-        every = check_every(self.every, trainer.log_every_n_steps, "trainer.log_every_n_steps")
-        sinks: list[Any] = []
+        # set on the Trainer by its logger connector, so not in Trainer's declared attributes
+        logging_every = getattr(trainer, "log_every_n_steps")  # noqa: B009
+        every = check_every(self.every, logging_every, "trainer.log_every_n_steps")
+        sinks: list[SinkLike] = []
         kwargs = dict(self.watch_kwargs)
         if trainer.is_global_zero:  # every rank attaches (the gather is collective)
             if self.sinks == "auto":
@@ -151,25 +163,27 @@ class NetvizCallback(Callback, CallbackOptions):
             **kwargs,
         )
 
-    def on_sanity_check_start(self, trainer: Any, pl_module: Any) -> None:
+    def on_sanity_check_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.monitor is not None:
             self.monitor._set_record_eval(False)
 
-    def on_sanity_check_end(self, trainer: Any, pl_module: Any) -> None:
+    def on_sanity_check_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.monitor is not None:
             self.monitor._set_record_eval(self.watch_kwargs.get("eval", True))
 
-    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         path = self.records_path(trainer.log_dir)  # log_dir is collective: all ranks
         self._finish(flush=True)
         if path is not None and self.monitor is not None and trainer.is_global_zero:
             self.saved_to = self.monitor.save(path)
 
-    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
         # another rank may never reach a collective flush: drop the open step there
         self._finish(flush=trainer.world_size == 1)
 
-    def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._finish(flush=trainer.world_size == 1)
 
     def _finish(self, flush: bool) -> None:

@@ -14,33 +14,41 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from transformers import TrainerCallback
+import pandas as pd
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from netviz.capture.selection import ModuleSelector
+from netviz.errors import NetvizRuntimeError, NetvizValueError
 from netviz.integrations._common import (
     DEFAULT_PROBES,
     CallbackOptions,
+    Probes,
+    SinksOption,
     attach,
     check_every,
     fsdp1_error,
     warn_deepspeed,
 )
+from netviz.sinks.base import Sink
+from netviz.sinks.series import SeriesSpec
 
 __all__ = ["NetvizCallback", "sinks_for_report_to"]
 
 
-def _tensorboard_dir(args: Any) -> Path:
+def _tensorboard_dir(args: TrainingArguments) -> Path:
     """The run folder of the Trainer's own ``TensorBoardCallback`` (same run in TensorBoard)."""
     env = os.environ.get("TENSORBOARD_LOGGING_DIR")
     if env:
         return Path(env).expanduser()
-    runs = Path(args.output_dir) / "runs"
+    # TrainingArguments.__post_init__ turns output_dir=None into "trainer_output"
+    runs = Path(args.output_dir or "trainer_output") / "runs"
     made = [p for p in runs.iterdir() if p.is_dir()] if runs.is_dir() else []
     if made:  # TensorBoardCallback.on_train_begin ran before ours and created its folder
         return max(made, key=lambda p: p.stat().st_mtime)
     return runs / "netviz"
 
 
-def sinks_for_report_to(args: Any, series: Any = "compact") -> list[Any]:
+def sinks_for_report_to(args: TrainingArguments, series: SeriesSpec = "compact") -> list[Sink]:
     """Sinks for the trackers in ``args.report_to`` (tensorboard, wandb, mlflow), at x = k + 1."""
     from netviz import sinks
 
@@ -49,7 +57,7 @@ def sinks_for_report_to(args: Any, series: Any = "compact") -> list[Any]:
         report_to = [report_to]
     if "all" in report_to:
         report_to = ["tensorboard", "wandb", "mlflow"]
-    out: list[Any] = []
+    out: list[Sink] = []
     if "tensorboard" in report_to:
         out.append(sinks.TensorBoard(_tensorboard_dir(args), series, step_offset=1))
     if "wandb" in report_to:
@@ -99,20 +107,22 @@ class NetvizCallback(TrainerCallback, CallbackOptions):
 
     def __init__(
         self,
-        probes: Any = DEFAULT_PROBES,
-        modules: Any = None,
+        probes: Probes = DEFAULT_PROBES,
+        modules: ModuleSelector = None,
         every: int | None = None,
-        sinks: Any = "auto",
-        save: str | os.PathLike | None = "netviz.parquet",
+        sinks: SinksOption = "auto",
+        save: str | os.PathLike[str] | None = "netviz.parquet",
         *,
-        series: Any = "compact",
+        series: SeriesSpec = "compact",
         **watch_kwargs: Any,
-    ):
+    ) -> None:
         CallbackOptions.__init__(self, probes, modules, every, sinks, save, series, watch_kwargs)
-        self._trackers: list[Any] = []
-        self._queue: list[tuple[int, Any]] = []
+        self._trackers: list[Any] = []  # netviz sinks or user sinks with write/flush/close
+        self._queue: list[tuple[int, pd.DataFrame]] = []
 
-    def _take(self, step: int, table: Any) -> None:  # the monitor's sink: queue until on_log
+    def _take(
+        self, step: int, table: pd.DataFrame
+    ) -> None:  # the monitor's sink: queue until on_log
         if self._trackers:
             self._queue.append((step, table))
 
@@ -132,7 +142,9 @@ class NetvizCallback(TrainerCallback, CallbackOptions):
         for sink in self._trackers:
             sink.flush()
 
-    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         fsdp = getattr(args, "fsdp_config", None) or {}
         if getattr(args, "fsdp", None) and int(fsdp.get("version", 2)) == 1:
             raise fsdp1_error("fsdp_config version 1", 'fsdp_config={"version": 2}')
@@ -140,7 +152,7 @@ class NetvizCallback(TrainerCallback, CallbackOptions):
             warn_deepspeed("The Trainer")
         model, optimizer = kwargs.get("model"), kwargs.get("optimizer")
         if model is None or optimizer is None:
-            raise RuntimeError(
+            raise NetvizRuntimeError(
                 "NetvizCallback.on_train_begin needs the Trainer's model and optimizer"
             )
         logging_steps = getattr(state, "logging_steps", None) or args.logging_steps
@@ -151,7 +163,7 @@ class NetvizCallback(TrainerCallback, CallbackOptions):
             elif self.sinks:
                 self._trackers = list(self.sinks)
             if self.watch_kwargs.get("keep", True) is False and not self._trackers:
-                raise ValueError(
+                raise NetvizValueError(
                     "NetvizCallback(keep=False) keeps no records in memory, so it needs a sink "
                     "for them, e.g. sinks=[netviz.sinks.Parquet('run.parquet')]"
                 )
@@ -166,12 +178,21 @@ class NetvizCallback(TrainerCallback, CallbackOptions):
             **self.watch_kwargs,
         )
 
-    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, float] | None = None,
+        **kwargs: Any,
+    ) -> None:
         if self.monitor is not None and self._trackers:
             self.monitor.flush()  # hand the steps recorded so far to the queue
             self._drain()
 
-    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+    def on_train_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         if self.monitor is None:
             return
         self.monitor.detach()

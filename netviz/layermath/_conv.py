@@ -6,6 +6,7 @@ Pure integer arithmetic, following PyTorch's rules exactly
 
 from __future__ import annotations
 
+from netviz.errors import LayerConfigError
 from netviz.layermath._validate import broadcast, check_min, check_window, unbroadcast
 
 __all__ = [
@@ -45,7 +46,7 @@ def conv_padding(kernel_size, padding=0, dilation=1, stride=1):
     """
     if isinstance(padding, str):
         if padding not in ("same", "valid"):
-            raise ValueError(
+            raise LayerConfigError(
                 f"`padding` must be an int, a tuple of ints, 'same' or 'valid', got {padding!r}"
             )
         ndim, _, v = broadcast(kernel_size=kernel_size, dilation=dilation, stride=stride)
@@ -55,7 +56,7 @@ def conv_padding(kernel_size, padding=0, dilation=1, stride=1):
         if padding == "valid":
             return ((0, 0),) * ndim
         if any(s != 1 for s in v["stride"]):
-            raise ValueError(
+            raise LayerConfigError(
                 "`padding`='same' is not supported for strided convolutions "
                 f"(got stride={stride!r}); use stride=1 or an explicit padding"
             )
@@ -128,7 +129,7 @@ def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
     for i, k, s, d, (pl, pr) in zip(v["size"], v["kernel_size"], v["stride"], v["dilation"], pads):
         eff = d * (k - 1) + 1
         if i + pl + pr < eff:
-            raise ValueError(
+            raise LayerConfigError(
                 f"`kernel_size`={k} with `dilation`={d} spans {eff} cells, more than the padded "
                 f"input ({i} + {pl + pr} padding = {i + pl + pr}); the output would be empty"
             )
@@ -137,7 +138,7 @@ def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
 
 
 def conv_transpose_output_size(
-    size, kernel_size, stride=1, padding=0, output_padding=0, dilation=1
+    size, kernel_size, stride=1, padding=0, output_padding=0, dilation=1, *, empty_ok=False
 ):
     r"""Spatial output size of ``nn.ConvTranspose1d/2d/3d``.
 
@@ -159,6 +160,13 @@ def conv_transpose_output_size(
         Positive.
     padding, output_padding : int or tuple of int
         Non-negative. String paddings are not supported by ``ConvTranspose``.
+    empty_ok : bool
+        Accept an output size of 0 (an empty tensor). Which PyTorch does depends
+        on the kernel it picks at run time: its reference kernel refuses
+        ("Output size is too small"), its oneDNN kernel (CPU, float32, batch > 1,
+        groups > 1 or kernels larger than 3) returns an empty tensor.
+        :func:`output_shape` decides from the module and the input shape; the
+        formula alone refuses by default.
 
     Returns
     -------
@@ -166,9 +174,9 @@ def conv_transpose_output_size(
 
     Raises
     ------
-    ValueError
-        Output size < 1, ``output_padding`` too large, non-positive kernel,
-        stride or dilation, negative (or string) padding.
+    LayerConfigError
+        Output size < 1 (< 0 with ``empty_ok``), ``output_padding`` too large,
+        non-positive kernel, stride or dilation, negative (or string) padding.
 
     Examples
     --------
@@ -178,9 +186,11 @@ def conv_transpose_output_size(
     (3, 3)
     >>> conv_transpose_output_size(5, 3, stride=1, dilation=2, output_padding=1)
     10
+    >>> conv_transpose_output_size(2, 3, padding=2, empty_ok=True)
+    0
     """
     if isinstance(padding, str):
-        raise ValueError(
+        raise LayerConfigError(
             f"`padding`={padding!r}: ConvTranspose accepts only an int or a tuple of ints"
         )
     _, was_tuple, v = broadcast(
@@ -197,14 +207,20 @@ def conv_transpose_output_size(
     names = ("size", "kernel_size", "stride", "padding", "output_padding", "dilation")
     for i, k, s, p, op, d in zip(*(v[n] for n in names)):
         if not (op < s or op < d):
-            raise ValueError(
+            raise LayerConfigError(
                 f"`output_padding`={op} must be smaller than either `stride`={s} or `dilation`={d}"
             )
         o = (i - 1) * s - 2 * p + d * (k - 1) + op + 1
-        if o < 1:
-            raise ValueError(
+        if o < (0 if empty_ok else 1):
+            raise LayerConfigError(
                 f"`padding`={p} is too large: the output size would be {o} "
                 f"(input {i}, kernel_size {k}, stride {s}, dilation {d}, output_padding {op})"
+                + (
+                    "; PyTorch's reference kernel refuses an empty output (its oneDNN kernel, "
+                    "not used for this configuration, returns an empty tensor)"
+                    if o == 0
+                    else ""
+                )
             )
         out.append(o)
     return unbroadcast(tuple(out), was_tuple)
@@ -234,5 +250,7 @@ def unfold_blocks(size, kernel_size, dilation=1, padding=0, stride=1):
     5
     """
     if isinstance(padding, str):
-        raise ValueError(f"`padding`={padding!r}: Unfold accepts only an int or a tuple of ints")
+        raise LayerConfigError(
+            f"`padding`={padding!r}: Unfold accepts only an int or a tuple of ints"
+        )
     return conv_output_size(size, kernel_size, stride=stride, padding=padding, dilation=dilation)

@@ -7,6 +7,7 @@ would *start* in the right padding is dropped.
 
 from __future__ import annotations
 
+from netviz.errors import LayerConfigError, NetvizTypeError
 from netviz.layermath._validate import broadcast, check_min, check_window, unbroadcast
 
 __all__ = ["adaptive_pool_windows", "avg_pool_output_size", "pool_output_size"]
@@ -61,7 +62,7 @@ def pool_output_size(size, kernel_size, stride=None, padding=0, dilation=1, ceil
     16
     """
     if not isinstance(ceil_mode, bool):
-        raise TypeError(f"`ceil_mode` must be a bool, got {ceil_mode!r}")
+        raise NetvizTypeError(f"`ceil_mode` must be a bool, got {ceil_mode!r}")
     _, was_tuple, v = broadcast(
         size=size,
         kernel_size=kernel_size,
@@ -75,14 +76,14 @@ def pool_output_size(size, kernel_size, stride=None, padding=0, dilation=1, ceil
         *(v[n] for n in ("size", "kernel_size", "stride", "padding", "dilation"))
     ):
         if p > k // 2:
-            raise ValueError(
+            raise LayerConfigError(
                 f"`padding`={p} must be at most half of `kernel_size`={k} (at most {k // 2})"
             )
         o = (i + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1
         if ceil_mode and (o - 1) * s >= i + p:
             o -= 1  # the last window would start in the right padding
         if o < 1:
-            raise ValueError(
+            raise LayerConfigError(
                 f"`kernel_size`={k} with `dilation`={d} spans {d * (k - 1) + 1} cells, more than "
                 f"the padded input ({i} + 2*{p}); the output would be empty"
             )
@@ -119,7 +120,7 @@ def avg_pool_output_size(size, kernel_size, stride=None, padding=0, ceil_mode=Fa
     if ndim == 3:
         for i, k in zip(v["size"], v["kernel_size"]):
             if i < k:
-                raise ValueError(
+                raise LayerConfigError(
                     f"`kernel_size`={k} is larger than the input size {i}: AvgPool3d refuses "
                     "inputs smaller than the kernel, whatever the padding"
                 )
@@ -160,7 +161,7 @@ def adaptive_pool_windows(size, output_size):
         if not isinstance(size, (tuple, list)):
             size = (size,) * len(output_size)
         if len(size) != len(output_size):
-            raise ValueError(
+            raise LayerConfigError(
                 f"`output_size` has {len(output_size)} entries but `size` has {len(size)}"
             )
         output_size = tuple(s if o is None else o for s, o in zip(size, output_size))

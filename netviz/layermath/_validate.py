@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
+from typing import TypeGuard
+
+from netviz.errors import LayerConfigError, NetvizTypeError
 
 __all__ = ["as_int", "broadcast", "check_min", "unbroadcast"]
 
@@ -22,14 +25,14 @@ def as_int(value: object, name: str) -> int:
     kernel size of ``True`` is always a bug); NumPy integers are accepted.
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
+        raise NetvizTypeError(
             f"`{name}` must be an int or a tuple of ints (one per spatial dimension), "
             f"got {value!r} of type {type(value).__name__}"
         )
     return int(value)
 
 
-def _is_seq(value: object) -> bool:
+def _is_seq(value: object) -> TypeGuard[Sequence]:
     return isinstance(value, Sequence) and not isinstance(value, str)
 
 
@@ -43,18 +46,20 @@ def broadcast(**params: object) -> tuple[int, bool, dict[str, tuple[int, ...]]]:
     lengths = {name: len(v) for name, v in params.items() if _is_seq(v)}
     if len(set(lengths.values())) > 1:
         desc = ", ".join(f"`{n}` has {k}" for n, k in lengths.items())
-        raise ValueError(
+        raise LayerConfigError(
             f"tuple parameters must have one entry per spatial dimension and agree in length: {desc}"
         )
     ndim = next(iter(lengths.values()), 1)
     if lengths and ndim == 0:
-        raise ValueError(f"`{next(iter(lengths))}` is an empty tuple; give at least one dimension")
+        raise LayerConfigError(
+            f"`{next(iter(lengths))}` is an empty tuple; give at least one dimension"
+        )
     out: dict[str, tuple[int, ...]] = {}
     for name, value in params.items():
         if value is None:
             out[name] = None  # type: ignore[assignment]
         elif _is_seq(value):
-            out[name] = tuple(as_int(v, name) for v in value)  # type: ignore[union-attr]
+            out[name] = tuple(as_int(v, name) for v in value)
         else:
             out[name] = (as_int(value, name),) * ndim
     return ndim, bool(lengths), out
@@ -64,7 +69,7 @@ def check_min(values: tuple[int, ...], name: str, minimum: int, what: str) -> No
     """Raise ``ValueError`` naming ``name`` if any entry is below ``minimum``."""
     for v in values:
         if v < minimum:
-            raise ValueError(f"`{name}` must be {what}, got {v}")
+            raise LayerConfigError(f"`{name}` must be {what}, got {v}")
 
 
 def check_window(v: dict[str, tuple[int, ...]], *, padding: bool = True) -> None:

@@ -13,6 +13,7 @@ import math
 
 import torch
 
+from netviz.errors import LayerConfigError, NetvizTypeError
 from netviz.layermath._conv import conv_output_size, conv_padding, conv_transpose_output_size
 from netviz.layermath._validate import as_int, broadcast
 
@@ -26,28 +27,28 @@ def _weight_and_shape(kernel, input_shape, groups):
     if not kernel.is_floating_point() and not kernel.is_complex():
         kernel = kernel.to(torch.get_default_dtype())
     if isinstance(input_shape, int) or not hasattr(input_shape, "__len__"):
-        raise TypeError(f"`input_shape` must be a tuple of ints, got {input_shape!r}")
+        raise NetvizTypeError(f"`input_shape` must be a tuple of ints, got {input_shape!r}")
     shape = tuple(as_int(s, "input_shape") for s in input_shape)
     groups = as_int(groups, "groups")
     if groups < 1:
-        raise ValueError(f"`groups` must be positive, got {groups}")
+        raise LayerConfigError(f"`groups` must be positive, got {groups}")
     if len(shape) == kernel.dim():  # one channel in, one channel out
         if groups != 1:
-            raise ValueError("`groups` > 1 needs a (C_out, C_in/groups, *k) weight")
+            raise LayerConfigError("`groups` > 1 needs a (C_out, C_in/groups, *k) weight")
         return kernel[None, None], (1, *shape)
     if len(shape) == kernel.dim() - 1 and kernel.dim() >= 3:
         c_out, c_in_g = kernel.shape[0], kernel.shape[1]
         if shape[0] != c_in_g * groups:
-            raise ValueError(
+            raise LayerConfigError(
                 f"`input_shape` has {shape[0]} channels but the weight expects "
                 f"{c_in_g} * groups={groups} = {c_in_g * groups}"
             )
         if c_out % groups:
-            raise ValueError(
+            raise LayerConfigError(
                 f"weight has {c_out} output channels, not divisible by `groups`={groups}"
             )
         return kernel, shape
-    raise ValueError(
+    raise LayerConfigError(
         f"`kernel` of shape {tuple(kernel.shape)} does not fit `input_shape`={shape}: give either a "
         "kernel (*k) with an input shape (*spatial) of the same length, or a weight "
         "(C_out, C_in/groups, *k) with an input shape (C_in, *spatial)"
@@ -210,7 +211,9 @@ def conv_transpose_matrix(
         # of the adjoint convolution, which maps C_out/g*groups channels to C_in.
         c_in, c_out_g = kernel.shape[0], kernel.shape[1]
         if shape[0] != c_in:
-            raise ValueError(f"`input_shape` has {shape[0]} channels but the weight expects {c_in}")
+            raise LayerConfigError(
+                f"`input_shape` has {shape[0]} channels but the weight expects {c_in}"
+            )
         conv_in_channels: tuple[int, ...] = (c_out_g * as_int(groups, "groups"),)
         spatial = shape[1:]
     else:

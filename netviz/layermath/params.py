@@ -13,6 +13,7 @@ import math
 
 from torch import nn
 
+from netviz.errors import NetvizTypeError
 from netviz.layermath.shapes import SHAPE_PRESERVING_TYPES, output_shape
 
 __all__ = ["macs", "param_count"]
@@ -139,7 +140,7 @@ def param_count(module: nn.Module) -> int:
     480
     """
     if not isinstance(module, nn.Module):
-        raise TypeError(f"`module` must be an nn.Module, got {type(module).__name__}")
+        raise NetvizTypeError(f"`module` must be an nn.Module, got {type(module).__name__}")
     own = _own_params(module)
     if own is not None:
         return own
@@ -227,7 +228,7 @@ def macs(module: nn.Module, input_shape) -> int:
     32000
     """
     if not isinstance(module, nn.Module):
-        raise TypeError(f"`module` must be an nn.Module, got {type(module).__name__}")
+        raise NetvizTypeError(f"`module` must be an nn.Module, got {type(module).__name__}")
     if isinstance(module, nn.MultiheadAttention):
         return _mha_macs(module, input_shape)
     shape = tuple(input_shape)

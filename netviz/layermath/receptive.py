@@ -19,12 +19,12 @@ element-wise layers (activations, batch norm, dropout) leave it unchanged.
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from torch import nn
 
+from netviz.errors import LayerConfigError, NetvizTypeError, NetvizValueError
 from netviz.layermath._conv import conv_output_size, conv_padding
 from netviz.layermath._pool import avg_pool_output_size, pool_output_size
 from netviz.layermath._validate import broadcast, check_min
@@ -116,9 +116,54 @@ class ReceptiveFields(list):
         return pd.DataFrame([asdict(r) for r in self])
 
 
-def _module_ndim(module: nn.Module) -> int | None:
-    m = re.search(r"(\d)d$", type(module).__name__)
-    return int(m.group(1)) if m else None
+#: Layers whose geometry is defined over 1, 2 or 3 spatial dimensions (subclasses included).
+_SPATIAL_TYPES: dict[int, tuple[type[nn.Module], ...]] = {
+    1: (
+        nn.Conv1d,
+        nn.ConvTranspose1d,
+        nn.MaxPool1d,
+        nn.AvgPool1d,
+        nn.AdaptiveAvgPool1d,
+        nn.AdaptiveMaxPool1d,
+        nn.BatchNorm1d,
+        nn.InstanceNorm1d,
+        nn.Dropout1d,
+    ),
+    2: (
+        nn.Conv2d,
+        nn.ConvTranspose2d,
+        nn.MaxPool2d,
+        nn.AvgPool2d,
+        nn.AdaptiveAvgPool2d,
+        nn.AdaptiveMaxPool2d,
+        nn.BatchNorm2d,
+        nn.InstanceNorm2d,
+        nn.Dropout2d,
+    ),
+    3: (
+        nn.Conv3d,
+        nn.ConvTranspose3d,
+        nn.MaxPool3d,
+        nn.AvgPool3d,
+        nn.AdaptiveAvgPool3d,
+        nn.AdaptiveMaxPool3d,
+        nn.BatchNorm3d,
+        nn.InstanceNorm3d,
+        nn.Dropout3d,
+    ),
+}
+
+
+def spatial_ndim(module: object) -> int | None:
+    """Spatial dimensions of a conv, pool, norm or dropout layer by its type (1, 2, 3), else None.
+
+    Found with :func:`isinstance`, so subclasses (``class MyConv(nn.Conv2d)``) count as
+    their base, whatever their name.
+    """
+    for nd, types in _SPATIAL_TYPES.items():
+        if isinstance(module, types):
+            return nd
+    return None
 
 
 def _flatten(layers) -> list[tuple[str, Any]]:
@@ -140,7 +185,7 @@ def _flatten(layers) -> list[tuple[str, Any]]:
             else:
                 out.append((str(i), layer))
         return out
-    raise TypeError(
+    raise NetvizTypeError(
         "`layers` must be an nn.Sequential, an nn.Module or a list of modules / specs, "
         f"got {type(layers).__name__}"
     )
@@ -181,7 +226,7 @@ def _geometry(layer, name):
     if isinstance(layer, dict):
         unknown = set(layer) - {"kernel_size", "stride", "padding", "dilation", "name"}
         if "kernel_size" not in layer or unknown:
-            raise ValueError(
+            raise LayerConfigError(
                 f"layer {name}: a spec dict needs 'kernel_size' and may have 'stride', 'padding', "
                 f"'dilation', 'name'; got keys {sorted(layer)}"
             )
@@ -194,7 +239,7 @@ def _geometry(layer, name):
             "conv",
         )
     if isinstance(layer, tuple) and 1 <= len(layer) <= 4 and not isinstance(layer[0], nn.Module):
-        k, s, p, d = (*layer, *(None, 1, 0, 1)[len(layer) :])
+        k, s, p, d = (*layer, *(None, 1, 0, 1)[len(layer) :])  # type: ignore[misc]  # 1-4 entries
         return "spec", k, s, p, d, "conv"
     if isinstance(layer, nn.Module):
         raise NotImplementedError(
@@ -202,7 +247,7 @@ def _geometry(layer, name):
             f"AvgPool1/2/3d and element-wise layers, not {type(layer).__name__} (transposed "
             "convolutions, adaptive pooling and layers that mix all positions have no fixed field)"
         )
-    raise TypeError(
+    raise NetvizTypeError(
         f"layer {name}: expected an nn.Module, a dict spec or a (kernel, stride, padding, "
         f"dilation) tuple, got {layer!r}"
     )
@@ -251,14 +296,14 @@ def receptive_field(layers, input_size=None) -> ReceptiveFields:
     """
     items = _flatten(layers)
     if not items:
-        raise ValueError("`layers` is empty")
+        raise NetvizValueError("`layers` is empty")
     geoms = []
     dims = set()
     for name, layer in items:
         typ, k, s, p, d, kind = _geometry(layer, name)
         disp = layer.get("name", name) if isinstance(layer, dict) else name
         geoms.append((disp, typ, k, s, p, d, kind))
-        nd = _module_ndim(layer) if isinstance(layer, nn.Module) else None
+        nd = spatial_ndim(layer)
         if nd:
             dims.add(nd)
         for value in (k, s, p, d):
@@ -267,7 +312,7 @@ def receptive_field(layers, input_size=None) -> ReceptiveFields:
     if input_size is not None and isinstance(input_size, (tuple, list)):
         dims.add(len(input_size))
     if len(dims) > 1:
-        raise ValueError(f"layers mix spatial dimensionalities {sorted(dims)}")
+        raise LayerConfigError(f"layers mix spatial dimensionalities {sorted(dims)}")
     nd = dims.pop() if dims else 1
 
     def form(values):

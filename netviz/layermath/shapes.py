@@ -13,10 +13,12 @@ from collections.abc import Callable
 
 from torch import nn
 
+from netviz._compat import conv_transpose_accepts_empty
+from netviz.errors import LayerConfigError, NetvizTypeError
 from netviz.layermath._conv import conv_output_size, conv_padding, conv_transpose_output_size
 from netviz.layermath._pool import adaptive_pool_windows, avg_pool_output_size, pool_output_size
 from netviz.layermath._validate import as_int
-from netviz.layermath.receptive import POINTWISE_TYPES
+from netviz.layermath.receptive import POINTWISE_TYPES, spatial_ndim
 
 __all__ = ["SHAPE_PRESERVING_TYPES", "output_shape", "supported_types"]
 
@@ -48,30 +50,32 @@ SHAPE_PRESERVING_TYPES: tuple[type[nn.Module], ...] = (
 
 def _shape(input_shape, name="input_shape") -> tuple[int, ...]:
     if isinstance(input_shape, int) or not hasattr(input_shape, "__iter__"):
-        raise TypeError(f"`{name}` must be a tuple of ints, got {input_shape!r}")
+        raise NetvizTypeError(f"`{name}` must be a tuple of ints, got {input_shape!r}")
     shape = tuple(as_int(s, name) for s in input_shape)
     if any(s < 0 for s in shape):
-        raise ValueError(f"`{name}` has a negative size: {shape}")
+        raise LayerConfigError(f"`{name}` has a negative size: {shape}")
     return shape
 
 
 def _spatial_split(module, shape, nd, channels=None):
     """Split ``(N, C, *sp)`` or unbatched ``(C, *sp)`` into (lead, C, spatial)."""
     if len(shape) not in (nd + 1, nd + 2):
-        raise ValueError(
+        raise LayerConfigError(
             f"{type(module).__name__} expects a {nd + 2}-D (batched) or {nd + 1}-D (unbatched) "
             f"input, got shape {shape}"
         )
     lead, c, sp = shape[: len(shape) - nd - 1], shape[-nd - 1], shape[-nd:]
     if channels is not None and c != channels:
-        raise ValueError(
+        raise LayerConfigError(
             f"{type(module).__name__} expects {channels} input channels, got {c} (shape {shape})"
         )
     return lead, c, sp
 
 
-def _ndim(module) -> int:
-    return int(type(module).__name__[-2])
+def _ndim(module: nn.Module) -> int:
+    nd = spatial_ndim(module)
+    assert nd is not None, type(module)  # the rules table only dispatches spatial layers here
+    return nd
 
 
 def _conv(m, shape):
@@ -90,12 +94,14 @@ def _conv(m, shape):
         big = max(pl, pr)
         if (m.padding_mode == "reflect" and big >= n) or (m.padding_mode == "circular" and big > n):
             limit = "smaller than" if m.padding_mode == "reflect" else "at most"
-            raise ValueError(
+            raise LayerConfigError(
                 f"`padding` {big} with padding_mode={m.padding_mode!r} must be {limit} "
                 f"the input size {n}"
             )
         if n + pl + pr < 1:
-            raise ValueError(f"negative `padding` {pl} crops the input of size {n} to nothing")
+            raise LayerConfigError(
+                f"negative `padding` {pl} crops the input of size {n} to nothing"
+            )
         padded.append(n + pl + pr)
     out = conv_output_size(tuple(padded), m.kernel_size, m.stride, 0, m.dilation)
     return (*lead, m.out_channels, *out)
@@ -104,7 +110,13 @@ def _conv(m, shape):
 def _conv_t(m, shape):
     lead, _, sp = _spatial_split(m, shape, _ndim(m), m.in_channels)
     out = conv_transpose_output_size(
-        sp, m.kernel_size, m.stride, m.padding, m.output_padding, m.dilation
+        sp,
+        m.kernel_size,
+        m.stride,
+        m.padding,
+        m.output_padding,
+        m.dilation,
+        empty_ok=conv_transpose_accepts_empty(m, shape),
     )
     return (*lead, m.out_channels, *out)
 
@@ -148,19 +160,23 @@ def _adaptive(m, shape):
 
 def _linear(m, shape):
     if not shape or shape[-1] != m.in_features:
-        raise ValueError(f"Linear expects a last dimension of {m.in_features}, got shape {shape}")
+        raise LayerConfigError(
+            f"Linear expects a last dimension of {m.in_features}, got shape {shape}"
+        )
     return (*shape[:-1], m.out_features)
 
 
 def _bilinear(m, shape):
     if not shape or shape[-1] != m.in1_features:
-        raise ValueError(f"Bilinear expects a last dimension of {m.in1_features}, got {shape}")
+        raise LayerConfigError(
+            f"Bilinear expects a last dimension of {m.in1_features}, got {shape}"
+        )
     return (*shape[:-1], m.out_features)
 
 
 def _dim(d, n, module):
     if not -n <= d < max(n, 1):
-        raise ValueError(f"{type(module).__name__}: dim {d} out of range for a {n}-D input")
+        raise LayerConfigError(f"{type(module).__name__}: dim {d} out of range for a {n}-D input")
     return d % n if n else 0
 
 
@@ -169,7 +185,7 @@ def _flatten(m, shape):
         return (1,)
     s, e = _dim(m.start_dim, len(shape), m), _dim(m.end_dim, len(shape), m)
     if s > e:
-        raise ValueError(f"Flatten: start_dim {m.start_dim} comes after end_dim {m.end_dim}")
+        raise LayerConfigError(f"Flatten: start_dim {m.start_dim} comes after end_dim {m.end_dim}")
     return (*shape[:s], math.prod(shape[s : e + 1]), *shape[e + 1 :])
 
 
@@ -177,14 +193,14 @@ def _unflatten(m, shape):
     d = _dim(m.dim, len(shape), m)
     sizes = list(m.unflattened_size)
     if sizes.count(-1) > 1:
-        raise ValueError("Unflatten: at most one size may be -1")
+        raise LayerConfigError("Unflatten: at most one size may be -1")
     known = math.prod(s for s in sizes if s != -1)
     if -1 in sizes:
         if known == 0 or shape[d] % known:
-            raise ValueError(f"Unflatten: cannot split {shape[d]} into {tuple(sizes)}")
+            raise LayerConfigError(f"Unflatten: cannot split {shape[d]} into {tuple(sizes)}")
         sizes[sizes.index(-1)] = shape[d] // known
     elif known != shape[d]:
-        raise ValueError(f"Unflatten: sizes {tuple(sizes)} do not multiply to {shape[d]}")
+        raise LayerConfigError(f"Unflatten: sizes {tuple(sizes)} do not multiply to {shape[d]}")
     return (*shape[:d], *sizes, *shape[d + 1 :])
 
 
@@ -193,20 +209,22 @@ def _embedding(m, shape):
 
 
 def _batchnorm(m, shape):
-    allowed = {nn.BatchNorm1d: (2, 3), nn.BatchNorm2d: (4,), nn.BatchNorm3d: (5,)}[type(m)]
+    allowed = {1: (2, 3), 2: (4,), 3: (5,)}[_ndim(m)]
     if len(shape) not in allowed:
-        raise ValueError(
+        raise LayerConfigError(
             f"{type(m).__name__} expects a {' or '.join(map(str, allowed))}-D input, got {shape}"
         )
     if shape[1] != m.num_features:
-        raise ValueError(f"{type(m).__name__} expects {m.num_features} channels, got {shape[1]}")
+        raise LayerConfigError(
+            f"{type(m).__name__} expects {m.num_features} channels, got {shape[1]}"
+        )
     return shape
 
 
 def _layernorm(m, shape):
     ns = tuple(m.normalized_shape)
     if shape[len(shape) - len(ns) :] != ns:
-        raise ValueError(f"LayerNorm over {ns} needs an input ending in {ns}, got {shape}")
+        raise LayerConfigError(f"LayerNorm over {ns} needs an input ending in {ns}, got {shape}")
     return shape
 
 
@@ -217,11 +235,13 @@ def _same(m, shape):
 def _upsample(m, shape):
     nd = len(shape) - 2
     if nd < 1:
-        raise ValueError(f"Upsample expects (N, C, *spatial) with 1-3 spatial dims, got {shape}")
+        raise LayerConfigError(
+            f"Upsample expects (N, C, *spatial) with 1-3 spatial dims, got {shape}"
+        )
     if m.size is not None:
         size = _tup(m.size, nd)
         if len(size) != nd:
-            raise ValueError(f"Upsample: size {m.size} does not match {nd} spatial dims")
+            raise LayerConfigError(f"Upsample: size {m.size} does not match {nd} spatial dims")
         return (*shape[:2], *size)
     scale = _tup(m.scale_factor, nd)
     return (*shape[:2], *(math.floor(s * float(f)) for s, f in zip(shape[2:], scale)))
@@ -229,16 +249,20 @@ def _upsample(m, shape):
 
 def _rnn(m, shape):
     if len(shape) not in (2, 3):
-        raise ValueError(f"{type(m).__name__} expects a 2-D (unbatched) or 3-D input, got {shape}")
+        raise LayerConfigError(
+            f"{type(m).__name__} expects a 2-D (unbatched) or 3-D input, got {shape}"
+        )
     if shape[-1] != m.input_size:
-        raise ValueError(f"{type(m).__name__} expects input_size {m.input_size}, got {shape[-1]}")
+        raise LayerConfigError(
+            f"{type(m).__name__} expects input_size {m.input_size}, got {shape[-1]}"
+        )
     hidden = getattr(m, "proj_size", 0) or m.hidden_size
     return (*shape[:-1], (2 if m.bidirectional else 1) * hidden)
 
 
 def _mha(m, shape):
     if len(shape) not in (2, 3) or shape[-1] != m.embed_dim:
-        raise ValueError(
+        raise LayerConfigError(
             f"MultiheadAttention expects a query of shape (L, E), (L, N, E) or (N, L, E) with "
             f"E = {m.embed_dim}, got {shape}"
         )
@@ -252,7 +276,7 @@ def _sequential(m, shape):
 
 
 _RULES: dict[type, Callable] = {}
-for _types, _rule in (
+_RULE_TABLE: tuple[tuple[tuple[type[nn.Module], ...], Callable], ...] = (
     ((nn.Conv1d, nn.Conv2d, nn.Conv3d), _conv),
     ((nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d), _conv_t),
     ((nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d), _maxpool),
@@ -279,7 +303,8 @@ for _types, _rule in (
     ((nn.RNN, nn.LSTM, nn.GRU), _rnn),
     ((nn.MultiheadAttention,), _mha),
     ((nn.Sequential,), _sequential),
-):
+)
+for _types, _rule in _RULE_TABLE:
     for _t in _types:
         _RULES[_t] = _rule
 for _t in SHAPE_PRESERVING_TYPES:
@@ -334,12 +359,12 @@ def output_shape(module: nn.Module, input_shape) -> tuple[int, ...]:
     (2, 32)
     """
     if not isinstance(module, nn.Module):
-        raise TypeError(f"`module` must be an nn.Module, got {type(module).__name__}")
+        raise NetvizTypeError(f"`module` must be an nn.Module, got {type(module).__name__}")
     shape = _shape(input_shape)
     for cls in type(module).__mro__:
         rule = _RULES.get(cls)
         # a subclass that overrides forward may compute anything: not ours to predict
-        if rule is not None and type(module).forward is cls.forward:
+        if rule is not None and type(module).forward is getattr(cls, "forward", None):
             return tuple(int(s) for s in rule(module, shape))
     raise NotImplementedError(
         f"output_shape does not support {type(module).__name__}; supported types: "

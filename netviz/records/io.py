@@ -6,13 +6,16 @@ pandas' text parser, and the result is validated against the record schema.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from netviz.errors import RecordError
 from netviz.records.store import validate_frame
 
 __all__ = ["load", "load_metadata", "save_frame"]
@@ -27,7 +30,7 @@ def _format(path: Path) -> str:
         return "parquet"
     if suffix == ".csv":
         return "csv"
-    raise ValueError(
+    raise RecordError(
         f"cannot tell the file format of {str(path)!r} from its suffix {suffix!r}; "
         f"use one of {', '.join(_SUFFIXES)}"
     )
@@ -72,6 +75,19 @@ def save_frame(
     return path
 
 
+@contextlib.contextmanager
+def _parse_errors(path: Path, kind: str) -> Iterator[None]:
+    """A file its reader cannot parse -> :class:`RecordError` naming the file."""
+    try:
+        yield
+    except ValueError as err:  # pyarrow's ArrowInvalid, pandas' ParserError, UnicodeDecodeError
+        raise RecordError(
+            f"{str(path)!r} is not a readable {kind} file ({type(err).__name__}: {err}); "
+            "netviz.load reads the files written by Monitor.save, netviz.records.save_frame "
+            "and netviz.sinks.Parquet"
+        ) from err
+
+
 def _load_parts(folder: Path) -> pd.DataFrame:
     """The closed ``part-*.parquet`` files of a :class:`netviz.sinks.Parquet` folder, in order."""
     from netviz.records.store import empty_frame
@@ -79,7 +95,7 @@ def _load_parts(folder: Path) -> pd.DataFrame:
     parts = sorted(folder.glob("part-*.parquet"))
     if not parts:
         if not any(folder.glob(".part-*.inprogress")):
-            raise ValueError(
+            raise RecordError(
                 f"{str(folder)!r} is a folder without netviz record parts (part-*.parquet); "
                 "pass a .parquet/.csv file or a folder written by netviz.sinks.Parquet"
             )
@@ -88,8 +104,10 @@ def _load_parts(folder: Path) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.concat_tables([pq.read_table(p) for p in parts], promote_options="default")
-    return validate_frame(table.to_pandas(), source=str(folder))
+    with _parse_errors(folder, "Parquet"):
+        table = pa.concat_tables([pq.read_table(p) for p in parts], promote_options="default")
+        df = table.to_pandas()
+    return validate_frame(df, source=str(folder))
 
 
 def load(path: str | os.PathLike) -> pd.DataFrame:
@@ -102,8 +120,9 @@ def load(path: str | os.PathLike) -> pd.DataFrame:
     ------
     FileNotFoundError
         If ``path`` does not exist.
-    ValueError
-        If the suffix is unknown or the file is not a netviz record table.
+    netviz.RecordError
+        (a ``ValueError``) If the suffix is unknown, the file cannot be parsed,
+        or it is not a netviz record table.
 
     Examples
     --------
@@ -125,14 +144,16 @@ def load(path: str | os.PathLike) -> pd.DataFrame:
         raise FileNotFoundError(f"no record file at {str(path)!r}")
     if fmt == "parquet":
         _need_pyarrow()
-        df = pd.read_parquet(path, engine="pyarrow")
-    else:
-        df = pd.read_csv(
-            path,
-            dtype={"module": str, "probe": str, "stat": str},
-            keep_default_na=False,
-            na_values={"value": ["nan", "NaN"]},
-        )
+    with _parse_errors(path, "Parquet" if fmt == "parquet" else "CSV"):
+        if fmt == "parquet":
+            df = pd.read_parquet(path, engine="pyarrow")
+        else:
+            df = pd.read_csv(
+                path,
+                dtype={"module": str, "probe": str, "stat": str},
+                keep_default_na=False,
+                na_values={"value": ["nan", "NaN"]},
+            )
     return validate_frame(df, source=str(path))
 
 
@@ -151,7 +172,9 @@ def load_metadata(path: str | os.PathLike) -> dict[str, Any]:
     _need_pyarrow()
     import pyarrow.parquet as pq
 
-    raw = (pq.read_schema(path).metadata or {}).get(_META_KEY)
+    with _parse_errors(path, "Parquet"):
+        schema = pq.read_schema(path)
+    raw = (schema.metadata or {}).get(_META_KEY)
     if raw is None:
         return {}
     try:

@@ -23,7 +23,10 @@ __all__ = ["SECTIONS", "build_html", "report"]
 #: Section key -> (title, the records it needs).
 SECTIONS: dict[str, tuple[str, str]] = {
     "summary": ("Run summary", "the records, plus what the Monitor or the file's metadata say"),
-    "diagnosis": ("Diagnosis", "netviz.diagnose(records): gradient, activation, unit, weight rows"),
+    "diagnosis": (
+        "Diagnosis",
+        "netviz.diagnose(records=...): gradient, activation, unit, weight rows",
+    ),
     "gradients": ("Gradient flow", "grad_norm (or grad_stats) l2 rows"),
     "activations": ("Activation statistics", "activation_stats rows (train and eval by phase)"),
     "distributions": ("Distributions", "histogram probes (activation_hist, grad_hist)"),
@@ -49,10 +52,10 @@ def _summary(records: pd.DataFrame, meta: dict[str, Any], fmt: str) -> str:
 
 
 def _diagnosis(records: pd.DataFrame, fmt: str) -> str:
-    from netviz.analysis import diagnose
+    from netviz.diagnosis import diagnose
 
     try:
-        rep = diagnose(d.canonical_rows(records))
+        rep = diagnose(records=d.canonical_rows(records))
     except Exception as err:  # the rest of the report stands without it; say why
         why = f"{type(err).__name__}: {err}"
         return f"<p>The diagnosis could not run on these records ({e(why)}).</p>"
@@ -203,8 +206,8 @@ def build_html(
     progress: bool | None = None,
 ) -> str:
     """The report as an HTML string; see :func:`report` for the arguments."""
-    from netviz import __version__
     from netviz._progress import progress as make_progress
+    from netviz._version import __version__
 
     if fmt not in ("png", "svg"):
         raise ValueError(f"`fmt` must be 'png' or 'svg', got {fmt!r}")

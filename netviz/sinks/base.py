@@ -11,13 +11,22 @@ This module imports no tracker or framework: the monitor depends on it.
 
 from __future__ import annotations
 
+import functools
 import warnings
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import pandas as pd
 
-__all__ = ["Sink", "SinkSet", "TrackerSink", "as_sink_list"]
+from netviz.errors import NetvizTypeError
+
+if TYPE_CHECKING:
+    from netviz.sinks.series import Hist, HistogramMode, SeriesSpec, TagFn
+
+__all__ = ["Sink", "SinkLike", "SinkSet", "TrackerSink", "as_sink_list"]
+
+#: What ``sinks=`` takes: a :class:`Sink` or any callable ``(step, table)``.
+SinkLike: TypeAlias = Callable[[int, pd.DataFrame], object]
 
 
 class Sink:
@@ -55,20 +64,30 @@ class TrackerSink(Sink):
     ``"all"``, or a list of ``"probe.stat"``/``"probe"`` names. ``tag_fn(probe,
     stat, module, phase)`` renames series (default ``netviz/{probe}.{stat}/{module}``).
     ``step_offset`` is added to netviz's step on the tracker's axis.
+    ``histograms``: ``"auto"``, ``"moments"`` or ``False`` (see
+    :class:`netviz.sinks.TensorBoard`), for trackers that show histograms.
     """
 
-    def __init__(self, series: Any = "compact", tag_fn: Any = None, step_offset: int = 0):
-        from netviz.sinks.series import resolve_series
+    def __init__(
+        self,
+        series: SeriesSpec = "compact",
+        tag_fn: TagFn | None = None,
+        step_offset: int = 0,
+        histograms: HistogramMode = False,
+    ) -> None:
+        from netviz.sinks.series import check_histograms, resolve_series
 
         if tag_fn is not None and not callable(tag_fn):
-            raise TypeError(
-                f"`tag_fn` must be callable(probe, stat, module, phase), got {tag_fn!r}"
+            raise NetvizTypeError(
+                f"`tag_fn` must be None or a callable (probe, stat, module, phase) -> str, "
+                f"got {tag_fn!r}"
             )
         if isinstance(step_offset, bool) or not isinstance(step_offset, int):
-            raise TypeError(f"`step_offset` must be an int, got {step_offset!r}")
+            raise NetvizTypeError(f"`step_offset` must be an int, got {step_offset!r}")
         self._wanted = resolve_series(series)
         self._tag_fn = tag_fn
         self.step_offset = step_offset
+        self._histograms = check_histograms(histograms)
 
     def scalars(self, table: pd.DataFrame) -> dict[str, float]:
         """The ``{tag: value}`` of one step's table."""
@@ -79,31 +98,37 @@ class TrackerSink(Sink):
             out["netviz/skipped"] = float(bool(table["skipped"].any()))
         return out
 
+    def histograms(self, table: pd.DataFrame) -> list[Hist]:
+        """The histograms of one step's table (none with ``histograms=False``)."""
+        from netviz.sinks.series import step_histograms
 
-def _check_sink(sink: Any) -> Any:
+        return step_histograms(table, self._histograms) if self._histograms else []
+
+
+def _check_sink(sink: object) -> SinkLike:
     if not callable(sink):
-        raise TypeError(
+        raise NetvizTypeError(
             f"a sink must be a netviz.sinks object or a callable (step, table), "
             f"got {type(sink).__name__}: {sink!r:.60}"
         )
     return sink
 
 
-def as_sink_list(sinks: Any) -> list[Any]:
+def as_sink_list(sinks: SinkLike | Iterable[SinkLike] | None) -> list[SinkLike]:
     """``None``, one sink or an iterable of sinks -> a validated list."""
     if sinks is None:
         return []
     if callable(sinks):
         return [sinks]
     if isinstance(sinks, (str, bytes)) or not isinstance(sinks, Iterable):
-        raise TypeError(
+        raise NetvizTypeError(
             "`sinks` must be a sink, a callable (step, table) or a list of them, "
             f"got {type(sinks).__name__}: {sinks!r:.60}"
         )
     return [_check_sink(s) for s in sinks]
 
 
-def _name(sink: Any) -> str:
+def _name(sink: object) -> str:
     return getattr(sink, "__qualname__", None) or type(sink).__name__
 
 
@@ -115,13 +140,13 @@ class SinkSet:
     is lost even with ``keep=False``.
     """
 
-    def __init__(self, sinks: Iterable[Any] = ()):
-        self._sinks: list[Any] = []
+    def __init__(self, sinks: Iterable[SinkLike] = ()) -> None:
+        self._sinks: list[SinkLike] = []
         self.failures: dict[str, int] = {}
         for sink in sinks:
             self.add(sink)
 
-    def add(self, sink: Any) -> None:
+    def add(self, sink: SinkLike) -> None:
         self._sinks.append(_check_sink(sink))
 
     def __bool__(self) -> bool:
@@ -130,10 +155,10 @@ class SinkSet:
     def __len__(self) -> int:
         return len(self._sinks)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[SinkLike]:
         return iter(self._sinks)
 
-    def _guard(self, sink: Any, what: str, call: Callable[[], Any]) -> bool:
+    def _guard(self, sink: SinkLike, what: str, call: Callable[[], object]) -> bool:
         try:
             call()
         except Exception as err:
@@ -154,7 +179,7 @@ class SinkSet:
         """Give one step to every sink; False if any sink raised."""
         ok = True
         for sink in self._sinks:
-            ok &= self._guard(sink, f"step {step}", lambda s=sink: s(step, table))
+            ok &= self._guard(sink, f"step {step}", functools.partial(sink, step, table))
         return ok
 
     def flush(self) -> None:

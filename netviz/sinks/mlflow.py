@@ -4,20 +4,24 @@ MLflow accepts metric names matching ``^[/\\w.\\- :]*$`` without a leading,
 trailing or double ``/``. netviz maps what it knows breaks that (the root
 module, brackets, spaces, other characters -> ``_``) and checks every new
 name *before* logging, so a step is never half-logged: a name that is still
-invalid, or two series that map to the same name, raise ``ValueError``
-naming the module (rename with ``tag_fn=``). MLflow has no histograms.
+invalid, or two series that map to the same name, raise
+:class:`netviz.NetvizValueError` (a ``ValueError``) naming the module (rename with ``tag_fn=``). MLflow has no histograms.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from netviz.errors import NetvizRuntimeError, NetvizValueError
 from netviz.sinks.base import TrackerSink
-from netviz.sinks.series import ROOT_NAME, tag
+from netviz.sinks.series import ROOT_NAME, SeriesSpec, TagFn, tag
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 __all__ = ["MAX_METRICS_PER_BATCH", "MLflow", "mlflow_name"]
 
@@ -36,7 +40,7 @@ def mlflow_name(probe: str, stat: str, module: str, phase: str = "train") -> str
 
 
 def check_name(name: str, source: str) -> None:
-    """Raise ``ValueError`` if MLflow would reject ``name``."""
+    """Raise :class:`netviz.NetvizValueError` if MLflow would reject ``name``."""
     problem = None
     if not name:
         problem = "it is empty"
@@ -45,7 +49,7 @@ def check_name(name: str, source: str) -> None:
     elif name.startswith("/") or name.endswith("/") or "//" in name:
         problem = "it starts or ends with '/' or has '//'"
     if problem:
-        raise ValueError(
+        raise NetvizValueError(
             f"MLflow would reject the metric name {name!r} for {source}: {problem}; "
             "pass tag_fn=... to netviz.sinks.MLflow to name it differently"
         )
@@ -69,12 +73,12 @@ class MLflow(TrackerSink):
     def __init__(
         self,
         run_id: str | None = None,
-        series: Any = "compact",
+        series: SeriesSpec = "compact",
         *,
-        client: Any = None,
-        tag_fn: Any = None,
+        client: MlflowClient | None = None,
+        tag_fn: TagFn | None = None,
         step_offset: int = 0,
-    ):
+    ) -> None:
         super().__init__(series, tag_fn if tag_fn is not None else mlflow_name, step_offset)
         if client is None:
             from mlflow.tracking import MlflowClient
@@ -85,15 +89,16 @@ class MLflow(TrackerSink):
 
             active = mlflow.active_run()
             if active is None:
-                raise RuntimeError(
+                raise NetvizRuntimeError(
                     "netviz.sinks.MLflow(run_id=None) needs an active run: call "
                     "mlflow.start_run() first or pass run_id=..."
                 )
             run_id = active.info.run_id
         self.client = client
         self.run_id = run_id
-        self._seen: set[tuple] = set()  # series already checked
+        self._seen: set[tuple[object, ...]] = set()  # series already checked
         self._names: dict[str, str] = {}  # metric name -> the series it comes from
+        self._name_of: TagFn = tag_fn if tag_fn is not None else mlflow_name
 
     def _check(self, table: pd.DataFrame) -> None:
         """Check the names of series not seen before, before anything is logged."""
@@ -106,12 +111,12 @@ class MLflow(TrackerSink):
                 continue
             probe, stat, module = combo[:3]
             phase = str(combo[3]) if len(combo) > 3 else "train"
-            name = self._tag_fn(probe, stat, module, phase)
+            name = self._name_of(probe, stat, module, phase)
             source = f"module {module!r} ({probe}.{stat}, {phase})"
             check_name(name, source)
             other = self._names.get(name)
             if other is not None and other != source:
-                raise ValueError(
+                raise NetvizValueError(
                     f"{other} and {source} both map to the MLflow metric name {name!r}; "
                     "pass tag_fn=... to name them apart"
                 )

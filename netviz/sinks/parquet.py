@@ -27,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 
+from netviz.errors import NetvizValueError
 from netviz.sinks.base import Sink
 
 __all__ = ["Parquet"]
@@ -63,22 +64,24 @@ class Parquet(Sink):
 
     def __init__(
         self,
-        path: str | os.PathLike,
+        path: str | os.PathLike[str],
         *,
         steps_per_file: int = 20,
         flush_seconds: float = 30.0,
         compression: str = "zstd",
         overwrite: bool = False,
-    ):
+    ) -> None:
         _pyarrow()
         if (
             isinstance(steps_per_file, bool)
             or not isinstance(steps_per_file, int)
             or steps_per_file < 1
         ):
-            raise ValueError(f"`steps_per_file` must be an int >= 1, got {steps_per_file!r}")
+            raise NetvizValueError(f"`steps_per_file` must be an int >= 1, got {steps_per_file!r}")
         if not flush_seconds > 0:
-            raise ValueError(f"`flush_seconds` must be > 0, got {flush_seconds!r}")
+            raise NetvizValueError(
+                f"`flush_seconds` must be a number of seconds > 0, got {flush_seconds!r}"
+            )
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
             raise FileExistsError(

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Literal, TypeAlias
 
 import numpy as np
 import pandas as pd
+
+from netviz.errors import NetvizValueError
 
 __all__ = [
     "COMPACT_SERIES",
@@ -42,22 +45,34 @@ COMPACT_SERIES: tuple[tuple[str, str], ...] = (
 ROOT_NAME = "(root)"
 
 #: ``tag_fn(probe, stat, module, phase) -> str``: renames a series.
-TagFn = Callable[[str, str, str, str], str]
+TagFn: TypeAlias = Callable[[str, str, str, str], str]
+
+#: ``series=`` of the tracker sinks: ``"compact"``, ``"all"`` or ``"probe.stat"``/``"probe"`` names.
+SeriesSpec: TypeAlias = str | Iterable[str]
+
+#: ``histograms=`` of the tracker sinks.
+HistogramMode: TypeAlias = Literal["auto", "moments", False]
 
 _AGG = {"max": "max", "abs_max": "max", "min": "min", "numel": "sum"}
 
 
-def check_histograms(histograms: object) -> object:
+def check_histograms(histograms: object) -> HistogramMode:
     """``histograms=`` of the tracker sinks: ``"auto"``, ``"moments"`` or ``False``."""
-    if histograms not in ("auto", "moments", False):
-        raise ValueError(
-            f"`histograms` must be 'auto' (the histogram probes' counts), 'moments' or False, "
-            f"got {histograms!r}"
-        )
-    return histograms
+    if histograms is False:
+        return False
+    if histograms == "auto":
+        return "auto"
+    if histograms == "moments":
+        return "moments"
+    raise NetvizValueError(
+        f"`histograms` must be 'auto' (the histogram probes' counts), 'moments' or False, "
+        f"got {histograms!r}"
+    )
 
 
-def step_histograms(table: pd.DataFrame, histograms: object, prefix: str = "netviz") -> list:
+def step_histograms(
+    table: pd.DataFrame, histograms: HistogramMode, prefix: str = "netviz"
+) -> list[Hist]:
     """The :class:`Hist` objects a tracker sink writes for one step's ``table``."""
     if histograms == "auto":
         return binned_histograms(table, prefix)
@@ -66,7 +81,7 @@ def step_histograms(table: pd.DataFrame, histograms: object, prefix: str = "netv
     return []
 
 
-def binned_histograms(table: pd.DataFrame, prefix: str = "netviz") -> list:
+def binned_histograms(table: pd.DataFrame, prefix: str = "netviz") -> list[Hist]:
     """Histograms of the histogram probes (``activation_hist``, ``grad_hist``, ...) of a step.
 
     The monitor hands them over in ``table.attrs["histograms"]`` (dense
@@ -75,7 +90,7 @@ def binned_histograms(table: pd.DataFrame, prefix: str = "netviz") -> list:
     out (they are counted in ``nonfinite_frac``); the bins are trimmed to the
     non-empty range, and the open outer bins end at the finite neighbour edge.
     """
-    out = []
+    out: list[Hist] = []
     for block in table.attrs.get("histograms", ()):
         if block.rank is not None and block.rank >= 0:
             continue  # per-rank histograms: not one series per rank in a tracker
@@ -122,21 +137,21 @@ def _hist_from_counts(name: str, edges: np.ndarray, counts: np.ndarray) -> Hist 
     )
 
 
-def resolve_series(series: str | Iterable[str]) -> frozenset[tuple[str, str]] | None:
+def resolve_series(series: SeriesSpec) -> frozenset[tuple[str, str]] | None:
     """``"compact"``, ``"all"`` (None: everything) or ``"probe.stat"``/``"probe"`` names."""
     if series == "all":
         return None
     if series == "compact":
         return frozenset(COMPACT_SERIES)
     if isinstance(series, str) or not isinstance(series, Iterable):
-        raise ValueError(
+        raise NetvizValueError(
             f"`series` must be 'compact', 'all' or a list of 'probe.stat' (or 'probe') names, "
             f"got {series!r}"
         )
     out = set()
     for item in series:
         if not isinstance(item, str) or not item or item.count(".") > 1:
-            raise ValueError(
+            raise NetvizValueError(
                 f"`series` entries must be 'probe.stat' or 'probe' (e.g. 'grad_norm.l2'), "
                 f"got {item!r}"
             )
@@ -161,9 +176,9 @@ def _mask(table: pd.DataFrame, wanted: frozenset[tuple[str, str]] | None) -> np.
     if wanted is None:
         return None
     # compare the few distinct names, not every row (string columns may be Arrow-backed)
-    pc, pu = _factorize(table["probe"])
-    sc, su = _factorize(table["stat"])
-    pu, su = [str(x) for x in pu], [str(x) for x in su]
+    pc, probe_names = _factorize(table["probe"])
+    sc, stat_names = _factorize(table["stat"])
+    pu, su = [str(x) for x in probe_names], [str(x) for x in stat_names]
     ok = np.zeros((len(pu) + 1, len(su) + 1), dtype=bool)
     for p, s in wanted:
         if p in pu:

@@ -10,17 +10,26 @@ through ``add_histogram_raw``.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import pandas as pd
 
+from netviz._compat import is_summary_writer, tensorboard_file_writer
+from netviz.errors import NetvizTypeError
 from netviz.sinks.base import TrackerSink
-from netviz.sinks.series import Hist, check_histograms, step_histograms
+from netviz.sinks.series import Hist, HistogramMode, SeriesSpec, TagFn
+
+if TYPE_CHECKING:
+    import tensorboardX
+    from torch.utils.tensorboard import SummaryWriter
+
+    #: A writer the sink writes into (torch's or tensorboardX's).
+    Writer: TypeAlias = SummaryWriter | tensorboardX.SummaryWriter
 
 __all__ = ["TensorBoard"]
 
 
-def _summary_class(writer: Any) -> Any:
+def _summary_class(writer: Writer) -> Any:
     # The proto classes must come from the same package as the writer's FileWriter.
     if type(writer).__module__.startswith("tensorboardX"):
         from tensorboardX.proto.summary_pb2 import Summary
@@ -53,27 +62,24 @@ class TensorBoard(TrackerSink):
 
     def __init__(
         self,
-        writer_or_logdir: Any,
-        series: Any = "compact",
+        writer_or_logdir: Writer | str | os.PathLike[str],
+        series: SeriesSpec = "compact",
         *,
-        histograms: bool | str = "auto",
-        tag_fn: Any = None,
+        histograms: HistogramMode = "auto",
+        tag_fn: TagFn | None = None,
         step_offset: int = 0,
-    ):
-        super().__init__(series, tag_fn, step_offset)
-        self._histograms = check_histograms(histograms)
+    ) -> None:
+        super().__init__(series, tag_fn, step_offset, histograms)
         if isinstance(writer_or_logdir, (str, os.PathLike)):
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(log_dir=os.fspath(writer_or_logdir))
+            self.writer: Writer = SummaryWriter(log_dir=os.fspath(writer_or_logdir))
             self._owned = True
-        elif hasattr(writer_or_logdir, "_get_file_writer") and hasattr(
-            writer_or_logdir, "add_histogram_raw"
-        ):
+        elif is_summary_writer(writer_or_logdir):
             self.writer = writer_or_logdir
             self._owned = False
         else:
-            raise TypeError(
+            raise NetvizTypeError(
                 "TensorBoard(...) takes a log directory or a SummaryWriter (torch.utils.tensorboard "
                 f"or tensorboardX), got {type(writer_or_logdir).__name__}"
             )
@@ -86,10 +92,9 @@ class TensorBoard(TrackerSink):
             summary = self._summary(
                 value=[self._summary.Value(tag=k, simple_value=v) for k, v in scalars.items()]
             )
-            self.writer._get_file_writer().add_summary(summary, at)
-        if self._histograms:
-            for hist in step_histograms(table, self._histograms):
-                self.write_hist(at, hist)
+            tensorboard_file_writer(self.writer).add_summary(summary, at)
+        for hist in self.histograms(table):
+            self.write_hist(at, hist)
 
     def write_hist(self, step: int, hist: Hist) -> None:
         """Write one histogram at tracker step ``step`` (bucket limits are upper edges)."""

@@ -11,13 +11,17 @@ values are never logged raw: each becomes a point of its own series
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from netviz.errors import NetvizRuntimeError, NetvizValueError
 from netviz.sinks.base import TrackerSink
-from netviz.sinks.series import Hist, check_histograms, step_histograms
+from netviz.sinks.series import Hist, HistogramMode, SeriesSpec, TagFn
+
+if TYPE_CHECKING:
+    import wandb
 
 __all__ = ["MAX_BINS", "Wandb"]
 
@@ -57,29 +61,28 @@ class Wandb(TrackerSink):
 
     def __init__(
         self,
-        run: Any = None,
-        series: Any = "compact",
+        run: wandb.Run | None = None,
+        series: SeriesSpec = "compact",
         *,
         step_metric: str = "netviz/step",
-        histograms: bool | str = "auto",
-        tag_fn: Any = None,
+        histograms: HistogramMode = "auto",
+        tag_fn: TagFn | None = None,
         step_offset: int = 0,
-    ):
-        super().__init__(series, tag_fn, step_offset)
+    ) -> None:
+        super().__init__(series, tag_fn, step_offset, histograms)
         if not isinstance(step_metric, str) or not step_metric:
-            raise ValueError(f"`step_metric` must be a non-empty str, got {step_metric!r}")
+            raise NetvizValueError(f"`step_metric` must be a non-empty str, got {step_metric!r}")
         if run is None:
             import wandb
 
             run = wandb.run
             if run is None:
-                raise RuntimeError(
+                raise NetvizRuntimeError(
                     "netviz.sinks.Wandb(run=None) needs an active run: call wandb.init(...) "
                     "first or pass run=..."
                 )
         self.run = run
         self.step_metric = step_metric
-        self._histograms = check_histograms(histograms)
         self._defined = False
 
     def _define(self) -> None:
@@ -99,14 +102,13 @@ class Wandb(TrackerSink):
                 data["netviz/nonfinite/" + key.removeprefix("netviz/")] = 1.0
                 bad += 1
         data["netviz/nonfinite_count"] = bad
-        if self._histograms:
-            for hist in step_histograms(table, self._histograms):
-                data[hist.tag] = self.histogram(hist)
+        for hist in self.histograms(table):
+            data[hist.tag] = self.histogram(hist)
         data[self.step_metric] = step + self.step_offset
         self.run.log(data)
 
     @staticmethod
-    def histogram(hist: Hist) -> Any:
+    def histogram(hist: Hist) -> wandb.Histogram:
         """A ``wandb.Histogram`` of ``hist`` (bins merged down to at most 512)."""
         import wandb
 

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from netviz.analysis import Finding, Report, Thresholds, diagnose
+import netviz
+from netviz import Finding, Report, Thresholds, diagnose
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -441,14 +442,44 @@ def test_nonfinite_inputs_are_blamed_not_the_first_layer():
     assert (f.kind, f.module, f.evidence["nonfinite_inputs"]) == ("nonfinite", "<inputs>", 1.0)
 
 
-def test_layers_option_restricts_the_flow_check():
+def test_modules_selects_what_is_diagnosed_with_the_selectors_of_watch():
     net = deep_sigmoid()
     # comparing only the last two layers hides the vanishing gradient
-    assert diagnose(net, _x(), layers=["18", "20"]).findings == []
-    with pytest.raises(ValueError, match="`layers`"):
-        diagnose(net, _x(), layers=["nope"])
-    with pytest.raises(TypeError, match="`layers`"):
-        diagnose(net, _x(), layers="0")
+    assert diagnose(net, _x(), modules=["18", "20"]).findings == []
+    # a module type, as in watch: every Linear, so the vanishing gradient shows again
+    report = diagnose(net, _x(), modules=nn.Linear)
+    assert report.kinds() == ["vanishing_gradients"]
+    assert report.summary["depth_layers"] == [str(i) for i in range(0, 21, 2)]
+    # a predicate (name, module) -> bool
+    last = diagnose(net, _x(), modules=lambda name, m: name in ("18", "20"))
+    assert last.summary["depth_layers"] == ["18", "20"]
+    with pytest.raises(ValueError, match="`modules`"):
+        diagnose(net, _x(), modules=["nope"])
+    with pytest.raises(TypeError, match="`modules`"):
+        diagnose(net, _x(), modules=3)
+
+
+def test_modules_of_a_record_table_are_globs_over_the_recorded_names():
+    full = diagnose(deep_sigmoid(), _x())
+    assert diagnose(records=full, modules=["18", "20"]).findings == []
+    assert diagnose(records=full, modules="*").kinds() == ["vanishing_gradients"]
+    picked = diagnose(records=full, modules=["1?", "20"]).summary["depth_layers"]
+    assert picked == ["10", "12", "14", "16", "18", "20"]  # network order, not name order
+    with pytest.raises(netviz.NetvizValueError, match="match no recorded module"):
+        diagnose(records=full, modules=["nope"])
+    with pytest.raises(netviz.NetvizTypeError, match="records hold names"):
+        diagnose(records=full, modules=nn.Linear)
+
+
+def test_a_record_table_passed_as_the_model_is_a_clear_type_error():
+    full = diagnose(deep_sigmoid(), _x())
+    for wrong in (full.records, full):
+        with pytest.raises(netviz.NetvizTypeError, match=r"diagnose\(records=table\)"):
+            diagnose(wrong)
+    with pytest.raises(TypeError, match="needs a model"):
+        diagnose()
+    with pytest.raises(TypeError, match="reads a record table alone"):
+        diagnose(deep_sigmoid(), _x(), records=full.records)
 
 
 def test_works_inside_no_grad():

@@ -50,7 +50,7 @@ def _local_dead(x):
 def _worker(rank, world, init, out):
     import torch.distributed as dist
 
-    from netviz.analysis import diagnose
+    from netviz import diagnose
 
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
     try:

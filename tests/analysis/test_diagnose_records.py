@@ -1,4 +1,4 @@
-"""``diagnose(records)``: findings over a recorded training run."""
+"""``diagnose(records=records)``: findings over a recorded training run."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from torch import nn
 from torch.nn import functional as F
 
 import netviz
-from netviz.analysis import UnitActivity, diagnose
+from netviz import diagnose
+from netviz.capture.probes import UnitActivity
 
 
 def _train(net, lr, steps=6, probes=("grad_stats", "activation_stats", "weight_stats")):
@@ -28,12 +29,12 @@ def _mlp():
 
 
 def test_update_ratio_too_small_and_too_large():
-    small = diagnose(_train(_mlp(), lr=1e-7))
+    small = diagnose(records=_train(_mlp(), lr=1e-7))
     assert {f.module for f in small.by_kind("update_ratio")} == {"0", "2"}
     f = small.by_kind("update_ratio")[0]
     assert f.evidence["median_update_ratio"] < 1e-5 and f.evidence["steps"] == 5
     assert "raise the learning rate" in f.message
-    large = diagnose(_train(_mlp(), lr=50.0))
+    large = diagnose(records=_train(_mlp(), lr=50.0))
     assert large.by_kind("update_ratio")
     assert "lower the learning rate" in large.by_kind("update_ratio")[0].message
 
@@ -41,13 +42,13 @@ def test_update_ratio_too_small_and_too_large():
 def test_update_ratio_matches_records_median():
     records = _train(_mlp(), lr=1e-7)
     rows = records.query("probe == 'weight_stats' and stat == 'update_ratio' and module == '0'")
-    (f,) = [f for f in diagnose(records).by_kind("update_ratio") if f.module == "0"]
+    (f,) = [f for f in diagnose(records=records).by_kind("update_ratio") if f.module == "0"]
     assert f.evidence["median_update_ratio"] == pytest.approx(rows.value.median())
 
 
 def test_healthy_training_run_has_no_findings():
     torch.manual_seed(1)
-    report = diagnose(_train(_mlp(), lr=0.05))
+    report = diagnose(records=_train(_mlp(), lr=0.05))
     assert report.findings == [], str(report)
     s = report.summary
     assert (s["model"], s["source"], s["steps"], s["layers"]) == ("records", "records", 6, 2)
@@ -72,7 +73,7 @@ def test_trend_over_steps_reports_when_it_started():
             net(x).sum().backward()
             mon.step()
             net.zero_grad()
-    report = diagnose(mon.to_pandas())
+    report = diagnose(records=mon.to_pandas())
     (f,) = report.by_kind("dead_units")
     assert f.module == "1"
     assert (f.evidence["first_step"], f.evidence["last_step"], f.evidence["steps_seen"]) == (
@@ -94,28 +95,36 @@ def test_first_nonfinite_step_is_named():
             net(x).sum().backward()
             mon.step()
             net.zero_grad()
-    (f,) = diagnose(mon).by_kind("nonfinite")  # a Monitor is accepted too
+    (f,) = diagnose(records=mon).by_kind("nonfinite")  # a Monitor is accepted too
     assert f.module == "2" and f.evidence["first_step"] == 3
 
 
 def test_records_mode_rejects_model_arguments_and_bad_tables():
     records = _train(_mlp(), lr=0.05, steps=2)
-    with pytest.raises(TypeError, match=r"`inputs`, `target` and `loss_fn` are for diagnosing a"):
-        diagnose(records, torch.randn(2, 8))
-    with pytest.raises(ValueError, match=r"`model_or_records` is not a netviz record table"):
-        diagnose(pd.DataFrame({"step": [0]}))
+    with pytest.raises(netviz.NetvizTypeError, match=r"`model`, `inputs`, `target` and `loss_fn`"):
+        diagnose(records=records, inputs=torch.randn(2, 8))
+    with pytest.raises(ValueError, match=r"`records` is not a netviz record table"):
+        diagnose(records=pd.DataFrame({"step": [0]}))
     with pytest.raises(TypeError, match=r"load it with netviz\.load\('records\.parquet'\)"):
-        diagnose("records.parquet")
-    with pytest.raises(TypeError, match=r"`model_or_records` must be a torch\.nn\.Module or"):
-        diagnose(3)
+        diagnose(records="records.parquet")
+    with pytest.raises(netviz.NetvizTypeError, match=r"`records` must be a netviz record table"):
+        diagnose(records=3)
+    # the old call, a record table in the model's place, says what to write instead
+    for table in (records, "records.parquet"):
+        with pytest.raises(netviz.NetvizTypeError, match=r"diagnose\(records=table\)"):
+            diagnose(table)
+    with pytest.raises(
+        netviz.NetvizTypeError, match=r"`model` must be a torch\.nn\.Module, got int"
+    ):
+        diagnose(3, torch.randn(2, 8))
 
 
 def test_saved_and_loaded_records_diagnose_the_same(tmp_path):
     records = _train(_mlp(), lr=1e-7)
     path = tmp_path / "run.parquet"
     records.to_parquet(path)
-    a = diagnose(records)
-    b = diagnose(netviz.load(path))
+    a = diagnose(records=records)
+    b = diagnose(records=netviz.load(path))
     assert [(f.kind, f.module, f.severity) for f in a] == [
         (f.kind, f.module, f.severity) for f in b
     ]

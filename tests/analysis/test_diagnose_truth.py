@@ -12,7 +12,10 @@ from torch import nn
 from torch.nn import functional as F
 
 import netviz
-from netviz.analysis import CHECKS, ModelError, UnitActivity, diagnose
+from netviz import diagnose
+from netviz.analysis import CHECKS
+from netviz.capture.probes import UnitActivity
+from netviz.diagnosis import ModelError
 
 
 def _x(n=64, d=16):
@@ -161,9 +164,9 @@ def test_zero_recorded_steps_is_an_error_not_an_all_clear():
     with netviz.watch(net) as mon:
         pass
     with pytest.raises(ValueError, match="has no records: nothing was recorded"):
-        diagnose(mon)
+        diagnose(records=mon)
     with pytest.raises(ValueError, match="not an all-clear"):
-        diagnose(mon.to_pandas())
+        diagnose(records=mon.to_pandas())
 
 
 def test_records_without_unit_activity_do_not_claim_units():
@@ -174,7 +177,7 @@ def test_records_without_unit_activity_do_not_claim_units():
             net(x).sum().backward()
             mon.step()
             net.zero_grad()
-    report = diagnose(mon)
+    report = diagnose(records=mon)
     assert report.findings == []
     text = str(report)
     assert "dead" not in text.split("Checks")[0]  # the closing sentence claims no units
@@ -280,7 +283,7 @@ def test_unit_activity_records_from_watch_match_the_model_path():
         net(x).sum().backward()
         mon.step()
     net.zero_grad()
-    rec = diagnose(mon.to_pandas())
+    rec = diagnose(records=mon.to_pandas())
     live = diagnose(net, x)
     key = [(f.kind, f.module, f.evidence["dead_frac"]) for f in rec.by_kind("dead_units")]
     assert key == [(f.kind, f.module, f.evidence["dead_frac"]) for f in live.by_kind("dead_units")]
@@ -323,6 +326,6 @@ def test_new_thresholds_and_checks_validate():
 
 def test_a_report_can_be_diagnosed_again_from_its_records():
     live = diagnose(FunctionalNet(F.relu), _x())
-    again = diagnose(live)  # the report's records
+    again = diagnose(records=live)  # the report's records
     assert [(f.kind, f.module) for f in again] == [(f.kind, f.module) for f in live]
     assert again.summary["source"] == "records"

@@ -10,7 +10,8 @@ from torch import nn
 from torch.nn import functional as F
 
 import netviz
-from netviz.analysis import UnitActivity, diagnose
+from netviz import diagnose
+from netviz.capture.probes import UnitActivity
 
 PROBES = ["grad_stats", "activation_stats", "weight_stats", UnitActivity()]
 
@@ -117,7 +118,7 @@ def _train(build, steps, lr=1e-3, every_eval=5):
     ],
 )
 def test_healthy_training_runs_get_no_findings(build, steps):
-    report = diagnose(_train(build, steps))
+    report = diagnose(records=_train(build, steps))
     assert report.findings == [], str(report)
     ran = {c.name for c in report.checks if c.ran}
     want = {"nonfinite", "flow", "update_ratio", "gradient_trend", "gradient_spike", "eval_drift"}

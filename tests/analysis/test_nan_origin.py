@@ -9,9 +9,10 @@ from torch import nn
 from torch.nn import functional as F
 
 import netviz
-from netviz.analysis import UnitActivity, diagnose
+from netviz import diagnose
 from netviz.analysis.checks import check_nonfinite
 from netviz.analysis.order import as_records, module_order
+from netviz.capture.probes import UnitActivity
 
 
 def _mlp():
@@ -51,7 +52,7 @@ def _key(report):
 
 
 def test_the_origin_is_the_first_step_not_the_first_layer():
-    report = diagnose(_run_with_inf_at_step_5())
+    report = diagnose(records=_run_with_inf_at_step_5())
     nf = report.by_kind("nonfinite")
     assert report.findings[0] is nf[0]  # the origin is the top finding
     origin = nf[0]
@@ -72,8 +73,8 @@ def test_the_origin_is_the_first_step_not_the_first_layer():
 )
 def test_row_order_does_not_change_the_diagnosis(reorder):
     records = as_records(_run_with_inf_at_step_5())  # with the `order` column
-    base = diagnose(records)
-    again = diagnose(reorder(records).reset_index(drop=True))
+    base = diagnose(records=records)
+    again = diagnose(records=reorder(records).reset_index(drop=True))
     assert _key(again) == _key(base)
     assert module_order(reorder(records)) == module_order(records)
 
@@ -100,8 +101,8 @@ def test_skipped_steps_are_not_judged_for_nonfinite_gradients():
     records = records[records.step <= 4].copy()
     bad = (records.step == 3) & (records.probe == "grad_stats") & (records.stat == "nonfinite_frac")
     records.loc[bad, "value"] = 1.0
-    assert diagnose(records).by_kind("nonfinite")  # judged: a finding
+    assert diagnose(records=records).by_kind("nonfinite")  # judged: a finding
     records["skipped"] = records.step == 3
-    report = diagnose(records)
+    report = diagnose(records=records)
     assert report.by_kind("nonfinite") == []
     assert "1 steps skipped by the GradScaler are not judged" in report.check("nonfinite").detail

@@ -13,7 +13,8 @@ from torch import nn
 from torch.nn import functional as F
 
 import netviz
-from netviz.analysis import UnitActivity, diagnose
+from netviz import diagnose
+from netviz.capture.probes import UnitActivity
 
 PROBES = ["grad_norm", "grad_stats", "activation_stats", UnitActivity()]
 
@@ -101,7 +102,7 @@ def _answer(report):
 def test_model_and_records_give_one_answer(build, n_layers):
     net, x, y, records = _trained_then_recorded(build)
     live = diagnose(net, x, y)
-    rec = diagnose(records)
+    rec = diagnose(records=records)
     assert _answer(live) == _answer(rec)
     assert live.summary["layers"] == n_layers
     a = live.summary["healthy_flow"] or ""
@@ -115,7 +116,7 @@ def test_transformer_depth_ends_are_real_layers():
     # out_proj is used through its weight (never called): it belongs inside its
     # attention, not at the output end of the depth series
     _, _, _, records = _trained_then_recorded(transformer_encoder)
-    layers = diagnose(records).summary["depth_layers"]
+    layers = diagnose(records=records).summary["depth_layers"]
     assert layers[0] == "embed" and layers[-1] == "head"
     i = layers.index("encoder.layers.0.self_attn")
     assert layers[i + 1] == "encoder.layers.0.self_attn.out_proj"

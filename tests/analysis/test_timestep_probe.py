@@ -231,7 +231,7 @@ def test_probe_draws_no_random_numbers():
 
 @pytest.mark.parametrize("kind", ["LSTM", "GRUCell"])
 def test_no_host_synchronisation_in_the_hooks(kind, scalar_counter):
-    from netviz.analysis import UnitActivity
+    from netviz.capture.probes import UnitActivity
 
     torch.manual_seed(9)
     m = nn.Sequential(nn.Linear(3, 3), nn.ReLU(), nn.Tanh())

@@ -12,7 +12,8 @@ from torch import nn
 from torch.nn import functional as F
 
 import netviz
-from netviz.analysis import Thresholds, UnitActivity, diagnose
+from netviz import Thresholds, diagnose
+from netviz.capture.probes import UnitActivity
 
 COLUMNS = ["step", "skipped", "phase", "micro", "module", "call", "order", "probe", "stat", "value"]
 
@@ -47,7 +48,7 @@ def _table(grads: dict[str, list[float]], nonfinite_from: int | None = None) -> 
 def test_one_layer_decaying_apart_from_the_others_is_found():
     n = 20
     decay = [10.0 ** (-4 * s / (n - 1)) for s in range(n)]  # 1 -> 1e-4
-    report = diagnose(_table({"a": [1.0] * n, "b": decay, "c": [0.5] * n, "d": [0.2] * n}))
+    report = diagnose(records=_table({"a": [1.0] * n, "b": decay, "c": [0.5] * n, "d": [0.2] * n}))
     (f,) = report.by_kind("gradient_trend")
     assert f.module == "b" and f.severity == "warning"  # apart by < 2 x trend_orders
     # early: median of steps 0-4, late: median of steps 15-19 (quarters of 20 steps)
@@ -61,7 +62,7 @@ def test_one_layer_decaying_apart_from_the_others_is_found():
 def test_all_layers_decaying_together_is_convergence_not_a_finding():
     n = 20
     decay = [10.0 ** (-3 * s / (n - 1)) for s in range(n)]
-    report = diagnose(_table({"a": decay, "b": [2 * v for v in decay], "c": decay}))
+    report = diagnose(records=_table({"a": decay, "b": [2 * v for v in decay], "c": decay}))
     assert report.findings == []
     c = report.check("gradient_trend")
     # early: step 2 (median of 0-4), late: step 17 (median of 15-19): -3 * 15 / 19 orders
@@ -71,7 +72,7 @@ def test_all_layers_decaying_together_is_convergence_not_a_finding():
 def test_a_growing_layer_is_found():
     n = 12
     grow = [10.0 ** (3 * s / (n - 1)) for s in range(n)]
-    report = diagnose(_table({"a": [1.0] * n, "b": [1.0] * n, "c": grow}))
+    report = diagnose(records=_table({"a": [1.0] * n, "b": [1.0] * n, "c": grow}))
     (f,) = report.by_kind("gradient_trend")
     assert f.module == "c" and "grew by" in f.message and "lower the learning rate" in f.message
 
@@ -89,7 +90,7 @@ def test_units_dying_during_real_training_show_as_a_trend():
             opt.zero_grad()
             F.cross_entropy(net(x), y).backward()
             opt.step()
-    report = diagnose(mon)
+    report = diagnose(records=mon)
     trend = {f.module: f for f in report.by_kind("gradient_trend")}
     assert set(trend) == {"0", "2"}  # no gradient below the dead ReLU any more
     assert all(f.evidence["late"] == 0.0 for f in trend.values())
@@ -97,7 +98,7 @@ def test_units_dying_during_real_training_show_as_a_trend():
 
 
 def test_too_few_steps_do_not_run_the_trend():
-    report = diagnose(_table({"a": [1.0, 1e-6], "b": [1.0, 1.0]}))
+    report = diagnose(records=_table({"a": [1.0, 1e-6], "b": [1.0, 1.0]}))
     c = report.check("gradient_trend")
     assert c.status == "not_run" and "at least 5 recorded steps" in c.detail and "got 2" in c.detail
 
@@ -106,7 +107,7 @@ def test_too_few_steps_do_not_run_the_trend():
 def test_a_spike_before_the_first_nan_is_found():
     a = [1.0] * 12
     b = [1.0, 1.1, 0.9, 1.0, 1.05, 0.95, 1.0, 1.0, 1.0, 1.0, 50.0, 1.0]
-    report = diagnose(_table({"a": a, "b": b}, nonfinite_from=11))
+    report = diagnose(records=_table({"a": a, "b": b}, nonfinite_from=11))
     (f,) = report.by_kind("gradient_spike")
     assert (f.module, f.severity) == ("b", "error")
     assert f.evidence["spike_step"] == 10 and f.evidence["first_nonfinite_step"] == 11
@@ -117,7 +118,7 @@ def test_a_spike_before_the_first_nan_is_found():
 
 def test_a_spike_without_consequence_is_no_finding():
     b = [1.0] * 10 + [50.0, 1.0]
-    report = diagnose(_table({"a": [1.0] * 12, "b": b}))
+    report = diagnose(records=_table({"a": [1.0] * 12, "b": b}))
     assert report.findings == []
     c = report.check("gradient_spike")
     assert c.status == "clear" and "1 spike(s) are not findings" in c.detail
@@ -125,7 +126,9 @@ def test_a_spike_without_consequence_is_no_finding():
 
 def test_spike_factor_is_a_threshold():
     b = [1.0] * 10 + [50.0, 1.0]
-    report = diagnose(_table({"a": [1.0] * 12, "b": b}, 11), thresholds=Thresholds(spike_factor=60))
+    report = diagnose(
+        records=_table({"a": [1.0] * 12, "b": b}, 11), thresholds=Thresholds(spike_factor=60)
+    )
     assert report.by_kind("gradient_spike") == []
 
 
@@ -140,7 +143,7 @@ def _ratios(values):
 
 def test_update_ratio_drifting_out_late_in_training_is_found():
     values = [1e-3] * 12 + [0.5] * 4
-    (f,) = diagnose(_ratios(values)).by_kind("update_ratio")
+    (f,) = diagnose(records=_ratios(values)).by_kind("update_ratio")
     assert f.evidence["median_update_ratio"] == pytest.approx(1e-3)
     assert f.evidence["late_update_ratio"] == pytest.approx(0.5)
     assert "over the last 4 of 16 step(s)" in f.message and "lower the learning rate" in f.message
@@ -148,9 +151,9 @@ def test_update_ratio_drifting_out_late_in_training_is_found():
 
 def test_skipped_steps_do_not_count_for_the_update_ratio():
     df = _ratios([1e-3] * 8 + [0.0] * 8)  # a GradScaler skipped the second half: no update
-    assert diagnose(df).by_kind("update_ratio")
+    assert diagnose(records=df).by_kind("update_ratio")
     df["skipped"] = df.value == 0.0
-    assert diagnose(df).by_kind("update_ratio") == []
+    assert diagnose(records=df).by_kind("update_ratio") == []
 
 
 # ------------------------------------------------------------ eval drift
@@ -174,7 +177,7 @@ def _train_and_eval(momentum, steps=12):
 
 
 def test_batchnorm_running_stats_that_never_update_drift_in_eval():
-    report = diagnose(_train_and_eval(momentum=0.0))  # running stats stay at mean 0, var 1
+    report = diagnose(records=_train_and_eval(momentum=0.0))  # running stats stay at mean 0, var 1
     (f,) = report.by_kind("eval_drift")
     assert f.module == "1"  # the batch norm: the Linear before it computes the same
     assert f.evidence["shift_sd"] >= 1.0 or f.evidence["std_ratio"] >= 3.0
@@ -183,12 +186,12 @@ def test_batchnorm_running_stats_that_never_update_drift_in_eval():
 
 
 def test_batchnorm_with_running_averages_does_not_drift():
-    report = diagnose(_train_and_eval(momentum=None))  # cumulative average of the batches
+    report = diagnose(records=_train_and_eval(momentum=None))  # cumulative average of the batches
     assert report.by_kind("eval_drift") == [], str(report)
     c = report.check("eval_drift")
     assert c.status == "clear" and c.steps == 11
 
 
 def test_no_eval_rows_no_drift_check():
-    c = diagnose(_table({"a": [1.0] * 3, "b": [1.0] * 3})).check("eval_drift")
+    c = diagnose(records=_table({"a": [1.0] * 3, "b": [1.0] * 3})).check("eval_drift")
     assert c.status == "not_run" and "no eval-phase" in c.detail

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import netviz
-from netviz.analysis import UnitActivity
+from netviz.capture.probes import UnitActivity
 
 
 def _stats(module, x, probe=None):

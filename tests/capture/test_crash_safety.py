@@ -332,7 +332,7 @@ def test_float16_layer_with_large_finite_gradients():
         lin.weight.double().square().sum().item() + lin.bias.double().square().sum().item()
     )
     assert values[("weight_stats", "l2")] == pytest.approx(w, rel=1e-6)
-    report = netviz.diagnose(df)
+    report = netviz.diagnose(records=df)
     assert [f for f in report.findings if f.kind == "nonfinite"] == []
 
 

@@ -162,7 +162,7 @@ def test_help_documents_the_exit_codes(capsys):
 def test_figure_shows_the_statistic_the_report_quotes(tmp_path, capsys):
     import matplotlib.pyplot as plt
 
-    from netviz.analysis import diagnose
+    from netviz import diagnose
 
     spec = importlib.util.spec_from_file_location("s7", SIGMOID7)
     s7 = importlib.util.module_from_spec(spec)

@@ -289,7 +289,7 @@ def scenario_diagnose(rank, out, result):
     from _dist_scenario import diagnose_batch, make_diagnose_model
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    from netviz.analysis import diagnose
+    from netviz import diagnose
 
     ddp = DDP(make_diagnose_model())
     x, y = diagnose_batch(rank)

@@ -254,7 +254,7 @@ def test_all_ranks_keeps_the_same_merged_records_everywhere(job):
 def test_diagnose_under_ddp_matches_single_process_on_the_global_batch(job):
     from _dist_scenario import diagnose_batch, make_diagnose_model
 
-    from netviz.analysis import diagnose
+    from netviz import diagnose
 
     out, (r0, r1) = job
     parts = [diagnose_batch(r) for r in range(WORLD)]

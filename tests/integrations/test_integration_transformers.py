@@ -136,6 +136,9 @@ def test_wandb_run_of_the_trainer_gets_netviz_on_train_global_step(tmp_path, mon
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     monkeypatch.setenv("WANDB_PROJECT", "netviz-test")
+    # wandb reads WANDB_DIR once per process (its setup singleton): a wandb run made
+    # earlier in this process would send this one to that run's directory.
+    wandb.teardown()
     try:
         _, callback = hf_trainer_example.main(
             str(tmp_path / "out"), max_steps=2, accumulate=1, report_to="wandb"

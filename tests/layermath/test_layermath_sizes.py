@@ -30,6 +30,7 @@ from netviz.layermath import (
 pytestmark = [
     pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning"),
     pytest.mark.filterwarnings("ignore:Initializing zero-element tensors:UserWarning"),
+    pytest.mark.filterwarnings("ignore:TF32 acceleration on top of oneDNN:UserWarning"),
 ]
 
 CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
@@ -105,19 +106,85 @@ def conv_t_configs(draw):
 @example((1, (5,), 3, 1, 0, 1, 2))  # output_padding 1 >= stride 1 but < dilation 2: legal
 @example((1, (5,), 3, 2, 0, 2, 1))  # output_padding 2 >= stride and dilation: refused
 @example((1, (1,), 1, 1, 1, 0, 1))  # padding eats the whole output
+@example((2, (1, 3), 4, 1, 2, 0, 1))  # output size 0: the reference kernel refuses it
 def test_conv_transpose_output_size_matches_torch(cfg):
+    """The formula alone is PyTorch's reference kernel (oneDNN off): an empty output is refused."""
+    nd, size, k, s, p, op, d = cfg
+    with torch.backends.mkldnn.flags(enabled=False):
+        expected = torch_outcome(
+            lambda: CONV_T[nd](1, 1, k, stride=s, padding=p, output_padding=op, dilation=d),
+            (1, 1, *size),
+        )
+    ours = ours_outcome(lambda: conv_transpose_output_size(size, k, s, p, op, d))
+    assert ours == (expected if expected == ERROR else expected[2:])
+
+
+@given(conv_t_configs())
+@example((2, (1, 3), 4, 1, 2, 0, 1))  # output size 0 along the first dimension: empty tensor
+@example((1, (2,), 3, 1, 2, 0, 1))  # 1-D, output size 0
+@example((1, (1,), 3, 1, 2, 0, 1))  # output size -1: refused by oneDNN too
+def test_conv_transpose_empty_ok_matches_onednn(cfg):
+    """``empty_ok=True`` is PyTorch's oneDNN kernel (batch 2 picks it): size 0 is an empty tensor."""
     nd, size, k, s, p, op, d = cfg
     expected = torch_outcome(
         lambda: CONV_T[nd](1, 1, k, stride=s, padding=p, output_padding=op, dilation=d),
-        (1, 1, *size),
+        (2, 1, *size),
     )
-    if expected != ERROR and 0 in expected:
-        # PyTorch is inconsistent here: the reference kernel refuses an empty output
-        # ("Output size is too small"), but the oneDNN path taken with dilation returns
-        # an empty tensor. We always refuse.
-        expected = ERROR
-    ours = ours_outcome(lambda: conv_transpose_output_size(size, k, s, p, op, d))
-    assert ours == (expected if expected == ERROR else expected[2:])
+    ours = ours_outcome(lambda: conv_transpose_output_size(size, k, s, p, op, d, empty_ok=True))
+    uses_onednn = all(o < st for o, st in zip(*(_per_dim(v, nd) for v in (op, s))))
+    if uses_onednn:
+        assert ours == (expected if expected == ERROR else expected[2:])
+    elif expected != ERROR:  # output_padding >= stride: the reference kernel, never empty
+        assert 0 not in expected and ours == expected[2:]
+
+
+def _per_dim(value, nd):
+    return value if isinstance(value, tuple) else (value,) * nd
+
+
+@st.composite
+def conv_t_modules(draw):
+    """Transposed convolutions near the empty-output boundary, as users build them."""
+    nd, size, k, s, p, op, d = draw(conv_t_configs())
+    groups = draw(st.sampled_from([1, 1, 2]))
+    c_in = groups * draw(st.integers(1, 2))
+    batch = draw(st.sampled_from([None, 1, 2, 16]))  # None: an unbatched input
+    threads = draw(st.sampled_from([1, 2]))
+    return nd, size, k, s, p, op, d, groups, c_in, batch, threads
+
+
+@given(conv_t_modules())
+@example((2, (1, 3), 4, 1, 2, 0, 1, 1, 1, 1, 1))  # kernels > 3: oneDNN, empty output
+@example((2, (2, 3), 3, 1, (2, 0), 0, 1, 1, 2, 1, 1))  # small kernel, batch 1: refused
+@example((2, (2, 3), 3, 1, (2, 0), 0, 1, 1, 2, 2, 1))  # batch 2: empty output
+@example((2, (2, 3), 3, 1, (2, 0), 0, 1, 2, 2, 1, 1))  # groups 2: empty output
+@example((1, (2,), 3, 1, 2, 0, 1, 1, 1, None, 1))  # unbatched runs as batch 1: refused
+@example((1, (2,), 1, 1, 0, 0, 1, 1, 1, 1, 2))  # 1x1 kernel, two threads
+def test_output_shape_of_conv_transpose_matches_torch_at_the_empty_boundary(cfg):
+    """output_shape accepts an output size of 0 exactly where the real module returns one."""
+    nd, size, k, s, p, op, d, groups, c_in, batch, threads = cfg
+    shape = (*(() if batch is None else (batch,)), c_in, *size)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        try:
+            module = CONV_T[nd](
+                c_in,
+                2 * groups,
+                k,
+                stride=s,
+                padding=p,
+                output_padding=op,
+                dilation=d,
+                groups=groups,
+            )
+        except ValueError:
+            return
+        expected = torch_outcome(lambda: module, shape)
+        ours = ours_outcome(lambda: output_shape(module, shape))
+    finally:
+        torch.set_num_threads(before)
+    assert ours == expected
 
 
 @st.composite

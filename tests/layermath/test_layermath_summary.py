@@ -288,3 +288,12 @@ def test_train_mode_and_forward_kwargs():
     assert not torch.equal(model.bn.running_mean, before)  # train mode: statistics updated
     assert not model.training and not model.bn.training  # and the flags restored
     assert list(t["output_shape"]) == [(8, 3), (8, 3)]
+
+
+def test_an_empty_transposed_convolution_output_is_checked_ok():
+    """PyTorch's oneDNN kernel returns an empty tensor here (batch 2); summary agrees."""
+    model = nn.Sequential(nn.ConvTranspose2d(2, 2, 3, padding=(2, 0)))
+    rows = summary(model, (2, 2, 2, 3)).to_pandas().set_index("module")
+    assert rows.loc["0", "output_shape"] == (2, 2, 0, 5)
+    assert rows.loc["0", "predicted_shape"] == (2, 2, 0, 5)
+    assert rows.loc["0", "check"] == "ok"

@@ -165,3 +165,46 @@ def test_grid_append_gives_one_row_per_kept_cell():
     )
     pd.testing.assert_frame_equal(grid.to_pandas(), validate_frame(want))
     assert len(grid) == 5 and grid.steps == [7]
+
+
+def _unreadable(tmp_path, name: str, data: bytes):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "kind", "cause"),
+    [
+        ("run.parquet", b"PAR1 but not really", "Parquet", "ArrowInvalid"),
+        ("run.csv", b'step,module\n0,"never closed\n', "CSV", "ParserError"),
+        ("run.csv", b"", "CSV", "EmptyDataError"),
+        ("run.csv", b"\xff\xfe\x00\x81binary", "CSV", "UnicodeDecodeError"),
+    ],
+)
+def test_a_file_its_reader_cannot_parse_is_a_record_error_naming_it(
+    tmp_path, name, data, kind, cause
+):
+    path = _unreadable(tmp_path, name, data)
+    with pytest.raises(netviz.RecordError) as info:
+        netviz.load(path)
+    message = str(info.value)
+    assert str(path) in message and f"not a readable {kind} file" in message
+    assert type(info.value.__cause__).__name__ == cause  # the reader's own error, chained
+    assert isinstance(info.value, ValueError)
+
+
+def test_load_metadata_of_a_corrupt_parquet_file_is_a_record_error(tmp_path):
+    from netviz.records.io import load_metadata
+
+    path = _unreadable(tmp_path, "run.parquet", b"not parquet")
+    with pytest.raises(netviz.RecordError, match="not a readable Parquet file"):
+        load_metadata(path)
+
+
+def test_a_corrupt_part_of_a_parquet_folder_is_a_record_error(tmp_path):
+    folder = tmp_path / "run.parquet"
+    folder.mkdir()
+    (folder / "part-00000.parquet").write_bytes(b"truncated")
+    with pytest.raises(netviz.RecordError, match="not a readable Parquet file"):
+        netviz.load(folder)

@@ -326,3 +326,39 @@ def test_import_netviz_imports_no_framework():
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("bad", [0, 1, True, "binned", None])
+def test_histograms_option_takes_only_auto_moments_or_false(tmp_path, bad):
+    # 0 == False in Python: 0 was let through as False before
+    with pytest.raises(netviz.NetvizValueError, match=r"'auto'.*'moments' or False"):
+        netviz.sinks.TensorBoard(tmp_path / "tb", histograms=bad)
+
+
+def test_histograms_false_gives_none_and_moments_gives_one_per_module(tmp_path):
+    rows = [
+        ("activation_stats", s, v)
+        for s, v in [
+            ("min", -1.0),
+            ("max", 2.0),
+            ("numel", 4.0),
+            ("mean", 0.5),
+            ("std", 1.0),
+            ("nonfinite_frac", 0.0),
+        ]
+    ]
+    frame = table([(0, "train", 0, "enc.0", 0, 0, p, s, v) for p, s, v in rows])
+    off = netviz.sinks.TensorBoard(tmp_path / "off", histograms=False)
+    on = netviz.sinks.TensorBoard(tmp_path / "on", histograms="moments")
+    try:
+        assert off.histograms(frame) == []
+        (hist,) = on.histograms(frame)
+        assert (hist.tag, hist.num, hist.min, hist.max) == (
+            "netviz/activation_hist/enc.0",
+            4.0,
+            -1.0,
+            2.0,
+        )
+    finally:
+        off.close()
+        on.close()

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
+from netviz._leaf import first_tensor  # re-exported: the helper lives in the leaf
 from netviz.capture.probe import Probe, ProbeContext
 from netviz.capture.stats import (
     ACTIVATION_STATS,
@@ -20,23 +19,6 @@ from netviz.capture.stats import (
 )
 
 __all__ = ["ActivationStats", "first_tensor"]
-
-
-def first_tensor(output: Any) -> torch.Tensor | None:
-    """The first tensor of ``output`` in depth-first order (tuples, lists, dicts, namedtuples)."""
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, Mapping):
-        items = output.values()
-    elif isinstance(output, (tuple, list)):
-        items = output
-    else:
-        return None
-    for item in items:
-        found = first_tensor(item)
-        if found is not None:
-            return found
-    return None
 
 
 class ActivationStats(Probe):

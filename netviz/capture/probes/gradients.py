@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from netviz.capture._compat import own_parameters
+from netviz._compat import foreach_norm, is_shard_placement, own_parameters
 from netviz.capture.probe import Probe, ProbeContext
 from netviz.capture.stats import (
     MOMENT_FIELDS,
@@ -48,7 +48,7 @@ def local_tensor(t: torch.Tensor) -> tuple[torch.Tensor, bool]:
     to_local = getattr(t, "to_local", None)
     if to_local is not None and callable(to_local):
         placements = getattr(t, "placements", ())
-        sharded = any(type(p).__name__ in ("Shard", "_StridedShard") for p in placements)
+        sharded = any(is_shard_placement(p) for p in placements)
         return to_local(), sharded
     if t.is_sparse:
         return t.coalesce().values(), False
@@ -87,13 +87,13 @@ def module_grads(ctx: ProbeContext) -> list[tuple[str, list[torch.Tensor], bool]
 def _foreach_norms(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
     """``_foreach_norm`` accumulated in float32 or wider: half precision never rounds to half."""
     if not any(t.dtype in _HALF for t in tensors):
-        return list(torch._foreach_norm(tensors))
+        return list(foreach_norm(tensors))
     out: list[torch.Tensor | None] = [None] * len(tensors)
     for wide in (True, False):
         idx = [i for i, t in enumerate(tensors) if (t.dtype != torch.float64) == wide]
         if idx:
             kw = {"dtype": torch.float32} if wide else {}
-            for i, n in zip(idx, torch._foreach_norm([tensors[i] for i in idx], **kw)):
+            for i, n in zip(idx, foreach_norm([tensors[i] for i in idx], **kw)):
                 out[i] = n
     return out  # type: ignore[return-value]
 

@@ -22,11 +22,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from netviz._leaf import first_tensor
 from netviz.capture._fused_hist import SharedRead
 from netviz.capture._fused_hist import get as _get_kernel
 from netviz.capture.histogram import HistogramGrid, tensor_histogram
 from netviz.capture.probe import Probe, ProbeContext
-from netviz.capture.probes.activation import ActivationStats, first_tensor
+from netviz.capture.probes.activation import ActivationStats
 from netviz.capture.probes.gradients import local_tensor, module_grads
 from netviz.capture.stats import KERNELS, Scratch
 from netviz.errors import NetvizValueError

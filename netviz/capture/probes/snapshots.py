@@ -17,9 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from netviz.capture.activations import call_keys
+from netviz._leaf import call_keys, first_tensor
 from netviz.capture.probe import Probe, ProbeContext
-from netviz.capture.probes.activation import first_tensor
 
 __all__ = ["AttentionSnapshots", "FeatureMapSnapshots", "snapshot_tensors"]
 

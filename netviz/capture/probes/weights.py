@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from netviz._compat import foreach_copy_, foreach_sub
 from netviz.capture.probe import Probe, ProbeContext
 from netviz.capture.probes.gradients import local_tensor, stacked_sum_squares
 from netviz.capture.stats import Scratch, buffer_dtype, readable_tensor
@@ -49,10 +50,10 @@ class WeightStats(Probe):
             sq = stacked_sum_squares(now, self._scratch).sum()
             prev = self._prev.get(name)
             if prev is not None and [p.shape for p in prev] == [p.shape for p in now]:
-                diffs = torch._foreach_sub(now, prev)
+                diffs = foreach_sub(now, prev)
                 dsq = stacked_sum_squares(diffs, self._scratch).sum()
                 psq = stacked_sum_squares(prev, self._scratch).sum()
-                torch._foreach_copy_(prev, now)
+                foreach_copy_(prev, now)
                 has = torch.ones((), dtype=dt, device=sq.device)
             else:
                 self._prev[name] = [p.clone() for p in now]

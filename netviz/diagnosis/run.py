@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import difflib
+import fnmatch
+import os
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pandas as pd
@@ -10,14 +13,15 @@ import torch
 from torch import nn
 
 from netviz.analysis.analyze import analyze, empty_error
-from netviz.analysis.checks import gradient_series
+from netviz.analysis.checks import depth_layers, gradient_magnitudes, gradient_series
 from netviz.analysis.findings import Finding, Thresholds
 from netviz.analysis.order import as_records, module_order
-from netviz.analysis.passes import ModelError, default_loss, run_passes
-from netviz.analysis.report import Report
 from netviz.capture.selection import ModuleSelector, unwrap
+from netviz.diagnosis.passes import ModelError, default_loss, run_passes
+from netviz.diagnosis.report import Report
+from netviz.errors import NetvizTypeError, NetvizValueError
 
-__all__ = ["INPUTS", "ModelError", "analyze", "default_loss", "diagnose", "weight_layers"]
+__all__ = ["INPUTS", "ModelError", "default_loss", "diagnose", "weight_layers"]
 
 #: ``Finding.module`` of a finding about the inputs rather than a module.
 INPUTS = "<inputs>"
@@ -60,18 +64,43 @@ def _rnn_evidence(model: nn.Module) -> dict[str, dict[str, float]]:
     return out
 
 
-def _check_layers(layers: Any, records: pd.DataFrame) -> list[str] | None:
-    if layers is None:
+def _record_modules(modules: ModuleSelector, records: pd.DataFrame) -> list[str] | None:
+    """The recorded modules a ``modules=`` selector picks in a record table (names only).
+
+    A record table carries module names, not modules: globs and lists of globs
+    apply to those names as in ``watch``; a type or a predicate needs the model.
+    """
+    if modules is None:
         return None
-    if isinstance(layers, str) or not all(isinstance(m, str) for m in layers):
-        raise TypeError(f"`layers` must be a list of qualified module names, got {layers!r:.80}")
-    known = set(records.module)
-    missing = [m for m in layers if m not in known]
-    if missing:
-        raise ValueError(
-            f"`layers` {missing} have no records; recorded modules: {sorted(known)[:20]}"
+    if isinstance(modules, str):
+        patterns = [modules]
+    elif (
+        isinstance(modules, type)
+        or callable(modules)
+        or (isinstance(modules, tuple) and any(isinstance(t, type) for t in modules))
+    ):
+        raise NetvizTypeError(
+            "`modules` of a record table must be a glob or a list of globs over the recorded "
+            f"module names (the records hold names, not modules); got {modules!r:.80}. A module "
+            "type or a predicate selects modules of a model: diagnose(model, inputs, modules=...)"
         )
-    return list(layers)
+    else:
+        given: list[object] = list(modules) if isinstance(modules, Iterable) else []
+        patterns = [p for p in given if isinstance(p, str)]
+        if not given or len(patterns) != len(given):
+            raise NetvizTypeError(
+                "`modules` must be None, a glob or a list of globs (str) over the recorded "
+                f"module names; got {modules!r:.80}"
+            )
+    known = sorted(set(records.module))
+    chosen = [m for m in known if any(fnmatch.fnmatchcase(m, p) for p in patterns)]
+    if not chosen:
+        close = [c for p in patterns for c in difflib.get_close_matches(p, known, n=5, cutoff=0.3)]
+        raise NetvizValueError(
+            f"`modules` pattern(s) {patterns!r} match no recorded module; close names: "
+            f"{', '.join(repr(c) for c in dict.fromkeys(close or known[:5]))}"
+        )
+    return chosen
 
 
 def _blame_inputs(findings: list[Finding], seen: list[tuple[int, int]]) -> list[Finding]:
@@ -107,8 +136,6 @@ def _healthy_flow(records: pd.DataFrame, layers: list[str], stat: str) -> str | 
 
 
 def _summary(records: pd.DataFrame, facts: dict[str, Any], **kw: Any) -> dict[str, Any]:
-    from netviz.analysis.checks import gradient_magnitudes
-
     layers = facts["layers"]
     _, stat = gradient_magnitudes(records)
     out = dict(kw)
@@ -122,17 +149,53 @@ def _summary(records: pd.DataFrame, facts: dict[str, Any], **kw: Any) -> dict[st
     return out
 
 
+def _records_report(records: Any, th: Thresholds, modules: ModuleSelector) -> Report:
+    table = as_records(records, name="records")
+    if not len(table):
+        raise empty_error(f"`records` ({type(records).__name__})")
+    selected = _record_modules(modules, table)
+    chosen = None
+    if selected is not None:  # the selected modules among those that count for depth
+        chosen = [m for m in depth_layers(table, module_order(table)) if m in set(selected)]
+    findings, checks, facts = analyze(table, th, layers=chosen, source="records")
+    summary = _summary(table, facts, model="records", source="records")
+    return Report(findings, table, th, summary, checks)
+
+
+def _not_a_model(model: Any) -> NetvizTypeError:
+    if _as_table(model):
+        return NetvizTypeError(
+            f"`model` is a {type(model).__name__}, not a torch.nn.Module: diagnose a record "
+            "table with diagnose(records=table) (netviz.watch(...).to_pandas(), "
+            "netviz.load(path), a netviz.Monitor or a netviz.Report)"
+        )
+    return NetvizTypeError(
+        f"`model` must be a torch.nn.Module, got {type(model).__name__}; a record table is "
+        "diagnosed with diagnose(records=table)"
+    )
+
+
+def _as_table(data: Any) -> bool:
+    """True for what :func:`diagnose` reads as records: a DataFrame, a Monitor, a Report, a path."""
+
+    return (
+        isinstance(data, (pd.DataFrame, str, os.PathLike))
+        or isinstance(getattr(data, "records", None), pd.DataFrame)
+        or (callable(getattr(data, "to_pandas", None)) and hasattr(data, "step_index"))
+    )
+
+
 def diagnose(
-    model_or_records: nn.Module | pd.DataFrame,
+    model: nn.Module | None = None,
     inputs: Any = None,
     target: Any = None,
     loss_fn: Callable[..., torch.Tensor] | None = None,
     *,
+    records: Any = None,
     thresholds: Thresholds | None = None,
     train: bool = True,
     modules: ModuleSelector = None,
     max_batches: int | None = None,
-    layers: list[str] | None = None,
 ) -> Report:
     """Look for vanishing/exploding gradients, dead or saturated units, NaN/Inf, and
     (from records of a training run) trends, spikes, update ratios and train/eval drift.
@@ -140,21 +203,23 @@ def diagnose(
     Two ways to call it:
 
     - ``diagnose(model, inputs, target=None, loss_fn=None)`` runs one forward and
-      backward pass per batch with :func:`netviz.watch` probes
-      (``grad_norm``, ``grad_stats``, ``activation_stats``, ``timestep_grad`` and
-      :class:`~netviz.capture.probes.units.UnitActivity`) and diagnoses the records.
+      backward pass per batch with :func:`netviz.watch` probes (those the
+      per-step checks read, :func:`netviz.analysis.specs.probes_for`:
+      ``activation_stats``, ``grad_stats``, ``grad_norm``, ``timestep_grad``,
+      ``unit_activity``) and diagnoses the records.
       Activation *functions* called inside ``forward`` (``F.relu``,
       ``torch.sigmoid``, ``x.tanh()``, ``F.gelu`` ..., see
-      :mod:`netviz.analysis.functional`) are checked too, named like
+      :mod:`netviz.diagnosis.functional`) are checked too, named like
       ``"fc1 -> relu"``. The model is left exactly as it was: parameters,
       ``.grad`` (``None`` included: the original gradient tensors are put
       back), the training mode of every module, buffers (batch-norm running
       statistics), hooks and the torch random state (CPU and the CUDA devices
       the model uses).
-    - ``diagnose(records)`` reads a record table from ``netviz.watch`` over many
-      steps and also runs the checks over training (update ratios, gradient
-      trends and spikes, train vs eval drift); a finding seen in several steps
-      says in how many and since when.
+    - ``diagnose(records=table)`` reads a record table from ``netviz.watch`` over
+      many steps and also runs the checks over training (update ratios,
+      gradient trends and spikes, train vs eval drift); a finding seen in
+      several steps says in how many and since when. (The checks alone, records
+      in and findings out, are :func:`netviz.analysis.analyze`.)
 
     Both ways use one definition of the layers that count for depth (modules
     whose own parameters got a recorded gradient, see
@@ -164,10 +229,9 @@ def diagnose(
 
     Parameters
     ----------
-    model_or_records
-        A :class:`torch.nn.Module`, or a record table (pandas DataFrame from
-        ``netviz.watch(...).to_pandas()`` or ``netviz.load(path)``, a
-        :class:`netviz.Monitor` or a :class:`Report`).
+    model
+        A :class:`torch.nn.Module` (DDP, DataParallel and ``torch.compile``
+        wrappers are unwrapped). Not with ``records``.
     inputs
         One batch: a tensor (``model(x)``), a tuple (``model(*x)``) or a dict
         (``model(**x)``); or an iterable (list, DataLoader, generator) of
@@ -180,19 +244,24 @@ def diagnose(
         (cross-entropy for integer targets, MSE for floating targets,
         ``output.sum() / N`` without a target). For recurrent models, use a
         loss of the last step(s) to see gradients vanish through time.
+    records
+        Instead of a model: a record table (pandas DataFrame from
+        ``netviz.watch(...).to_pandas()`` or ``netviz.load(path)``), a
+        :class:`netviz.Monitor` or a :class:`Report`.
     thresholds
-        A :class:`Thresholds`; the defaults are documented there.
+        A :class:`~netviz.Thresholds`; the defaults are documented there.
     train
         Run in training mode (default: dropout and batch statistics act as in
-        training) or, with ``False``, in eval mode.
+        training) or, with ``False``, in eval mode. Only with a model.
     modules
-        Which modules to watch (``netviz.watch`` selector); default all leaves.
+        Which modules to diagnose, with the selectors of :func:`netviz.watch`:
+        a glob or list of globs over qualified names, a module type or tuple of
+        types, or a predicate ``(name, module) -> bool``; default every leaf
+        module and every module owning parameters. With a model they select
+        the modules watched; with ``records`` (names only) globs select the
+        recorded modules the gradient-flow, trend and spike checks compare.
     max_batches
         Use at most this many batches of an iterable ``inputs``.
-    layers
-        Qualified names of the modules the gradient-flow, trend and spike
-        checks compare, input side first. Default: every module with gradient
-        records (the same for a model and for records).
 
     Returns
     -------
@@ -203,10 +272,12 @@ def diagnose(
 
     Raises
     ------
-    TypeError, ValueError
-        Bad ``model_or_records``, ``inputs``, ``target`` or ``loss_fn``; a loss
-        that is not a scalar or has no gradient; a record table without rows
-        (nothing recorded is not an all-clear).
+    NetvizTypeError, NetvizValueError
+        Bad ``model``, ``records``, ``inputs``, ``target``, ``modules`` or
+        ``loss_fn`` (a record table passed as ``model``: use ``records=``); a
+        loss that is not a scalar or has no gradient; a record table without
+        rows (nothing recorded is not an all-clear). They derive from
+        :class:`TypeError` and :class:`ValueError`.
     ModelError
         The model's forward (the message names the module reached), ``loss_fn``
         or the backward pass raised.
@@ -214,64 +285,64 @@ def diagnose(
     Examples
     --------
     >>> import torch
-    >>> from netviz.analysis import diagnose
+    >>> import netviz
     >>> _ = torch.manual_seed(0)
     >>> layers = []
     >>> for _ in range(10):
     ...     layers += [torch.nn.Linear(16, 16), torch.nn.Sigmoid()]
     >>> net = torch.nn.Sequential(*layers, torch.nn.Linear(16, 2))
-    >>> report = diagnose(net, torch.randn(64, 16), torch.randint(0, 2, (64,)))
+    >>> report = netviz.diagnose(net, torch.randn(64, 16), torch.randint(0, 2, (64,)))
     >>> report.kinds()
     ['vanishing_gradients']
     >>> report.findings[0].module  # the input-side end of the range
     '0'
     >>> report.check("saturation").status, report.check("update_ratio").status
     ('clear', 'not_run')
+    >>> netviz.diagnose(records=report).check("flow").status  # the same records again
+    'found'
     """
     th = thresholds if thresholds is not None else Thresholds()
     if not isinstance(th, Thresholds):
-        raise TypeError(f"`thresholds` must be a netviz.Thresholds, got {type(th).__name__}")
-    if not isinstance(model_or_records, nn.Module):
-        if inputs is not None or target is not None or loss_fn is not None:
-            raise TypeError(
-                "`inputs`, `target` and `loss_fn` are for diagnosing a model (a torch.nn.Module); "
-                f"`model_or_records` is a {type(model_or_records).__name__}: a record table is "
-                "diagnosed alone, diagnose(records)"
+        raise NetvizTypeError(f"`thresholds` must be a netviz.Thresholds, got {type(th).__name__}")
+    if records is not None:
+        if model is not None or inputs is not None or target is not None or loss_fn is not None:
+            raise NetvizTypeError(
+                "diagnose(records=...) reads a record table alone: `model`, `inputs`, `target` "
+                "and `loss_fn` are for diagnosing a model, diagnose(model, inputs, ...)"
             )
-        records = as_records(model_or_records, name="model_or_records")
-        if not len(records):
-            raise empty_error(f"`model_or_records` ({type(model_or_records).__name__})")
-        chosen = _check_layers(layers, records)
-        findings, checks, facts = analyze(records, th, layers=chosen, source="records")
-        summary = _summary(records, facts, model="records", source="records")
-        return Report(findings, records, th, summary, checks)
+        return _records_report(records, th, modules)
+    if model is None:
+        raise NetvizTypeError(
+            "diagnose needs a model, diagnose(model, inputs[, target, loss_fn]), or a record "
+            "table, diagnose(records=table)"
+        )
+    if not isinstance(model, nn.Module):
+        raise _not_a_model(model)
     if not isinstance(train, bool):
-        raise TypeError(f"`train` must be True or False, got {train!r}")
+        raise NetvizTypeError(f"`train` must be True or False, got {train!r}")
     if inputs is None:
-        raise TypeError("`inputs` is required to diagnose a model (a batch the model accepts)")
+        raise NetvizTypeError(
+            "`inputs` is required to diagnose a model (a batch the model accepts)"
+        )
     if max_batches is not None and (
         isinstance(max_batches, bool) or not isinstance(max_batches, int) or max_batches < 1
     ):
-        raise ValueError(f"`max_batches` must be a positive int or None, got {max_batches!r}")
+        raise NetvizValueError(f"`max_batches` must be a positive int or None, got {max_batches!r}")
     if loss_fn is not None and not callable(loss_fn):
-        raise TypeError(f"`loss_fn` must be callable, got {type(loss_fn).__name__}")
-    model = model_or_records
-    records, seen, loss_name, _ = run_passes(
+        raise NetvizTypeError(f"`loss_fn` must be callable, got {type(loss_fn).__name__}")
+    table, seen, loss_name, _ = run_passes(
         model, inputs, target, loss_fn, train, modules, max_batches
     )
-    if not len(records):
+    if not len(table):
         raise empty_error("the passes over the model")
-    chosen = _check_layers(layers, records)
-    findings, checks, facts = analyze(
-        records, th, layers=chosen, extra=_rnn_evidence(model), source="model"
-    )
+    findings, checks, facts = analyze(table, th, extra=_rnn_evidence(model), source="model")
     findings = _blame_inputs(findings, seen)
     summary = _summary(
-        records,
+        table,
         facts,
         model=type(unwrap(model)).__name__,
         source="model",
         loss=loss_name,
         mode="train" if train else "eval",
     )
-    return Report(findings, records, th, summary, checks)
+    return Report(findings, table, th, summary, checks)

@@ -37,7 +37,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
-from netviz.capture.probes.activation import first_tensor
+from netviz._leaf import first_tensor
 from netviz.capture.probes.units import BOUNDED, RELU_FAMILY, UnitActivity
 
 __all__ = ["ACTIVATIONS", "ForwardTracker"]
@@ -126,11 +126,11 @@ def _slope_raw(
 #: ``None``: a sloped activation, judged by :data:`FLAT_SLOPE`.
 ACTIVATIONS: dict[Callable[..., Any], tuple[str, nn.Module | None]] = _functions()
 _HARDTANH = (F.hardtanh, F.hardtanh_)
-_OWN = ("netviz.capture", "netviz.analysis")
+_OWN = ("netviz.capture", "netviz.analysis", "netviz.diagnosis")
 
 
 def _called_by_netviz() -> bool:
-    """True when the first caller outside torch is netviz's own capture or analysis code."""
+    """True when the first caller outside torch is netviz's own capture, analysis or diagnosis code."""
     frame: FrameType | None = sys._getframe(2)
     while frame is not None:
         mod = frame.f_globals.get("__name__", "")

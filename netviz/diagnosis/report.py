@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from netviz.analysis.findings import CHECKS, KINDS, Check, Finding, Thresholds
+from netviz.errors import NetvizValueError
 
 __all__ = ["Report"]
 
@@ -66,7 +67,7 @@ class Report:
     def by_kind(self, kind: str) -> list[Finding]:
         """The findings of one kind."""
         if kind not in KINDS:
-            raise ValueError(f"`kind` must be one of {list(KINDS)}, got {kind!r}")
+            raise NetvizValueError(f"`kind` must be one of {list(KINDS)}, got {kind!r}")
         return [f for f in self.findings if f.kind == kind]
 
     def check(self, name: str) -> Check:
@@ -74,7 +75,9 @@ class Report:
         for c in self.checks:
             if c.name == name:
                 return c
-        raise ValueError(f"`name` must be one of {[c.name for c in self.checks]}, got {name!r}")
+        raise NetvizValueError(
+            f"`name` must be one of {[c.name for c in self.checks]}, got {name!r}"
+        )
 
     def __len__(self) -> int:
         return len(self.findings)

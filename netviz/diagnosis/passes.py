@@ -1,7 +1,7 @@
 """The passes of ``diagnose(model, inputs)``: one forward and backward per batch under probes.
 
 The model's state is preserved (:func:`_preserved`), the forward runs inside a
-:class:`~netviz.analysis.functional.ForwardTracker` (functional activations,
+:class:`~netviz.diagnosis.functional.ForwardTracker` (functional activations,
 the module reached when it raises), and the records come back with the
 functional ``unit_activity`` rows and the execution ``order`` of the pass.
 """
@@ -18,20 +18,26 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from netviz._leaf import first_tensor
 from netviz._progress import Progress, progress
-from netviz.analysis.functional import ForwardTracker, iter_covered
 from netviz.analysis.order import as_records
+from netviz.analysis.specs import probes_for
 from netviz.capture.attach import watch
 from netviz.capture.probe import Probe
-from netviz.capture.probes.activation import first_tensor
 from netviz.capture.probes.units import UnitActivity
 from netviz.capture.selection import ModuleSelector, unwrap
-from netviz.errors import NothingRecordedWarning
+from netviz.diagnosis.functional import ForwardTracker, iter_covered
+from netviz.errors import (
+    NetvizRuntimeError,
+    NetvizTypeError,
+    NetvizValueError,
+    NothingRecordedWarning,
+)
 
 __all__ = ["ModelError", "default_loss", "run_passes"]
 
 
-class ModelError(RuntimeError):
+class ModelError(NetvizRuntimeError):
     """The user's model raised during :func:`netviz.diagnose`: in its forward (the message
     names the module reached), in ``loss_fn`` or in the backward pass.
 
@@ -52,14 +58,14 @@ def default_loss(output: Any, target: Any) -> tuple[torch.Tensor, str]:
     """
     out = first_tensor(output)
     if out is None:
-        raise TypeError(
+        raise NetvizTypeError(
             f"the model returned {type(output).__name__} without a tensor; pass `loss_fn`"
         )
     if target is None:
         n = out.shape[0] if out.dim() else 1
         return out.float().sum() / n, "output.sum() / batch size (no target)"
     if not isinstance(target, torch.Tensor):
-        raise TypeError(
+        raise NetvizTypeError(
             f"`target` must be a torch.Tensor (class labels or regression targets), "
             f"got {type(target).__name__}; or pass `loss_fn`"
         )
@@ -67,10 +73,10 @@ def default_loss(output: Any, target: Any) -> tuple[torch.Tensor, str]:
         if not target.is_floating_point() and not target.is_complex():
             return F.cross_entropy(out, target), "cross_entropy (integer target)"
         if target.shape != out.shape:  # mse_loss would broadcast silently
-            raise ValueError("for mse_loss, output and target must have the same shape")
+            raise NetvizValueError("for mse_loss, output and target must have the same shape")
         return F.mse_loss(out, target), "mse_loss (floating target)"
     except (RuntimeError, ValueError) as err:
-        raise ValueError(
+        raise NetvizValueError(
             f"the default loss failed for output of shape {tuple(out.shape)} and target of shape "
             f"{tuple(target.shape)} ({target.dtype}): {err}; pass `loss_fn(output, target)`"
         ) from err
@@ -98,7 +104,7 @@ def _batches(inputs: Any, target: Any, max_batches: int | None) -> Iterator[tupl
         yield inputs, target
         return
     if target is not None:
-        raise TypeError(
+        raise NetvizTypeError(
             "`target` must be None when `inputs` is an iterable of (inputs, target) batches "
             f"(got inputs of type {type(inputs).__name__}); a single batch is a tensor, a tuple "
             "of positional inputs or a dict of keyword inputs"
@@ -106,7 +112,7 @@ def _batches(inputs: Any, target: Any, max_batches: int | None) -> Iterator[tupl
     try:
         it = iter(inputs)
     except TypeError:
-        raise TypeError(
+        raise NetvizTypeError(
             "`inputs` must be a tensor, a tuple of positional inputs, a dict of keyword inputs, "
             f"or an iterable of (inputs, target) batches; got {type(inputs).__name__}"
         ) from None
@@ -115,7 +121,7 @@ def _batches(inputs: Any, target: Any, max_batches: int | None) -> Iterator[tupl
         if max_batches is not None and n >= max_batches:
             return
         if not isinstance(item, (tuple, list)) or len(item) != 2:
-            raise TypeError(
+            raise NetvizTypeError(
                 "each batch of `inputs` must be an (inputs, target) pair, got "
                 f"{type(item).__name__}"
                 + (f" of length {len(item)}" if hasattr(item, "__len__") else "")
@@ -123,7 +129,7 @@ def _batches(inputs: Any, target: Any, max_batches: int | None) -> Iterator[tupl
         n += 1
         yield item[0], item[1]
     if n == 0:
-        raise ValueError("`inputs` gave no batches")
+        raise NetvizValueError("`inputs` gave no batches")
 
 
 def _call(model: nn.Module, inputs: Any) -> Any:
@@ -193,12 +199,12 @@ def _loss(out: Any, y: Any, loss_fn: Callable[..., torch.Tensor] | None) -> tupl
 
 def _check_loss(loss: Any) -> None:
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-        raise ValueError(
+        raise NetvizValueError(
             f"the loss must be a scalar tensor, got {type(loss).__name__}"
             + (f" of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else "")
         )
     if not loss.requires_grad:
-        raise ValueError(
+        raise NetvizValueError(
             "the loss does not require grad: no parameter of the model takes part "
             "(frozen model, or a forward under torch.no_grad())"
         )
@@ -268,13 +274,8 @@ def run_passes(
     max_batches: int | None,
 ) -> tuple[pd.DataFrame, list[tuple[int, int]], str | None, int]:
     """One forward and backward per batch under probes: ``(records, inputs seen, loss, n)``."""
-    probes: list[str | Probe] = [
-        "grad_norm",
-        "grad_stats",
-        "activation_stats",
-        "timestep_grad",
-        UnitActivity(),
-    ]
+    # the probes the per-step checks read, from their specs (netviz.analysis.specs)
+    probes: list[str | Probe] = list(probes_for(["step"]))
     loss_name = getattr(loss_fn, "__name__", type(loss_fn).__name__) if loss_fn else None
     seen: list[tuple[int, int]] = []
     extra: list[tuple[int, list[tuple[str, int, str, float]], dict]] = []
