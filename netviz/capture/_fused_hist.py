@@ -60,42 +60,24 @@ class FusedHistogram:
         self._lin: dict[torch.dtype, Any] = {}
         self._mh_log: dict[torch.dtype, Any] = {}
         self._mh_lin: dict[torch.dtype, Any] = {}
+        log_args = (ctypes.c_uint64, ctypes.c_int, ctypes.c_int64)  # lo bits, shift, bins
+        lin_args = (ctypes.c_void_p, ctypes.c_int64)  # edges, bins
         for dtype, suffix in ((torch.float32, "f32"), (torch.float64, "f64")):
-            for table, kind, grid_args in (
-                (self._mh_log, "log", (ctypes.c_uint64, ctypes.c_int, ctypes.c_int64)),
-                (self._mh_lin, "lin", (ctypes.c_void_p, ctypes.c_int64)),
+            for table, name, grid_args, outputs in (
+                (self._log, "hist_log", log_args, 1),  # counts
+                (self._lin, "hist_lin", lin_args, 1),
+                (self._mh_log, "mh_log", log_args, 2),  # moments, counts
+                (self._mh_lin, "mh_lin", lin_args, 2),
             ):
-                fn = getattr(lib, f"netviz_mh_{kind}_{suffix}")
+                fn = getattr(lib, f"netviz_{name}_{suffix}")
                 fn.argtypes = (
                     ctypes.c_void_p,
                     ctypes.c_int64,
                     *grid_args,
-                    ctypes.c_void_p,
-                    ctypes.c_void_p,
+                    *(ctypes.c_void_p,) * outputs,
                 )
                 fn.restype = ctypes.c_int
                 table[dtype] = fn
-            fn = getattr(lib, f"netviz_hist_log_{suffix}")
-            fn.argtypes = (
-                ctypes.c_void_p,
-                ctypes.c_int64,
-                ctypes.c_uint64,
-                ctypes.c_int,
-                ctypes.c_int64,
-                ctypes.c_void_p,
-            )
-            fn.restype = ctypes.c_int
-            self._log[dtype] = fn
-            fn = getattr(lib, f"netviz_hist_lin_{suffix}")
-            fn.argtypes = (
-                ctypes.c_void_p,
-                ctypes.c_int64,
-                ctypes.c_void_p,
-                ctypes.c_int64,
-                ctypes.c_void_p,
-            )
-            fn.restype = ctypes.c_int
-            self._lin[dtype] = fn
         arrays = (ctypes.c_void_p,) * 4 + (ctypes.c_int64, ctypes.c_int64)
         self._many_log = lib.netviz_hist_log_many
         self._many_log.argtypes = (

@@ -461,3 +461,22 @@ def test_a_stats_probe_outlives_the_monitor_of_its_histogram_probe():
     assert hist.empty
     pd.testing.assert_frame_equal(again, want)
     pd.testing.assert_frame_equal(first, want)
+
+
+@needs_fused
+@pytest.mark.parametrize("grid_name", sorted(GRIDS))
+def test_many_groups_in_one_call_equal_numpy(grid_name):
+    grid = GRIDS[grid_name]
+    big = [nasty(torch.float32, grid, n=150_000, seed=7), nasty(torch.float64, grid, seed=8)]
+    groups = [
+        big,  # split between the threads, across the two tensors
+        [],
+        [nasty(torch.bfloat16, grid, seed=9), torch.randn(40, 30).t()],  # converted; a view
+        [torch.full((3,), 0.3)],
+        [torch.empty(0)],
+    ]
+    out = FUSED.histograms(groups, grid)
+    assert out.shape == (len(groups), grid.nbins + 3)
+    for row, group in zip(out.numpy(), groups):
+        flat = torch.cat([t.double().ravel() for t in group]) if group else torch.zeros(0)
+        np.testing.assert_array_equal(row, reference(flat, grid))
