@@ -187,8 +187,12 @@ class FusedHistogram:
     def moments_histogram(
         self, x: torch.Tensor, grid: HistogramGrid
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Raw moments (as :meth:`FusedMoments.moments <netviz.capture._fused.FusedMoments.moments>`,
-        bit for bit) and counts on ``grid`` of ``x`` in one read.
+        """Raw moments (as :meth:`FusedMoments.moments <netviz.capture._fused.FusedMoments.moments>`)
+        and counts on ``grid`` of ``x`` in one read.
+
+        The moments are the moments kernel's algorithm, blocks, threads and
+        merge order; where the compiler contracts a multiply-add differently
+        in the two libraries, a sum may differ in its last bits.
 
         ``x`` must be :meth:`supported <supports>`.
         """
@@ -295,8 +299,13 @@ def _self_test(kernel: FusedHistogram) -> bool:
             if many is None or not np.array_equal(many.numpy(), np.stack(parts)):
                 return False
             plain = _fused.load()  # the one-read moments must be the moments kernel's
-            if plain is not None and not torch.equal(moments, plain.moments(x)):
-                return False
+            if plain is not None:
+                want_m = plain.moments(x)
+                exact = [0, 1, 5, 6, 8]  # counts, extremes; sums to rounding (FMA contraction)
+                if not torch.equal(moments[exact], want_m[exact]) or not torch.allclose(
+                    moments, want_m, rtol=1e-12, atol=0.0
+                ):
+                    return False
     return True
 
 

@@ -32,8 +32,9 @@
  * once. This file includes _moments.c; each of its blocks (BLOCK elements,
  * 4 or 8 KiB) is read from memory by the moments kernel, and the histogram's
  * index loop and counters then read it again from L1 cache. Blocks, threads
- * and merge order are those of netviz_moments_*, so the moments are bit for
- * bit the moments kernel's.
+ * and merge order are those of netviz_moments_*, so the moments are the
+ * moments kernel's (to the last bits of a sum where the compiler contracts a
+ * multiply-add differently after inlining).
  */
 #include <stdlib.h>
 #include "_moments.c"
@@ -44,6 +45,7 @@
 #ifndef CTR
 #define CTR int64_t
 #endif
+#define CTR_T CTR
 /* below this many elements a parallel region costs more than it saves */
 #define PARALLEL_MIN (1 << 16)
 #define HIST_BLOCK 512
@@ -72,7 +74,7 @@
         for (int64_t start = lo_i; start < hi_i; start += HIST_BLOCK) { \
             const T *p = x + start; \
             int64_t m = hi_i - start < HIST_BLOCK ? hi_i - start : HIST_BLOCK; \
-            COUNT_BLOCK(T, UINT, SINT, BITS, EXP, INDEX_BLOCK, FIX, p, m, ix, h); \
+            COUNT_BLOCK(T, UINT, SINT, BITS, EXP, INDEX_BLOCK, FIX, p, m, ix, h, 0); \
         } \
         if (t == 0) used = T_; \
     } \
@@ -80,15 +82,45 @@
     return 0;
 
 /* the block's bin indices (vectorised), then LANES private counters h */
-#define COUNT_BLOCK(T, UINT, SINT, BITS, EXP, INDEX_BLOCK, FIX, p, m, ix, h) \
+#define COUNT_BLOCK(T, UINT, SINT, BITS, EXP, INDEX_BLOCK, FIX, p, m_, ix, h, zeros) \
     do { \
-        INDEX_BLOCK(T, UINT, SINT, BITS, EXP, p, m, ix); \
+        INDEX_BLOCK(T, UINT, SINT, BITS, EXP, p, m_, ix); \
+        const int64_t kept_ = (zeros) ? SKIP_ZEROS(FIX, ix, m_, h) : (m_); \
         int64_t j = 0; \
-        for (; j + LANES <= (m); j += LANES) { \
+        for (; j + LANES <= kept_; j += LANES) { \
             for (int l_ = 0; l_ < LANES; l_++) (h)[l_ * nf + FIX(p, j + l_, (ix)[j + l_])]++; \
         } \
-        for (; j < (m); j++) (h)[FIX(p, j, (ix)[j])]++; \
+        for (; j < kept_; j++) (h)[FIX(p, j, (ix)[j])]++; \
     } while (0)
+
+#if defined(__AVX512F__) && !defined(NETVIZ_NO_SKIP)
+#include <immintrin.h>
+/* Log grid: drops the zero bin's indices (ReLU outputs: half the elements)
+ * from ix[0..m), adds their number to h[zb] and returns how many are left:
+ * the scalar loop then adds only those, one counter each. */
+static inline int64_t drop_bin(int32_t *ix, int64_t m, int32_t zb, CTR_T *h) {
+    int64_t c = 0, j = 0;
+    const __m512i z = _mm512_set1_epi32(zb);
+    for (; j + 16 <= m; j += 16) {
+        __m512i v = _mm512_loadu_si512((const void *)(ix + j));
+        __mmask16 k = _mm512_cmpneq_epi32_mask(v, z);
+        _mm512_storeu_si512((void *)(ix + c), _mm512_maskz_compress_epi32(k, v));
+        c += __builtin_popcount((unsigned)k);
+    }
+    for (; j < m; j++) {
+        int32_t v = ix[j];
+        ix[c] = v;
+        c += v != zb;
+    }
+    h[zb] += (CTR_T)(m - c);
+    return c;
+}
+#define SKIP_NO_FIX(ix, m, h) drop_bin(ix, m, (int32_t)(nm + 2), h) /* log grid */
+#else
+#define SKIP_NO_FIX(ix, m, h) (m)
+#endif
+#define SKIP_LIN_FIX(ix, m, h) (m) /* linear grid: zero is in no bin of its own */
+#define SKIP_ZEROS(FIX, ix, m, h) SKIP_##FIX(ix, m, h)
 
 /* adds the counters of `used` threads x LANES to out[0..nf), frees them */
 #define SUM_PARTS(parts, used, nf, out) \
@@ -127,7 +159,10 @@
             int64_t m = n - jb * BLOCK < BLOCK ? n - jb * BLOCK : BLOCK; \
             BLK(p, m, (T)1, &b); \
             acc_merge(&a, &b); \
-            COUNT_BLOCK(T, UINT, SINT, BITS, EXP, INDEX_BLOCK, FIX, p, m, ix, h); \
+            /* a quarter or more zeros (ReLU): count them from the moments' \
+             * non-zeros, not one by one */ \
+            COUNT_BLOCK(T, UINT, SINT, BITS, EXP, INDEX_BLOCK, FIX, p, m, ix, h, \
+                        4 * (b.n_f - b.nz) >= m); \
         } \
         accs[t] = a; \
         if (t == 0) used = T_; \
@@ -249,7 +284,7 @@ MH_LIN_FN(netviz_mh_lin_f64, double, uint64_t, int64_t, 64, 0x7ff0000000000000ll
         for (int64_t s0 = 0; s0 < a1 - a0; s0 += HIST_BLOCK) {                     \
             const T *p = xs + s0;                                                  \
             int64_t m = a1 - a0 - s0 < HIST_BLOCK ? a1 - a0 - s0 : HIST_BLOCK;     \
-            COUNT_BLOCK(T, UINT, SINT, BITS, EXP, LOG_BLOCK, NO_FIX, p, m, ix, h); \
+            COUNT_BLOCK(T, UINT, SINT, BITS, EXP, LOG_BLOCK, NO_FIX, p, m, ix, h, 0); \
         }                                                                          \
     } while (0)
 #define PIECE_LIN(T, UINT, SINT, BITS, EXP)                                        \
@@ -258,7 +293,7 @@ MH_LIN_FN(netviz_mh_lin_f64, double, uint64_t, int64_t, 64, 0x7ff0000000000000ll
         for (int64_t s0 = 0; s0 < a1 - a0; s0 += HIST_BLOCK) {                     \
             const T *p = xs + s0;                                                  \
             int64_t m = a1 - a0 - s0 < HIST_BLOCK ? a1 - a0 - s0 : HIST_BLOCK;     \
-            COUNT_BLOCK(T, UINT, SINT, BITS, EXP, LIN_BLOCK, LIN_FIX, p, m, ix, h); \
+            COUNT_BLOCK(T, UINT, SINT, BITS, EXP, LIN_BLOCK, LIN_FIX, p, m, ix, h, 0); \
         }                                                                          \
     } while (0)
 #define MANY_DRIVER(PIECE_F32, PIECE_F64)                                          \

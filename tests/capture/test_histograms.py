@@ -338,7 +338,7 @@ def test_every_counts_on_some_steps_only():
 @needs_fused
 @pytest.mark.parametrize("grid_name", sorted(GRIDS))
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
-def test_one_read_counts_equal_numpy_and_moments_equal_the_moments_kernel(grid_name, dtype):
+def test_one_read_counts_equal_numpy_and_moments_match_the_moments_kernel(grid_name, dtype):
     from netviz.capture import _fused
 
     moments_kernel = _fused.load()
@@ -353,12 +353,18 @@ def test_one_read_counts_equal_numpy_and_moments_equal_the_moments_kernel(grid_n
         torch.full((5,), torch.finfo(dtype).tiny / 8, dtype=dtype),  # only subnormals
         torch.tensor([float("nan"), float("inf"), -float("inf")], dtype=dtype),  # nothing finite
         torch.randn(2000, dtype=dtype) * 1e25,  # the moments' scaled second read
+        # mostly zeros (ReLU outputs): the zero bin is counted by compaction
+        torch.relu(nasty(dtype, grid, n=300_000, seed=3)),
+        torch.where(torch.rand(5003) < 0.9, 0.0, nasty(dtype, grid, n=5003, seed=4)).to(dtype),
     ]
     for x in cases:
         moments, counts = FUSED.moments_histogram(x, grid)
         np.testing.assert_array_equal(counts.numpy(), reference(x, grid))
         assert counts.sum().item() == x.numel()
-        assert torch.equal(moments, moments_kernel.moments(x))  # bit for bit
+        plain = moments_kernel.moments(x)
+        exact = [0, 1, 5, 6, 8]  # counts and extremes; sums may differ by FMA contraction
+        assert torch.equal(moments[exact], plain[exact])
+        torch.testing.assert_close(moments, plain, rtol=1e-12, atol=0.0, equal_nan=True)
 
 
 def _shared_net(dtype: torch.dtype = torch.float32) -> nn.Module:
