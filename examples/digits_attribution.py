@@ -29,7 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import netviz
-from netviz.plot._style import savefig, style
+from netviz.plot import savefig, style
 
 
 def digits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -106,9 +106,9 @@ def main(out_dir: Path) -> None:
             )
             for c, (name, (_, kind)) in enumerate(methods.items(), start=1):
                 netviz.plot.attribution(
-                    inputs[r],
                     results[name].attr[r],
-                    ax=axes[r, c],
+                    axes[r, c],
+                    image=inputs[r],
                     kind=kind,
                     colorbar=False,
                     title=name.replace("_", " ") if r == 0 else None,

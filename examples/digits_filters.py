@@ -28,9 +28,8 @@ from sklearn.datasets import load_digits
 from torch import nn
 from torch.nn import functional as F
 
-from netviz.capture.activations import capture_activations
-from netviz.plot._style import savefig
-from netviz.plot.images import feature_maps, filters
+from netviz import capture_activations
+from netviz.plot import feature_maps, filters, savefig
 
 EPOCHS = 15
 

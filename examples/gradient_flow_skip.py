@@ -23,8 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sigmoid7 import SevenLayer, circles
 
 import netviz
-from netviz.plot._style import savefig
-from netviz.plot.gradients import gradient_flow
+from netviz.plot import gradient_flow, savefig
 
 STEPS = 300
 

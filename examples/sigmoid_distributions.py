@@ -27,7 +27,7 @@ from torch.nn import functional as F
 
 import netviz
 from netviz.capture.probes import ActivationHist
-from netviz.plot._style import savefig
+from netviz.plot import savefig
 
 STEPS, DEPTH, WIDTH, BATCH, LR = 1500, 5, 128, 32, 0.5
 

@@ -217,7 +217,7 @@ def test_graph_sees_every_kind_of_import() -> None:
     # function-level import, and the package __init__ it runs
     assert {"netviz.reporting.display", "netviz.reporting"} <= graph["netviz.capture.monitor"]
     # from a lazy package: the module the name comes from (netviz.plot._LAZY)
-    assert {"netviz.plot", "netviz.plot._style"} <= graph["netviz.cli.diagnose"]
+    assert {"netviz.plot", "netviz.plot.theme"} <= graph["netviz.cli.diagnose"]
     # TYPE_CHECKING imports do not run
     assert "netviz.capture.monitor" not in graph["netviz.capture.probe"]
     # the root imports the capture names lazily through netviz.capture._LAZY

@@ -9,8 +9,6 @@ qualified names, a module type or tuple of types, or a predicate
 
 from __future__ import annotations
 
-import difflib
-import fnmatch
 from collections.abc import Callable, Iterable
 from typing import Union
 
@@ -18,6 +16,7 @@ from torch import nn
 
 from netviz._compat import compiled_original
 from netviz.errors import NetvizTypeError, NetvizValueError
+from netviz.records.selection import select_names
 
 __all__ = ["ModuleSelector", "named_modules", "select_modules"]
 
@@ -127,20 +126,8 @@ def select_modules(model: nn.Module, modules: ModuleSelector = None) -> list[tup
             "`modules` must be None, a glob or list of globs (str), a module type or "
             f"tuple of types, or a predicate (name, module) -> bool; got {_describe(modules)}"
         )
-    names = [n for n, _ in named if n]
-    # The root module is named "" and is only matched by the pattern "" itself.
-    chosen = [
-        (n, m)
-        for n, m in named
-        if any(fnmatch.fnmatchcase(n, p) if n else p == "" for p in patterns)
-    ]
-    if not chosen:
-        close: list[str] = []
-        for p in patterns:
-            close += difflib.get_close_matches(p, names, n=5, cutoff=0.3)
-        close = list(dict.fromkeys(close))[:5] or names[:5]
-        raise NetvizValueError(
-            f"`modules` pattern(s) {patterns!r} match no module name; "
-            f"close names: {', '.join(repr(c) for c in close)}"
-        )
+    # The root module is named "" and is only matched by the pattern "" itself;
+    # the glob rules are the records' (one implementation for models and tables).
+    picked = set(select_names([n for n, _ in named], patterns, what="the model"))
+    chosen = [(n, m) for n, m in named if n in picked]
     return chosen

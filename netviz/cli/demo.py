@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     df = mon.to_pandas()
     with style():
         fig, ax = plt.subplots(figsize=(8, 4.5))
-        stat_over_steps(df, "l2", probe="grad_norm", ax=ax)
+        stat_over_steps(df, ax, stat="l2", probe="grad_norm")
         ax.set_title("Gradient norm per layer (demo: tanh MLP on two spirals)")
         figure = savefig(fig, out / "grad_norm.png")
         plt.close(fig)

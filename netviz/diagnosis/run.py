@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import difflib
-import fnmatch
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -20,6 +18,7 @@ from netviz.capture.selection import ModuleSelector, unwrap
 from netviz.diagnosis.passes import ModelError, default_loss, run_passes
 from netviz.diagnosis.report import Report
 from netviz.errors import NetvizTypeError, NetvizValueError
+from netviz.records.selection import select_names
 
 __all__ = ["INPUTS", "ModelError", "default_loss", "diagnose", "weight_layers"]
 
@@ -68,39 +67,12 @@ def _record_modules(modules: ModuleSelector, records: pd.DataFrame) -> list[str]
     """The recorded modules a ``modules=`` selector picks in a record table (names only).
 
     A record table carries module names, not modules: globs and lists of globs
-    apply to those names as in ``watch``; a type or a predicate needs the model.
+    apply to those names as in ``watch`` (:func:`netviz.records.selection.select_names`);
+    a type or a predicate needs the model: ``diagnose(model, inputs, modules=...)``.
     """
     if modules is None:
         return None
-    if isinstance(modules, str):
-        patterns = [modules]
-    elif (
-        isinstance(modules, type)
-        or callable(modules)
-        or (isinstance(modules, tuple) and any(isinstance(t, type) for t in modules))
-    ):
-        raise NetvizTypeError(
-            "`modules` of a record table must be a glob or a list of globs over the recorded "
-            f"module names (the records hold names, not modules); got {modules!r:.80}. A module "
-            "type or a predicate selects modules of a model: diagnose(model, inputs, modules=...)"
-        )
-    else:
-        given: list[object] = list(modules) if isinstance(modules, Iterable) else []
-        patterns = [p for p in given if isinstance(p, str)]
-        if not given or len(patterns) != len(given):
-            raise NetvizTypeError(
-                "`modules` must be None, a glob or a list of globs (str) over the recorded "
-                f"module names; got {modules!r:.80}"
-            )
-    known = sorted(set(records.module))
-    chosen = [m for m in known if any(fnmatch.fnmatchcase(m, p) for p in patterns)]
-    if not chosen:
-        close = [c for p in patterns for c in difflib.get_close_matches(p, known, n=5, cutoff=0.3)]
-        raise NetvizValueError(
-            f"`modules` pattern(s) {patterns!r} match no recorded module; close names: "
-            f"{', '.join(repr(c) for c in dict.fromkeys(close or known[:5]))}"
-        )
-    return chosen
+    return select_names(sorted(set(records.module)), modules, what="the records")  # type: ignore[arg-type]  # types/predicates are refused there with the remedy
 
 
 def _blame_inputs(findings: list[Finding], seen: list[tuple[int, int]]) -> list[Finding]:

@@ -48,10 +48,10 @@ def setup(seed: int = SEED) -> None:
     import torch
     from cycler import cycler
 
-    from netviz.plot._style import PALETTE, RC
+    from netviz.plot.theme import PALETTE, RC
 
     plt.rcdefaults()
-    plt.rcParams.update(RC)  # type: ignore[arg-type]  # RC's keys are valid rcParams names
+    plt.rcParams.update(RC)
     plt.rcParams["axes.prop_cycle"] = cycler(color=list(PALETTE))
     random.seed(seed)
     np.random.seed(seed)  # noqa: NPY002 (scripts may use the legacy global RNG)

@@ -5,7 +5,7 @@ environment (:func:`runner_env`: Agg backend, ``SOURCE_DATE_EPOCH``,
 ``PYTHONHASHSEED=0``, one thread), so that figures do not leak state into one
 another and two builds on the same machine give byte-identical files. The
 runner executes the script with :func:`runpy.run_path` and saves every figure
-left open with :func:`netviz.plot._style.savefig` (metadata stripped, fixed SVG
+left open with :func:`netviz.plot.theme.savefig` (metadata stripped, fixed SVG
 ids): the first as ``<ID>_<name>.<fmt>``, further ones as ``..._2``, ``..._3``.
 
 A failing script is reported with the last lines of its error and does not
@@ -14,6 +14,7 @@ stop the others; :func:`build` returns one :class:`FigureResult` per script.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
@@ -25,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from netviz.errors import NetvizValueError
 from netviz.gallery.catalog import Script
 
 __all__ = ["FORMATS", "RUNNER", "FigureResult", "build", "run_script", "runner_env"]
@@ -55,7 +57,7 @@ except BaseException as exc:
         tb = tb.tb_next  # drop the runner's and runpy's frames
     traceback.print_exception(type(exc), exc, tb or exc.__traceback__)
     sys.exit(1)
-from netviz.plot._style import savefig
+from netviz.plot.theme import savefig
 nums = plt.get_fignums()
 if not nums:
     raise SystemExit("the script left no matplotlib figure open (the builder saves open figures)")
@@ -156,7 +158,7 @@ def run_script(
     overrides the style's ``savefig.dpi`` (160) for raster output.
     """
     if fmt not in FORMATS:
-        raise ValueError(f"`fmt` must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        raise NetvizValueError(f"`fmt` must be one of {', '.join(FORMATS)}, got {fmt!r}")
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     _remove_old(out, script.stem, fmt)
@@ -212,21 +214,23 @@ def build(
     scripts are killed and the queued ones never start.
     """
     if jobs < 1:
-        raise ValueError(f"`jobs` must be >= 1, got {jobs}")
+        raise NetvizValueError(f"`jobs` must be >= 1, got {jobs}")
     if fmt not in FORMATS:
-        raise ValueError(f"`fmt` must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        raise NetvizValueError(f"`fmt` must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if timeout <= 0:
-        raise ValueError(f"`timeout` must be positive (seconds), got {timeout}")
+        raise NetvizValueError(f"`timeout` must be positive (seconds), got {timeout}")
     if dpi is not None and dpi <= 0:
-        raise ValueError(f"`dpi` must be positive, got {dpi}")
+        raise NetvizValueError(f"`dpi` must be positive, got {dpi}")
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     results: dict[int, FigureResult] = {}
     processes = _Processes()
-    options = {"fmt": fmt, "fast": fast, "timeout": timeout, "dpi": dpi, "_processes": processes}
+    run_one = functools.partial(
+        run_script, out=out, fmt=fmt, fast=fast, timeout=timeout, dpi=dpi, _processes=processes
+    )
     pool = ThreadPoolExecutor(max_workers=jobs)
     try:
-        futures = {pool.submit(run_script, s, out, **options): i for i, s in enumerate(scripts)}
+        futures = {pool.submit(run_one, s): i for i, s in enumerate(scripts)}
         for done, fut in enumerate(as_completed(futures), start=1):
             res = fut.result()
             results[futures[fut]] = res

@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from netviz.errors import NetvizValueError
+
 __all__ = [
     "GalleryError",
     "Script",
@@ -40,7 +42,7 @@ _TITLE_RE = re.compile(r"^(?P<id>[A-Z]\d+) \u00b7 (?P<title>\S.*)$")
 _TOPIC_RE = re.compile(r"^\*Lecture topic:\*\s*(?P<topic>\S.*)$")
 
 
-class GalleryError(ValueError):
+class GalleryError(NetvizValueError):
     """A gallery script, folder or selection is not what the gallery expects."""
 
 

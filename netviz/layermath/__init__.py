@@ -15,6 +15,7 @@ from netviz.layermath._conv import (
 from netviz.layermath._pool import adaptive_pool_windows, avg_pool_output_size, pool_output_size
 from netviz.layermath.matrix import conv_matrix, conv_transpose_matrix
 from netviz.layermath.params import macs, param_count
+from netviz.layermath.positional import sinusoidal_encoding
 from netviz.layermath.receptive import ReceptiveField, ReceptiveFields, receptive_field
 from netviz.layermath.shapes import output_shape, supported_types
 
@@ -33,6 +34,7 @@ __all__ = [
     "param_count",
     "pool_output_size",
     "receptive_field",
+    "sinusoidal_encoding",
     "supported_types",
     "unfold_blocks",
 ]

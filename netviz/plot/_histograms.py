@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from netviz.plot._style import PALETTE
+from netviz.errors import NetvizTypeError, NetvizValueError
+from netviz.plot.theme import PALETTE
 from netviz.records.histograms import dense_counts, load_histograms, validate_histograms
 
 __all__ = ["TB_PERCENTILES", "draw_ridge", "histogram_percentiles"]
@@ -31,12 +32,12 @@ def hist_table(data: Any, probe: str | None, phase: str | None) -> tuple[pd.Data
     elif callable(getattr(data, "histograms", None)):
         df = data.histograms()
     else:
-        raise TypeError(
+        raise NetvizTypeError(
             "`data` must be a histogram table (Monitor.histograms()), a Monitor or the path "
             f"of a saved run, got {type(data).__name__}"
         )
     if df.empty:
-        raise ValueError(
+        raise NetvizValueError(
             "no histograms to draw: record them with "
             "netviz.watch(model, probes=['activation_hist', 'grad_hist'])"
         )
@@ -44,13 +45,13 @@ def hist_table(data: Any, probe: str | None, phase: str | None) -> tuple[pd.Data
     if probe is None:
         probe = next((p for p in _PROBES if p in have), have[0])
     elif probe not in have:
-        raise ValueError(f"no histograms of probe {probe!r}; recorded: {have}")
+        raise NetvizValueError(f"no histograms of probe {probe!r}; recorded: {have}")
     df = df[df.probe == probe]
     if phase is None and "train" in set(df.phase):
         phase = "train"
     if phase is not None:
         if phase not in set(df.phase):
-            raise ValueError(
+            raise NetvizValueError(
                 f"no {probe} histograms in phase {phase!r}; have {sorted(set(df.phase))}"
             )
         df = df[df.phase == phase]
@@ -75,7 +76,9 @@ def network_order(keys: pd.DataFrame) -> list[str]:
 
 def select_module(keys: pd.DataFrame, module: str) -> np.ndarray:
     if module not in set(keys.module):
-        raise ValueError(f"no histograms of module {module!r}; modules: {network_order(keys)}")
+        raise NetvizValueError(
+            f"no histograms of module {module!r}; modules: {network_order(keys)}"
+        )
     return (keys.module == module).to_numpy()
 
 

@@ -10,12 +10,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from netviz.plot._style import CMAP_DIVERGING, CMAP_SEQUENTIAL, get_ax, style
-from netviz.plot.images import grid_axes, load_if_path, to_numpy
+from netviz.errors import NetvizValueError
+from netviz.plot._axes import PlotGrid, get_ax, grid_axes
+from netviz.plot.images import load_if_path, to_numpy
+from netviz.plot.theme import CMAP_DIVERGING, CMAP_SEQUENTIAL, style
+from netviz.records.selection import select_names
+
+if TYPE_CHECKING:
+    import torch
+    from matplotlib.axes import Axes
+
+    from netviz.plot._axes import Target
+    from netviz.plot._types import Tensors
 
 __all__ = ["attention", "position_similarity", "positional_encoding"]
 
@@ -28,7 +38,7 @@ def _as_4d(name: str, value: Any) -> np.ndarray:
         return x[None]
     if x.ndim == 4:
         return x
-    raise ValueError(
+    raise NetvizValueError(
         f"attention {name!r} has shape {x.shape}; expected (L, S), (heads, L, S) or "
         "(batch, heads, L, S)"
     )
@@ -44,30 +54,30 @@ def _token_pair(tokens: Any, length: int, source: int) -> tuple[list[str] | None
     query = None if query is None else [str(t) for t in query]
     key = None if key is None else [str(t) for t in key]
     if query is not None and len(query) != length:
-        raise ValueError(
+        raise NetvizValueError(
             f"`tokens` has {len(query)} query tokens but the attention has {length} rows"
         )
     if key is not None and len(key) != source:
-        raise ValueError(
+        raise NetvizValueError(
             f"`tokens` has {len(key)} key tokens but the attention has {source} columns"
         )
     return query, key
 
 
 def attention(
-    weights: Any,
+    data: Tensors,
+    ax: Target = None,
+    *,
     tokens: Sequence[str] | tuple[Sequence[str] | None, Sequence[str] | None] | None = None,
     heads: Sequence[int] | None = None,
-    ax: Any = None,
-    *,
-    layers: Sequence[str] | None = None,
+    modules: str | Sequence[str] | None = None,
     item: int = 0,
     ncols: int = 4,
     hide_zeros: bool = True,
-    mask: Any = None,
+    mask: np.ndarray | torch.Tensor | None = None,
     cmap: str | None = None,
     colorbar: bool = True,
-) -> np.ndarray:
+) -> PlotGrid:
     """Heatmaps of attention probabilities: one panel per head.
 
     Several layers: one row per layer, one column per head. One layer: its
@@ -79,7 +89,7 @@ def attention(
 
     Parameters
     ----------
-    weights
+    data
         ``{name: (batch, heads, L, S)}`` as :func:`netviz.capture_attention`
         returns, a single tensor/array ``(L, S)``, ``(heads, L, S)`` or
         ``(batch, heads, L, S)``, or a file saved with ``save_tensors``.
@@ -90,8 +100,9 @@ def attention(
         bottom row.
     heads
         Head indices to draw (default: all).
-    layers
-        Names to draw from a dict (default: all, in order).
+    modules
+        Which entries of a dict to draw: a glob or list of globs over the
+        keys, as for :func:`netviz.watch` (default: all); drawn in dict order.
     item
         Batch item.
     mask
@@ -99,36 +110,37 @@ def attention(
 
     Returns
     -------
-    numpy.ndarray
-        The 2-D array of axes (unused cells switched off).
+    PlotGrid
+        ``.axes``: the 2-D array of axes (unused cells switched off).
 
     Examples
     --------
     >>> import torch
     >>> w = torch.softmax(torch.randn(1, 2, 3, 3), dim=-1)
-    >>> axes = attention({"layer": w}, tokens=["a", "b", "c"])
-    >>> axes.shape, [t.get_text() for t in axes[0, 0].get_yticklabels()]
+    >>> grid = attention({"layer": w}, tokens=["a", "b", "c"])
+    >>> grid.axes.shape, [t.get_text() for t in grid.axes[0, 0].get_yticklabels()]
     ((1, 2), ['a', 'b', 'c'])
     """
-    weights = load_if_path(weights)
+    weights = load_if_path(data)
     if isinstance(weights, Mapping):
-        names = list(weights) if layers is None else list(layers)
-        missing = [n for n in names if n not in weights]
-        if missing:
-            raise ValueError(f"`layers` {missing} not in the weights; keys: {list(weights)}")
+        if not weights:
+            raise NetvizValueError("`data` is empty")
+        names = select_names(weights, modules, what="the attention weights")
         items = [(n, _as_4d(n, weights[n])) for n in names]
     else:
-        items = [("", _as_4d("weights", weights))]
-    if not items:
-        raise ValueError("`weights` is empty")
+        items = [("", _as_4d("data", weights))]
     panels: list[tuple[str, int, np.ndarray]] = []
     for name, x in items:
         if not -x.shape[0] <= item < x.shape[0]:
-            raise ValueError(f"`item` {item} out of range for {name!r} with batch {x.shape[0]}")
+            raise NetvizValueError(
+                f"`item` {item} out of range for {name!r} with batch {x.shape[0]}"
+            )
         chosen = range(x.shape[1]) if heads is None else list(heads)
         for h in chosen:
             if not -x.shape[1] <= h < x.shape[1]:
-                raise ValueError(f"head {h} out of range for {name!r} with {x.shape[1]} heads")
+                raise NetvizValueError(
+                    f"head {h} out of range for {name!r} with {x.shape[1]} heads"
+                )
             panels.append((name, h, x[item, h]))
     if len(items) == 1:
         cols = max(1, min(ncols, len(panels)))
@@ -147,7 +159,8 @@ def attention(
         import matplotlib as mpl
 
         cm = mpl.colormaps[cmap or CMAP_SEQUENTIAL]
-        axes = grid_axes(ax, rows, cols, cell=(1.9, 1.9))
+        grid = grid_axes(ax, rows, cols, cell=(1.9, 1.9))
+        axes = grid.axes
         used = set(where)
         image = None
         for (name, h, data), (r, c) in zip(panels, where):
@@ -181,49 +194,48 @@ def attention(
             for c in range(cols):
                 if (r, c) not in used:
                     axes[r, c].set_axis_off()
-        fig = axes[0, 0].figure
         if colorbar and image is not None:
-            fig.colorbar(
+            grid.figure.colorbar(
                 image,
                 ax=[a for a in axes.flat if a.images],
                 shrink=0.8,
                 label="attention probability",
             )
-    return axes
+    return grid
 
 
-def _table(pe: Any) -> np.ndarray:
+def _table(pe: Tensors) -> np.ndarray:
     pe = load_if_path(pe)
     if isinstance(pe, Mapping):
         if len(pe) != 1:
-            raise ValueError(
-                f"`pe` is a dict with {len(pe)} entries {list(pe)[:6]}; pass one table"
+            raise NetvizValueError(
+                f"`data` is a dict with {len(pe)} entries {list(pe)[:6]}; pass one table"
             )
         pe = next(iter(pe.values()))
     x = to_numpy(pe)
     if x.ndim != 2:
-        raise ValueError(f"`pe` must be a (positions, dim) table, got shape {x.shape}")
+        raise NetvizValueError(f"`data` must be a (positions, dim) table, got shape {x.shape}")
     return x
 
 
 def positional_encoding(
-    pe: Any,
-    ax: Any = None,
+    data: Tensors,
+    ax: Target = None,
     *,
     cmap: str | None = None,
     colorbar: bool = True,
     title: str | None = "positional encoding",
-) -> Any:
+) -> Axes:
     """Heatmap of a positional encoding: positions down, dimensions across.
 
     The colour scale is symmetric around 0 (diverging).
 
     Parameters
     ----------
-    pe
+    data
         ``(positions, dim)`` tensor or array (e.g. from
         :func:`netviz.sinusoidal_encoding` or
-        :func:`netviz.capture_positional_encoding`), a one-entry dict, or a
+        :func:`netviz.positional_encoding_weights`), a one-entry dict, or a
         file saved with ``save_tensors``.
 
     Returns
@@ -232,12 +244,12 @@ def positional_encoding(
 
     Examples
     --------
-    >>> from netviz.capture.positional import sinusoidal_encoding
+    >>> from netviz.layermath import sinusoidal_encoding
     >>> ax = positional_encoding(sinusoidal_encoding(50, 128, kind="sin"))
     >>> ax.images[0].get_array().shape
     (50, 128)
     """
-    x = _table(pe)
+    x = _table(data)
     m = float(np.nanmax(np.abs(x))) if x.size else 1.0
     m = m if m > 0 else 1.0
     with style():
@@ -255,14 +267,14 @@ def positional_encoding(
 
 
 def position_similarity(
-    pe: Any,
-    ax: Any = None,
+    data: Tensors,
+    ax: Target = None,
     *,
     normalize: bool = False,
     cmap: str | None = None,
     colorbar: bool = True,
     title: str | None = None,
-) -> Any:
+) -> Axes:
     r"""The matrix of dot products between positions, :math:`S = PE\,PE^\top`.
 
     For sinusoidal encodings the similarity depends (mostly) on the distance
@@ -270,7 +282,7 @@ def position_similarity(
 
     Parameters
     ----------
-    pe
+    data
         ``(positions, dim)`` table, as for :func:`positional_encoding`.
     normalize
         Cosine similarity (rows scaled to unit norm) instead of dot products.
@@ -282,12 +294,12 @@ def position_similarity(
 
     Examples
     --------
-    >>> from netviz.capture.positional import sinusoidal_encoding
+    >>> from netviz.layermath import sinusoidal_encoding
     >>> ax = position_similarity(sinusoidal_encoding(20, 16))
     >>> round(float(ax.images[0].get_array()[3, 3]), 6)  # |PE[t]|^2 = d/2
     8.0
     """
-    x = _table(pe)
+    x = _table(data)
     if normalize:
         norms = np.linalg.norm(x, axis=1, keepdims=True)
         x = x / np.where(norms > 0, norms, 1.0)

@@ -19,10 +19,12 @@ they are drawn as explicit marks with their counts (text artists with gid
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from netviz.errors import NetvizValueError
+from netviz.plot._axes import PlotGrid, get_ax
 from netviz.plot._histograms import (
     TB_PERCENTILES,
     auto_scale,
@@ -36,7 +38,16 @@ from netviz.plot._histograms import (
     rebin,
     select_module,
 )
-from netviz.plot._style import PALETTE, get_ax, style
+from netviz.plot.theme import PALETTE, style
+from netviz.records.selection import select_names
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure, SubFigure
+
+    from netviz.plot._types import HistogramData
 
 __all__ = [
     "TB_PERCENTILES",
@@ -49,7 +60,7 @@ __all__ = [
 
 # ---------------------------------------------------- distributions over steps
 def _bands(
-    ax: Any, steps: np.ndarray, edges: np.ndarray, counts: np.ndarray, color: str, yscale: str
+    ax: Axes, steps: np.ndarray, edges: np.ndarray, counts: np.ndarray, color: str, yscale: str
 ) -> None:
     nb = len(edges) - 1
     vals, _ = histogram_percentiles(edges, counts[:, :nb])
@@ -98,16 +109,15 @@ def _bands(
 
 
 def distributions_over_steps(
-    data: Any,
-    ax: Any = None,
+    data: HistogramData,
+    ax: Axes | Figure | SubFigure | Sequence[Axes] | np.ndarray | None = None,
     *,
-    module: str | None = None,
-    modules: list[str] | None = None,
+    modules: str | Sequence[str] | None = None,
     probe: str | None = None,
     phase: str | None = None,
     yscale: str = "auto",
     ncols: int = 4,
-) -> Any:
+) -> Axes | PlotGrid:
     """Percentile bands of a layer's values against the step (TensorBoard's Distributions).
 
     Bands join the percentiles :data:`TB_PERCENTILES` (min..max, +-1.5, +-1
@@ -121,11 +131,12 @@ def distributions_over_steps(
     data
         Histogram table, Monitor, or path of a saved run.
     ax
-        With ``module``: the Axes to draw on. Without: ``None`` (a new figure)
-        or a sequence of at least as many Axes as layers.
-    module
-        Draw this layer only; else every layer (or ``modules``) as small
-        multiples in network order.
+        One Axes: draw the one selected layer on it (``modules`` must select
+        exactly one). ``None`` (a new figure), a Figure, or a sequence / array
+        of at least as many Axes as layers: small multiples.
+    modules
+        Layers to draw: a glob or list of globs over the module names, as for
+        :func:`netviz.watch` (default: all); in network order.
     probe
         ``activation_hist`` (default when recorded), ``grad_hist`` or ``weight_hist``.
     phase
@@ -138,19 +149,36 @@ def distributions_over_steps(
 
     Returns
     -------
-    matplotlib.axes.Axes, or a numpy array of Axes (small multiples).
+    matplotlib.axes.Axes
+        When ``ax`` is one Axes.
+    PlotGrid
+        Otherwise: ``.axes`` holds one Axes per layer (a new figure: a
+        ``(rows, ncols)`` grid, unused cells hidden; given Axes: their shape).
     """
+    from matplotlib.axes import Axes
+    from matplotlib.figure import FigureBase
+
     df, probe = hist_table(data, probe, phase)
     keys, edges, counts = per_step(df)
-    names = [module] if module is not None else (modules or network_order(keys))
+    names = select_names(network_order(keys), modules, what=f"the {probe} histograms")
+    single = isinstance(ax, Axes)
+    axes: list[Axes]
+    if single and len(names) != 1:
+        raise NetvizValueError(
+            f"`ax` is one Axes but `modules` selects {len(names)} layers {names[:6]}; "
+            "select one layer, or pass ax=None (a grid of small multiples)"
+        )
     masks = [select_module(keys, m) for m in names]
     with style():
-        if module is not None:
-            axes = [get_ax(ax, figsize=(6.0, 3.5))]
-        elif ax is not None:
-            axes = list(np.ravel(ax))
+        if isinstance(ax, Axes):
+            axes = [ax]
+            shape: tuple[int, ...] = (1, 1)
+        elif ax is not None and not isinstance(ax, FigureBase):
+            given = np.asarray(ax, dtype=object)
+            axes = list(given.ravel())
+            shape = given.shape if given.ndim == 2 else (1, len(axes))
             if len(axes) < len(names):
-                raise ValueError(f"`ax` holds {len(axes)} Axes for {len(names)} layers")
+                raise NetvizValueError(f"`ax` holds {len(axes)} Axes for {len(names)} layers")
         else:
             import matplotlib.pyplot as plt
 
@@ -165,6 +193,7 @@ def distributions_over_steps(
                 layout="constrained",
             )
             axes = list(grid.ravel())
+            shape = grid.shape
             for extra in axes[len(names) :]:
                 extra.set_visible(False)
             fig.supxlabel("step")
@@ -177,14 +206,18 @@ def distributions_over_steps(
                 steps,
                 edges,
                 counts[mask],
-                PALETTE[i % len(PALETTE)] if module is None else PALETTE[0],
+                PALETTE[0] if single else PALETTE[i % len(PALETTE)],
                 yscale,
             )
             a.set_title(name, fontsize=10)
-            if module is not None:
+            if single:
                 a.set_xlabel("step")
                 a.set_ylabel(f"{probe} · percentiles")
-    return axes[0] if module is not None else np.asarray(axes[: len(names)], dtype=object)
+    if single:
+        return axes[0]
+    cells = np.empty(len(axes), dtype=object)
+    cells[:] = axes
+    return PlotGrid(axes[0].figure, cells.reshape(shape))
 
 
 # ----------------------------------------------------- histograms over steps
@@ -204,14 +237,14 @@ def _bin_labels(edges: np.ndarray, rows: np.ndarray) -> list[str]:
 
 
 def histograms_over_steps(
-    data: Any,
-    ax: Any = None,
+    data: HistogramData,
+    ax: Axes | Figure | SubFigure | None = None,
     *,
-    module: str | None = None,
+    modules: str | Sequence[str] | None = None,
     probe: str | None = None,
     phase: str | None = None,
     colorbar: bool = True,
-) -> Any:
+) -> Axes:
     """Step x bin heatmap of one layer's histograms, log colour scale.
 
     One column per recorded step, one row per bin (the range of bins that
@@ -226,8 +259,9 @@ def histograms_over_steps(
         Histogram table, Monitor, or path of a saved run.
     ax
         Axes to draw on; a new figure if ``None``.
-    module
-        The layer (default: the first in network order).
+    modules
+        The layer: a name or glob as for :func:`netviz.watch`; one layer is
+        drawn, the first selected in network order (default: the first layer).
     probe, phase
         As in :func:`distributions_over_steps`.
     colorbar
@@ -238,10 +272,11 @@ def histograms_over_steps(
     matplotlib.axes.Axes
     """
     from matplotlib.colors import LogNorm
+    from matplotlib.figure import Figure
 
     df, probe = hist_table(data, probe, phase)
     keys, edges, counts = per_step(df)
-    module = module if module is not None else network_order(keys)[0]
+    module = select_names(network_order(keys), modules, what=f"the {probe} histograms")[0]
     mask = select_module(keys, module)
     steps = keys.step.to_numpy()[mask]
     c = counts[mask]
@@ -260,7 +295,7 @@ def histograms_over_steps(
     with style():
         new = ax is None
         ax = get_ax(ax, figsize=(7.0, 4.5))
-        if new:
+        if new and isinstance(ax.figure, Figure):
             ax.figure.set_layout_engine("constrained")  # room for the long bin labels
         finite = grid[np.isfinite(grid)]
         norm = (
@@ -282,16 +317,16 @@ def histograms_over_steps(
 
 # ------------------------------------------------------ per layer, one step
 def layer_histograms(
-    data: Any,
-    ax: Any = None,
+    data: HistogramData,
+    ax: Axes | Figure | SubFigure | None = None,
     *,
     step: int | None = None,
     probe: str | None = None,
     phase: str | None = None,
-    modules: list[str] | None = None,
+    modules: str | Sequence[str] | None = None,
     bins: int = 80,
     range: tuple[float, float] | None = None,
-) -> Any:
+) -> Axes:
     """Every layer's histogram at one step, one ridge per layer, input side at the top.
 
     The cs231n initialisation figure from recorded histograms: layers in
@@ -313,7 +348,8 @@ def layer_histograms(
     probe, phase
         As in :func:`distributions_over_steps`.
     modules
-        Layers to draw (default: all, in network order).
+        Layers to draw: a glob or list of globs, as for :func:`netviz.watch`
+        (default: all); in network order.
     bins, range
         Drawn bins and their range (default: the 0.5 to 99.5 percentiles of
         all drawn layers together).
@@ -323,16 +359,16 @@ def layer_histograms(
     matplotlib.axes.Axes
     """
     if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
-        raise ValueError(f"`bins` must be a positive int, got {bins!r}")
+        raise NetvizValueError(f"`bins` must be a positive int, got {bins!r}")
     df, probe = hist_table(data, probe, phase)
     keys, edges, counts = per_step(df)
     have = sorted(set(keys.step))
     step = have[-1] if step is None else step
     if step not in have:
-        raise ValueError(f"no {probe} histograms at step {step}; recorded steps: {have}")
+        raise NetvizValueError(f"no {probe} histograms at step {step}; recorded steps: {have}")
     at = (keys.step == step).to_numpy()
     keys, counts = keys[at].reset_index(drop=True), counts[at]
-    names = modules or network_order(keys)
+    names = select_names(network_order(keys), modules, what=f"the {probe} histograms")
     per_layer = np.stack([counts[select_module(keys, m)].sum(0) for m in names])
     nb = len(edges) - 1
     if range is None:
@@ -347,10 +383,12 @@ def layer_histograms(
         range = (float(lo), float(hi) if hi > lo else float(lo) + 1.0)
     display = np.linspace(range[0], range[1], bins + 1)
     below_grid, above_grid = beyond_counts(edges, per_layer[:, :nb])
+    from matplotlib.figure import Figure
+
     with style():
         new = ax is None
         ax = get_ax(ax, figsize=(7.0, 0.55 * len(names) + 1.5))
-        if new:
+        if new and isinstance(ax.figure, Figure):
             ax.figure.set_layout_engine("constrained")
         for i, c in enumerate(per_layer):
             shown, left, right = rebin(edges, c[:nb], display)

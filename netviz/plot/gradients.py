@@ -1,7 +1,9 @@
 """Gradient and activation plots: gradient flow, activations per layer, statistics over steps.
 
-Every function takes ``ax=None`` (a new figure) or an Axes, draws inside
-:func:`netviz.plot._style.style`, and returns the Axes it drew on. Inputs are
+Every function takes ``data`` first, ``ax=None`` (a new figure) or an Axes
+second, everything else by keyword; it draws inside
+:func:`netviz.plot.theme.style` and returns the Axes it drew on. ``modules=``
+picks layers by name with the globs of :func:`netviz.watch`. Inputs are
 record tables (``netviz.watch(...).to_pandas()``), a :class:`netviz.Report`, a
 :class:`netviz.Monitor`, or, where stated, tensors.
 """
@@ -9,14 +11,32 @@ record tables (``netviz.watch(...).to_pandas()``), a :class:`netviz.Report`, a
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from netviz.analysis.order import as_records, module_order
-from netviz.plot._style import get_ax, style
+from netviz.errors import NetvizTypeError, NetvizValueError
+from netviz.plot._axes import get_ax
+from netviz.plot.theme import style
+from netviz.records.selection import select_names
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    import torch
+    from matplotlib.axes import Axes
+    from torch import nn
+
+    from netviz.plot._axes import Target
+    from netviz.plot._types import Records
+
+    #: A run for :func:`gradient_flow`: records, a model after ``backward()``,
+    #: or ``{layer: gradient tensor}``.
+    FlowData: TypeAlias = "Records | nn.Module | Mapping[str, torch.Tensor | np.ndarray]"
+    Selector: TypeAlias = "str | Sequence[str] | None"
 
 __all__ = [
     "activation_distributions",
@@ -56,7 +76,7 @@ def _grad_rows(records: pd.DataFrame, stat: str | None, probe: str | None) -> pd
             rows = records[(records.probe == p) & (records.stat == s)]
             if len(rows):
                 return rows
-        raise ValueError(
+        raise NetvizValueError(
             "the records hold no gradient statistics: record them with "
             "netviz.watch(model, probes=['grad_norm']) (or 'grad_stats')"
         )
@@ -67,7 +87,7 @@ def _grad_rows(records: pd.DataFrame, stat: str | None, probe: str | None) -> pd
         rows = rows[rows.stat == stat]
     if rows.empty:
         have = sorted(set(zip(records.probe, records.stat)))
-        raise ValueError(f"no records with probe={probe!r}, stat={stat!r}; available: {have}")
+        raise NetvizValueError(f"no records with probe={probe!r}, stat={stat!r}; available: {have}")
     return rows
 
 
@@ -83,7 +103,7 @@ def _flow_frame(data: Any, stat: str | None, probe: str | None) -> tuple[pd.Data
             order.append(name)
             parts.append(pd.DataFrame({"layer": name, "value": vals}))
         if not parts:
-            raise ValueError(
+            raise NetvizValueError(
                 "`data` is a module without gradients: call loss.backward() first "
                 "(parameters with .grad None are skipped)"
             )
@@ -104,24 +124,25 @@ def _runs(data: Any, compare: Any, label: str | None) -> dict[str, Any]:
         runs[label or "model"] = data
     if compare is not None:
         if not isinstance(compare, Mapping):
-            raise TypeError(
+            raise NetvizTypeError(
                 f"`compare` must be a dict of label -> records, got {type(compare).__name__}"
             )
         runs.update({str(k): v for k, v in compare.items()})
     if not runs:
-        raise ValueError("nothing to plot: give `data` or `compare`")
+        raise NetvizValueError("nothing to plot: give `data` or `compare`")
     return runs
 
 
 def gradient_flow(
-    data: Any,
-    ax: Any = None,
-    compare: Mapping[str, Any] | None = None,
+    data: FlowData | None,
+    ax: Target = None,
     *,
+    compare: Mapping[str, FlowData] | None = None,
     label: str | None = None,
     stat: str | None = None,
     probe: str | None = None,
-) -> Any:
+    modules: Selector = None,
+) -> Axes:
     """Gradient magnitude per layer, input side on the left, on a log scale.
 
     The lecture's "gradient distribution with respect to layers": each layer
@@ -146,6 +167,9 @@ def gradient_flow(
     stat, probe
         Which recorded statistic to draw (e.g. ``stat="abs_mean",
         probe="grad_stats"``).
+    modules
+        Layers to draw: a glob or list of globs over the layer names, as for
+        :func:`netviz.watch` (default: all).
 
     Returns
     -------
@@ -172,10 +196,12 @@ def gradient_flow(
         frame["run"] = name
         frames.append(frame)
         order += [m for m in run_order if m not in order]
+    order = select_names(order, modules, what="the gradients")
     tidy = pd.concat(frames, ignore_index=True)
+    tidy = tidy[tidy.layer.isin(order)]
     tidy = tidy[np.isfinite(tidy.value) & (tidy.value > 0)]
     if tidy.empty:
-        raise ValueError(
+        raise NetvizValueError(
             "every gradient value is zero or non-finite; nothing to draw on a log scale"
         )
     single = tidy.groupby(["run", "layer"]).size().max() == 1
@@ -198,18 +224,20 @@ def gradient_flow(
             ax.set_ylabel(f"gradient {stat}" if stat else "gradient norm")
         if len(order) > 6:
             ax.tick_params(axis="x", labelrotation=45)
-        if hue and ax.get_legend() is not None:
-            ax.get_legend().set_title(None)
+        legend = ax.get_legend()
+        if hue and legend is not None:
+            legend.set_title("")
     return ax
 
 
 def activation_distributions(
-    data: Any,
-    ax: Any = None,
+    data: Mapping[str, torch.Tensor | np.ndarray] | Records,
+    ax: Target = None,
     *,
+    modules: Selector = None,
     bins: int = 60,
     range: tuple[float, float] | None = None,
-) -> Any:
+) -> Axes:
     """Distribution of each layer's activations, one ridge per layer, input at the top.
 
     The cs231n initialisation figure: with a poor initialisation the
@@ -225,6 +253,9 @@ def activation_distributions(
         layer's mean +- std (thick) and min..max (thin) on a shared axis.
     ax
         Axes to draw on; a new figure if ``None``.
+    modules
+        Layers to draw: a glob or list of globs over the layer names, as for
+        :func:`netviz.watch` (default: all, in network order).
     bins, range
         Histogram bins and value range (default: all values of all layers,
         or their 0.5-99.5 percentiles where the extremes lie far out). Values outside the range are not put in the
@@ -245,20 +276,23 @@ def activation_distributions(
     ['tanh1', 'tanh2']
     """
     if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
-        raise ValueError(f"`bins` must be a positive int, got {bins!r}")
+        raise NetvizValueError(f"`bins` must be a positive int, got {bins!r}")
     with style():
         if isinstance(data, Mapping):
             if not data:
-                raise ValueError("`data` is empty: give at least one layer's activations")
-            return _ridges(data, get_ax(ax, figsize=(7.0, 0.6 * len(data) + 1.5)), bins, range)
+                raise NetvizValueError("`data` is empty: give at least one layer's activations")
+            names = select_names(data, modules, what="the activations")
+            picked = {k: data[k] for k in names}
+            return _ridges(picked, get_ax(ax, figsize=(7.0, 0.6 * len(picked) + 1.5)), bins, range)
         records = as_records(data, name="data")
         rows = records[records.probe == "activation_stats"]
         if rows.empty:
-            raise ValueError(
+            raise NetvizValueError(
                 "the records hold no 'activation_stats' rows: record them with "
                 "netviz.watch(model, probes=['activation_stats']) or pass {layer: tensor}"
             )
         order = [m for m in module_order(records) if m in set(rows.module)]
+        order = select_names(order, modules, what="the activation_stats records")
         table = rows.pivot_table(index="module", columns="stat", values="value", aggfunc="mean")
         ax = get_ax(ax, figsize=(7.0, 0.45 * len(order) + 1.5))
         for i, m in enumerate(order):
@@ -272,7 +306,9 @@ def activation_distributions(
     return ax
 
 
-def _ridges(data: Mapping[str, Any], ax: Any, bins: int, range_: Any) -> Any:
+def _ridges(
+    data: Mapping[str, Any], ax: Axes, bins: int, range_: tuple[float, float] | None
+) -> Axes:
     from netviz.plot._histograms import draw_ridge
 
     arrays = {str(k): _values(v) for k, v in data.items()}
@@ -310,27 +346,28 @@ def _values(t: Any) -> np.ndarray:
 
 
 def stat_over_steps(
-    records: Any,
+    data: Records,
+    ax: Target = None,
+    *,
     stat: str = "l2",
     probe: str | None = None,
-    ax: Any = None,
-    *,
-    modules: list[str] | None = None,
+    modules: Selector = None,
     log: bool | None = None,
-) -> Any:
+) -> Axes:
     """A recorded statistic against the training step, one line per layer.
 
     Parameters
     ----------
-    records
+    data
         Record table, :class:`netviz.Report` or :class:`netviz.Monitor`.
+    ax
+        Axes to draw on; a new figure if ``None``.
     stat, probe
         The statistic (``stat`` column) and, when several probes record a
         statistic of that name, which probe (``probe`` column).
-    ax
-        Axes to draw on; a new figure if ``None``.
     modules
-        Layers to draw (default: all, in network order).
+        Layers to draw: a glob or list of globs over the module names, as for
+        :func:`netviz.watch` (default: all); always in network order.
     log
         Log-scaled y; by default when all values are positive and span more
         than two decades.
@@ -345,28 +382,27 @@ def stat_over_steps(
     --------
     >>> df = pd.DataFrame({"step": [0, 1, 0, 1], "module": ["a", "a", "b", "b"], "call": 0,
     ...                    "probe": "grad_norm", "stat": "l2", "value": [1.0, 0.5, 2.0, 1.0]})
-    >>> ax = stat_over_steps(df, "l2")
+    >>> ax = stat_over_steps(df, stat="l2")
     >>> len(ax.get_lines()) >= 2, ax.get_xlabel()
     (True, 'step')
     """
     import seaborn as sns
 
-    df = as_records(records, name="records")
+    df = as_records(data, name="data")
     rows = df[df.stat == stat]
     if probe is not None:
         rows = rows[rows.probe == probe]
     if rows.empty:
         have = sorted(set(zip(df.probe, df.stat)))
-        raise ValueError(f"no records with stat={stat!r}, probe={probe!r}; available: {have}")
+        raise NetvizValueError(f"no records with stat={stat!r}, probe={probe!r}; available: {have}")
     probes = sorted(set(rows.probe))
     if len(probes) > 1:
-        raise ValueError(f"stat {stat!r} is recorded by probes {probes}; choose one with `probe=`")
+        raise NetvizValueError(
+            f"stat {stat!r} is recorded by probes {probes}; choose one with `probe=`"
+        )
     order = [m for m in module_order(df) if m in set(rows.module)]
     if modules is not None:
-        missing = [m for m in modules if m not in order]
-        if missing:
-            raise ValueError(f"`modules` {missing} have no {stat!r} records; available: {order}")
-        order = list(modules)
+        order = select_names(order, modules, what=f"the {stat!r} records")
         rows = rows[rows.module.isin(order)]
     values = rows.value.to_numpy()
     finite = values[np.isfinite(values)]
@@ -379,37 +415,35 @@ def stat_over_steps(
             ax.set_yscale("log")
         ax.set_xlabel("step")
         ax.set_ylabel(f"{probes[0]} · {stat}")
-        if ax.get_legend() is not None:
-            ax.get_legend().set_title(None)
+        legend = ax.get_legend()
+        if legend is not None:
+            legend.set_title("")
     return ax
 
 
-def _timestep_series(data: Any, module: str | None, step: int | None) -> dict[str, np.ndarray]:
+def _timestep_series(data: Any, modules: Selector, step: int | None) -> dict[str, np.ndarray]:
     """``{suffix: array (steps, T)}`` of one run; suffix names the module if several."""
     is_table = isinstance(data, (pd.DataFrame, Mapping))
     if not is_table and not hasattr(data, "records") and not hasattr(data, "step_index"):
         arr = np.asarray(data.detach().cpu() if hasattr(data, "detach") else data, dtype=float)
         if arr.ndim not in (1, 2):
-            raise ValueError(
+            raise NetvizValueError(
                 f"timestep norms must be 1-D (T,) or 2-D (steps, T), got shape {arr.shape}"
             )
         return {"": np.atleast_2d(arr)}
     records = as_records(data, name="data")
     rows = records[(records.probe == "timestep_grad") & (records.stat == "l2")]
     if rows.empty:
-        raise ValueError(
+        raise NetvizValueError(
             "the records hold no 'timestep_grad' rows: record them with "
             "netviz.watch(model, probes=['timestep_grad']) on a model with nn.RNN/LSTM/GRU layers"
         )
-    if module is not None:
-        if module not in set(rows.module):
-            raise ValueError(
-                f"`module` {module!r} has no timestep_grad records; available: {sorted(set(rows.module))}"
-            )
-        rows = rows[rows.module == module]
+    if modules is not None:
+        names = select_names(pd.unique(rows.module), modules, what="the timestep_grad records")
+        rows = rows[rows.module.isin(names)]
     if step is not None:
         if step not in set(rows.step):
-            raise ValueError(
+            raise NetvizValueError(
                 f"`step` {step} has no timestep_grad records; steps: {sorted(set(rows.step))}"
             )
         rows = rows[rows.step == step]
@@ -422,14 +456,14 @@ def _timestep_series(data: Any, module: str | None, step: int | None) -> dict[st
 
 
 def timestep_gradients(
-    data: Any,
-    ax: Any = None,
-    compare: Mapping[str, Any] | None = None,
+    data: Records | torch.Tensor | np.ndarray | Sequence[float] | None,
+    ax: Target = None,
     *,
+    compare: Mapping[str, Records | torch.Tensor | np.ndarray | Sequence[float]] | None = None,
     label: str | None = None,
-    module: str | None = None,
+    modules: Selector = None,
     step: int | None = None,
-) -> Any:
+) -> Axes:
     """:math:`\\lVert \\partial L/\\partial h_t \\rVert` against the time step ``t``, log scale.
 
     Vanishing gradients through time show as a line falling towards ``t = 0``
@@ -449,8 +483,11 @@ def timestep_gradients(
         "sigma_max = 1.5": ...}``), one line each.
     label
         Legend label of ``data``.
-    module, step
-        Restrict to one recurrent module or one recorded step.
+    modules
+        Recurrent modules to draw: a glob or list of globs, as for
+        :func:`netviz.watch` (default: all).
+    step
+        Restrict to one recorded step.
 
     Returns
     -------
@@ -466,7 +503,7 @@ def timestep_gradients(
     with style():
         ax = get_ax(ax)
         for i, (name, run) in enumerate(runs.items()):
-            for suffix, arr in _timestep_series(run, module, step).items():
+            for suffix, arr in _timestep_series(run, modules, step).items():
                 t = np.arange(arr.shape[1])
                 text = " · ".join(s for s in (name if len(runs) > 1 or label else "", suffix) if s)
                 color = f"C{i % 10}" if not suffix else None
@@ -479,7 +516,7 @@ def timestep_gradients(
         ax.set_xlabel("time step t")
         ax.set_ylabel(r"$\|\partial L / \partial h_t\|$")
         if any(
-            line.get_label() and not line.get_label().startswith("_") for line in ax.get_lines()
+            (text := str(line.get_label())) and not text.startswith("_") for line in ax.get_lines()
         ):
             ax.legend()
     return ax

@@ -3,7 +3,8 @@
 Both accept what the capture functions return (a module, a tensor, a
 ``{name: tensor}`` dict) or a file written by
 :func:`netviz.capture.tensorfile.save_tensors`, and return the grid of axes
-they drew into (a 2-D object array, unused cells switched off). Every panel
+they drew into as a :class:`~netviz.plot.PlotGrid` (``.figure``, ``.axes``: a
+2-D object array, unused cells switched off). Every panel
 holds exactly one image whose data is the plotted values.
 """
 
@@ -12,13 +13,24 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from netviz.plot._style import CMAP_DIVERGING, CMAP_SEQUENTIAL, style
+from netviz.errors import NetvizValueError
+from netviz.plot._axes import PlotGrid, grid_axes
+from netviz.plot.theme import CMAP_DIVERGING, CMAP_SEQUENTIAL, style
+from netviz.records.selection import select_names
 
-__all__ = ["feature_maps", "filters", "grid_axes"]
+if TYPE_CHECKING:
+    import torch
+    from matplotlib.axes import Axes
+    from torch import nn
+
+    from netviz.plot._axes import Target
+    from netviz.plot._types import Tensors
+
+__all__ = ["feature_maps", "filters"]
 
 
 def to_numpy(value: Any) -> np.ndarray:
@@ -40,52 +52,20 @@ def load_if_path(value: Any) -> Any:
     return value
 
 
-def grid_axes(ax: Any, rows: int, cols: int, cell: tuple[float, float] = (1.1, 1.1)) -> Any:
-    """A ``(rows, cols)`` object array of new axes.
-
-    ``ax=None``: a new figure sized to the grid; a ``Figure``: axes over the
-    whole figure; an ``Axes``: its area is split into the grid (the axes
-    itself is removed).
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
-
-    if ax is None:
-        size = (min(cell[0] * cols + 1.4, 14.0), min(cell[1] * rows + 1.0, 14.0))
-        fig = plt.figure(figsize=size)
-        spec = fig.add_gridspec(rows, cols)
-    elif isinstance(ax, Figure):
-        fig = ax
-        spec = fig.add_gridspec(rows, cols)
-    elif isinstance(ax, Axes):
-        fig = ax.figure
-        spec = ax.get_subplotspec().subgridspec(rows, cols)
-        ax.remove()
-    else:
-        raise TypeError(f"`ax` must be None, a matplotlib Axes or Figure, got {type(ax).__name__}")
-    axes = np.empty((rows, cols), dtype=object)
-    for i in range(rows):
-        for j in range(cols):
-            axes[i, j] = fig.add_subplot(spec[i, j])
-    return axes
-
-
-def _grid_title(target: Any, axes: Any, text: str) -> None:
+def _grid_title(target: Target, grid: PlotGrid, text: str) -> None:
     """Title a grid: the figure's suptitle when the grid owns the figure,
     else a line of text above the grid's own area (a given Axes' region), so
     that the parent figure's title is never overwritten."""
     from matplotlib.axes import Axes
 
-    fig = axes[0, 0].figure
     if not isinstance(target, Axes):
-        fig.suptitle(text)
+        grid.figure.suptitle(text)
         return
     from matplotlib.transforms import Bbox
 
-    cells = list(axes.flat)
+    cells = list(grid.axes.flat)
 
-    def grid_box(renderer: Any) -> Any:  # evaluated at draw time: follows any layout
+    def grid_box(renderer: Any) -> Bbox:  # evaluated at draw time: follows any layout
         return Bbox.union([a.get_window_extent(renderer) for a in cells])
 
     note = cells[0].annotate(
@@ -102,38 +82,39 @@ def _grid_title(target: Any, axes: Any, text: str) -> None:
     note.set_in_layout(False)  # a layout engine must not shrink the first cell for it
 
 
-def _bare(ax: Any) -> None:
+def _bare(ax: Axes) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
     for spine in ax.spines.values():
         spine.set_visible(False)
 
 
-def _raw_weight(module_or_tensor: Any) -> tuple[np.ndarray, str]:
+def _raw_weight(module_or_tensor: nn.Module | torch.Tensor | np.ndarray) -> tuple[np.ndarray, str]:
     """``(C_out, C_in, *kernel)`` weights and a description of the layer."""
     from torch import nn
 
     from netviz.capture.filters import conv_weight
 
     if isinstance(module_or_tensor, nn.Module):
-        w = conv_weight(module_or_tensor)
-        kernel = "x".join(str(k) for k in w.shape[2:])
+        weight = conv_weight(module_or_tensor)
+        kernel = "x".join(str(k) for k in weight.shape[2:])
         label = (
-            f"{type(module_or_tensor).__name__}: {w.shape[0]} filters, {w.shape[1]} in, {kernel}"
+            f"{type(module_or_tensor).__name__}: {weight.shape[0]} filters, "
+            f"{weight.shape[1]} in, {kernel}"
         )
-        return to_numpy(w), label
+        return to_numpy(weight), label
     w = to_numpy(module_or_tensor)
     if w.ndim not in (3, 4, 5):
-        raise ValueError(
-            "`module_or_tensor` must be a conv module or a raw conv weight (C_out, C_in, *kernel) "
+        raise NetvizValueError(
+            "`data` must be a conv module or a raw conv weight (C_out, C_in, *kernel) "
             f"with 3 to 5 dims, got shape {w.shape}"
         )
     return w, f"{w.shape[0]} filters, {w.shape[1]} in"
 
 
 def filters(
-    module_or_tensor: Any,
-    ax: Any = None,
+    data: nn.Module | torch.Tensor | np.ndarray,
+    ax: Target = None,
     *,
     max_filters: int = 32,
     max_inputs: int = 8,
@@ -141,7 +122,7 @@ def filters(
     cmap: str | None = None,
     colorbar: bool = True,
     title: str | None = None,
-) -> np.ndarray:
+) -> PlotGrid:
     r"""Draw the filters of a convolution as a grid of small images.
 
     The colour scale is symmetric around 0 (diverging colour map,
@@ -158,7 +139,7 @@ def filters(
 
     Parameters
     ----------
-    module_or_tensor
+    data
         A conv module, or a raw weight ``(C_out, C_in, *kernel)`` (tensor or
         array).
     ax
@@ -170,17 +151,17 @@ def filters(
 
     Returns
     -------
-    numpy.ndarray
-        The 2-D array of axes.
+    PlotGrid
+        ``.axes``: the 2-D array of axes.
 
     Examples
     --------
     >>> import torch
-    >>> axes = filters(torch.nn.Conv2d(3, 6, 5))
-    >>> axes.shape, axes[0, 0].images[0].get_array().shape
+    >>> grid = filters(torch.nn.Conv2d(3, 6, 5))
+    >>> grid.axes.shape, grid.axes[0, 0].images[0].get_array().shape
     ((2, 3), (5, 5, 3))
     """
-    w, label = _raw_weight(module_or_tensor)
+    w, label = _raw_weight(data)
     if w.ndim == 5:
         w = w[:, :, w.shape[2] // 2]
         label += " (middle depth slice)"
@@ -193,9 +174,9 @@ def filters(
         if w.ndim == 3 or n_in in (1, 3):
             cols = ncols or max(1, math.ceil(math.sqrt(n_out)))
             rows = math.ceil(n_out / cols)
-            axes = grid_axes(ax, rows, cols)
+            grid = grid_axes(ax, rows, cols)
             image = None
-            for idx, a in enumerate(axes.flat):
+            for idx, a in enumerate(grid.axes.flat):
                 _bare(a)
                 if idx >= n_out:
                     a.set_axis_off()
@@ -208,52 +189,43 @@ def filters(
                     image = a.imshow(w[idx, 0], cmap=cmap, vmin=-m, vmax=m)
         else:
             n_in = min(n_in, max_inputs)
-            axes = grid_axes(ax, n_out, n_in, cell=(0.8, 0.8))
+            grid = grid_axes(ax, n_out, n_in, cell=(0.8, 0.8))
             image = None
             for i in range(n_out):
                 for j in range(n_in):
-                    a = axes[i, j]
+                    a = grid.axes[i, j]
                     _bare(a)
                     image = a.imshow(w[i, j], cmap=cmap, vmin=-m, vmax=m)
                     if j == 0:
                         a.set_ylabel(f"out {i}", fontsize=7)
                     if i == 0:
                         a.set_title(f"in {j}", fontsize=7)
-        fig = axes[0, 0].figure
         if colorbar and image is not None:
-            fig.colorbar(image, ax=list(axes.flat), shrink=0.8, label="weight")
-        _grid_title(ax, axes, title if title is not None else label)
-    return axes
+            grid.figure.colorbar(image, ax=list(grid.axes.flat), shrink=0.8, label="weight")
+        _grid_title(ax, grid, title if title is not None else label)
+    return grid
 
 
-def _layer_items(activations: Any, layers: Sequence[str] | None) -> list[tuple[str, Any]]:
+def _layer_items(activations: Any, modules: str | Sequence[str] | None) -> list[tuple[str, Any]]:
     activations = load_if_path(activations)
     if isinstance(activations, Mapping):
-        items = list(activations.items())
-        if layers is not None:
-            missing = [k for k in layers if k not in activations]
-            if missing:
-                raise ValueError(
-                    f"`layers` {missing} not in the activations; keys: {list(activations)}"
-                )
-            items = [(k, activations[k]) for k in layers]
-    else:
-        items = [("", activations)]
-    if not items:
-        raise ValueError("`activations` is empty")
-    return items
+        if not activations:
+            raise NetvizValueError("`data` is empty")
+        names = select_names(activations, modules, what="the activations")
+        return [(k, activations[k]) for k in names]
+    return [("", activations)]
 
 
 def feature_maps(
-    activations: Any,
-    ax: Any = None,
+    data: Tensors,
+    ax: Target = None,
     *,
-    layers: Sequence[str] | None = None,
+    modules: str | Sequence[str] | None = None,
     item: int = 0,
     max_channels: int = 8,
     cmap: str | None = None,
     colorbar: bool = False,
-) -> np.ndarray:
+) -> PlotGrid:
     """Draw the channels of one batch item, one row per layer.
 
     Each row is labelled with the layer name and the shape of the item's
@@ -263,14 +235,15 @@ def feature_maps(
 
     Parameters
     ----------
-    activations
+    data
         ``{name: tensor}`` (as :func:`netviz.capture_activations` returns), a
         single tensor, or a file saved with ``save_tensors``. Tensors are
         ``(batch, C, H, W)`` (one panel per channel), ``(batch, C, L)`` (one
         ``C x L`` panel), ``(batch, F)`` (one ``1 x F`` panel) or
         ``(batch, C, D, H, W)`` (middle depth slice).
-    layers
-        Names to draw, in this order (default: all, in dict order).
+    modules
+        Which entries of a dict to draw: a glob or list of globs over the
+        keys, as for :func:`netviz.watch` (default: all); drawn in dict order.
     item
         Batch item to draw.
     max_channels
@@ -278,26 +251,28 @@ def feature_maps(
 
     Returns
     -------
-    numpy.ndarray
-        ``(n_layers, columns)`` axes; unused cells are switched off.
+    PlotGrid
+        ``.axes``: ``(n_layers, columns)``; unused cells are switched off.
 
     Examples
     --------
     >>> import torch
-    >>> axes = feature_maps({"conv": torch.rand(2, 4, 6, 6), "fc": torch.rand(2, 10)})
-    >>> axes.shape, axes[0, 0].get_ylabel()
+    >>> grid = feature_maps({"conv": torch.rand(2, 4, 6, 6), "fc": torch.rand(2, 10)})
+    >>> grid.axes.shape, grid.axes[0, 0].get_ylabel()
     ((2, 4), 'conv\\n(4, 6, 6)')
     """
-    items = _layer_items(activations, layers)
+    items = _layer_items(data, modules)
     panels: list[tuple[str, list[np.ndarray]]] = []
     for name, value in items:
         x = to_numpy(value)
         if x.ndim < 2:
-            raise ValueError(
+            raise NetvizValueError(
                 f"activation {name!r} has shape {x.shape}; expected (batch, ...) with >= 2 dims"
             )
         if not -x.shape[0] <= item < x.shape[0]:
-            raise ValueError(f"`item` {item} out of range for {name!r} with batch {x.shape[0]}")
+            raise NetvizValueError(
+                f"`item` {item} out of range for {name!r} with batch {x.shape[0]}"
+            )
         x = x[item]
         shape = x.shape
         if x.ndim == 4:
@@ -309,11 +284,12 @@ def feature_maps(
         elif x.ndim == 1:
             maps = [x[None, :]]
         else:
-            raise ValueError(f"activation {name!r} has an unsupported shape {value.shape}")
+            raise NetvizValueError(f"activation {name!r} has an unsupported shape {value.shape}")
         panels.append((f"{name or 'output'}\n{tuple(shape)}", maps))
     cols = max(len(maps) for _, maps in panels)
     with style():
-        axes = grid_axes(ax, len(panels), cols)
+        grid = grid_axes(ax, len(panels), cols)
+        axes = grid.axes
         for row, (label, maps) in enumerate(panels):
             stacked = np.concatenate([m.ravel() for m in maps])
             finite = stacked[np.isfinite(stacked)]
@@ -339,5 +315,5 @@ def feature_maps(
                 if col == 0:
                     a.set_ylabel(label, fontsize=9)
             if colorbar:
-                axes[row, 0].figure.colorbar(image, ax=list(axes[row]), shrink=0.8)
-    return axes
+                grid.figure.colorbar(image, ax=list(axes[row]), shrink=0.8)
+    return grid

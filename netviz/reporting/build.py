@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from netviz.errors import NetvizValueError
 from netviz.reporting import data as d
 from netviz.reporting import figures as fig
 from netviz.reporting.inputs import read_inputs
@@ -210,7 +211,7 @@ def build_html(
     from netviz._version import __version__
 
     if fmt not in ("png", "svg"):
-        raise ValueError(f"`fmt` must be 'png' or 'svg', got {fmt!r}")
+        raise NetvizValueError(f"`fmt` must be 'png' or 'svg', got {fmt!r}")
     records, meta, histograms, snapshots = read_inputs(data, histograms, snapshots)
     meta.update(metadata or {})
     if "netviz" not in meta:
@@ -220,7 +221,7 @@ def build_html(
 
         meta["torch"] = f"{torch.__version__} (building this report)"
     if records.empty:
-        raise ValueError("`data` holds no records: was any step recorded (Monitor.step())?")
+        raise NetvizValueError("`data` holds no records: was any step recorded (Monitor.step())?")
     n_act = records.loc[records.probe == "activation_stats", "module"].nunique()
     plan: list[tuple[str, Callable[[], str]]] = [("summary", lambda: _summary(records, meta, fmt))]
     if (

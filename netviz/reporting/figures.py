@@ -81,7 +81,7 @@ def _layer_colours(n: int) -> list[Any]:
 def gradient_flow_figure(rows: pd.DataFrame, order: Sequence[str], fmt: str = "png") -> str:
     """Left: each layer's gradient norm over the recorded steps (box, log scale) and at the
     last step (dot), input side left. Right: step x layer heat map of log10 of the norm."""
-    from netviz.plot._style import style
+    from netviz.plot.theme import style
 
     order = [m for m in order if m in set(rows.module)]
     per = rows.groupby(["module", "step"]).value.mean().reset_index()
@@ -123,7 +123,7 @@ def activation_figure(rows: pd.DataFrame, fmt: str = "png") -> str:
     per phase when the records have train and eval rows."""
     import matplotlib.ticker as mticker
 
-    from netviz.plot._style import style
+    from netviz.plot.theme import style
 
     has_phase = "phase" in rows.columns
     with style():
@@ -152,7 +152,7 @@ def activation_figure(rows: pd.DataFrame, fmt: str = "png") -> str:
 def activation_overview_figure(rows: pd.DataFrame, order: Sequence[str], fmt: str = "png") -> str:
     """Step x layer heat maps of the :data:`ACTIVATION_PANELS` statistics (train rows), layers
     in network order top to bottom: every layer at a glance, whatever their number."""
-    from netviz.plot._style import style
+    from netviz.plot.theme import style
 
     order = [m for m in order if m in set(rows.module)]
     steps = sorted(set(rows.step))
@@ -191,7 +191,7 @@ def update_ratio_figure(
 ) -> str:
     """``weight_stats.update_ratio`` against the step, one line per layer coloured by depth
     (dark: input side), with the diagnosis band and the usual 1e-3 marked."""
-    from netviz.plot._style import style
+    from netviz.plot.theme import style
 
     order = [m for m in order if m in set(rows.module)]
     with style():
@@ -223,7 +223,7 @@ def histogram_figure(
     """
     import matplotlib as mpl
 
-    from netviz.plot._style import style
+    from netviz.plot.theme import style
 
     counts = rows.groupby(["bin_lo", "bin_hi", "step"])["count"].sum().unstack("step")
     index = pd.MultiIndex.from_tuples(list(grid), names=["bin_lo", "bin_hi"])

@@ -8,6 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+from netviz.errors import NetvizTypeError
+
 __all__ = ["read_inputs"]
 
 
@@ -53,17 +55,17 @@ def read_inputs(
     elif isinstance(getattr(data, "records", None), pd.DataFrame):  # a netviz.Report
         records = data.records
     else:
-        raise TypeError(
+        raise NetvizTypeError(
             "`data` must be a record table (pandas DataFrame), a netviz.Monitor, a "
             f"netviz.Report or the path of a record file; got {type(data).__name__}"
         )
     records = validate_frame(records, source="`data`")
     if histograms is not None and not isinstance(histograms, pd.DataFrame):
-        raise TypeError(
+        raise NetvizTypeError(
             f"`histograms` must be a DataFrame (Monitor.histograms()), got {type(histograms).__name__}"
         )
     if snapshots is not None and not isinstance(snapshots, Mapping):
-        raise TypeError(
+        raise NetvizTypeError(
             "`snapshots` must be a dict {step: {(probe, module, call): tensor}} "
             f"(Monitor.snapshots()), got {type(snapshots).__name__}"
         )

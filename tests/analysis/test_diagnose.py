@@ -465,9 +465,9 @@ def test_modules_of_a_record_table_are_globs_over_the_recorded_names():
     assert diagnose(records=full, modules="*").kinds() == ["vanishing_gradients"]
     picked = diagnose(records=full, modules=["1?", "20"]).summary["depth_layers"]
     assert picked == ["10", "12", "14", "16", "18", "20"]  # network order, not name order
-    with pytest.raises(netviz.NetvizValueError, match="match no recorded module"):
+    with pytest.raises(netviz.NetvizValueError, match="match no module name in the records"):
         diagnose(records=full, modules=["nope"])
-    with pytest.raises(netviz.NetvizTypeError, match="records hold names"):
+    with pytest.raises(netviz.NetvizTypeError, match="holds module names only"):
         diagnose(records=full, modules=nn.Linear)
 
 

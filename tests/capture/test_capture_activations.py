@@ -1,4 +1,4 @@
-"""capture_activations, conv_filters and save_tensors/load_tensors."""
+"""capture_activations, conv_filter_weights and save_tensors/load_tensors."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from _attention_reference import hook_counts
 from torch import nn
 
 from netviz.capture.activations import call_keys, capture_activations
-from netviz.capture.filters import conv_filters, conv_weight
+from netviz.capture.filters import conv_filter_weights, conv_weight
 from netviz.capture.tensorfile import load_tensors, save_tensors
 
 
@@ -124,10 +124,10 @@ def test_call_keys_scheme():
     }
 
 
-# --------------------------------------------------------------- conv_filters
-def test_conv_filters_rgb_layout():
+# --------------------------------------------------------------- conv_filter_weights
+def test_conv_filter_weights_rgb_layout():
     conv = nn.Conv2d(3, 5, (2, 4))
-    f = conv_filters(conv)
+    f = conv_filter_weights(conv)
     assert f.shape == (5, 2, 4, 3)
     for o in range(5):
         for c in range(3):
@@ -146,8 +146,8 @@ def test_conv_filters_rgb_layout():
         (nn.ConvTranspose2d(2, 5, 3), (5, 2, 3, 3)),
     ],
 )
-def test_conv_filters_layouts(conv, shape):
-    f = conv_filters(conv)
+def test_conv_filter_weights_layouts(conv, shape):
+    f = conv_filter_weights(conv)
     assert f.shape == shape
     w = conv.weight.detach()
     if isinstance(conv, nn.ConvTranspose2d):
@@ -156,15 +156,15 @@ def test_conv_filters_layouts(conv, shape):
         assert torch.equal(f.reshape(w.shape), w)
 
 
-def test_conv_filters_bad_input():
+def test_conv_filter_weights_bad_input():
     with pytest.raises(ValueError, match="weight"):
-        conv_filters(nn.ReLU())
+        conv_filter_weights(nn.ReLU())
     with pytest.raises(ValueError, match="3-D"):
-        conv_filters(nn.Linear(2, 3))
+        conv_filter_weights(nn.Linear(2, 3))
     with pytest.raises(ValueError, match="groups"):
-        conv_filters(nn.ConvTranspose2d(4, 4, 3, groups=2))
+        conv_filter_weights(nn.ConvTranspose2d(4, 4, 3, groups=2))
     with pytest.raises(TypeError, match="convolution module"):
-        conv_filters([1, 2])
+        conv_filter_weights([1, 2])
     assert conv_weight(torch.ones(2, 3, 4)).shape == (2, 3, 4)
 
 

@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 EXPORTS = (
     "capture_activations",
     "capture_attention",
-    "capture_positional_encoding",
-    "conv_filters",
+    "positional_encoding_weights",
+    "conv_filter_weights",
     "load_tensors",
     "record_attention",
     "save_tensors",
@@ -54,7 +54,7 @@ def test_attention_doc_three_lines_give_every_head():
     block = python_blocks(ROOT / "docs" / "attention.md")[0]
     namespace: dict = {}
     exec(compile(block, "docs/attention.md", "exec"), namespace)
-    weights, axes = namespace["weights"], namespace["axes"]
+    weights, axes = namespace["weights"], namespace["grid"].axes
     assert list(weights) == ["layers.0.self_attn", "layers.1.self_attn"]
     assert axes.shape == (2, 4)
     labels = [t.get_text() for t in axes[0, 0].get_yticklabels()]

@@ -1,4 +1,4 @@
-"""sinusoidal_encoding against the formula, the rotation property, capture_positional_encoding."""
+"""sinusoidal_encoding against the formula, the rotation property, positional_encoding_weights."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from netviz.capture.positional import capture_positional_encoding, sinusoidal_encoding
+from netviz.capture.positional import positional_encoding_weights
+from netviz.layermath import sinusoidal_encoding
 
 
 @pytest.mark.parametrize(("length", "dim", "base"), [(7, 6, 10000.0), (5, 20, 100.0), (1, 2, 2.0)])
@@ -88,7 +89,7 @@ def test_shift_is_a_fixed_rotation(t, k, half, base):
     assert pe[t].norm().item() == pytest.approx(math.sqrt(half), abs=1e-9)
 
 
-# ------------------------------------------------------ capture_positional_encoding
+# ------------------------------------------------------ positional_encoding_weights
 class Learned(nn.Module):
     def __init__(self):
         super().__init__()
@@ -118,22 +119,22 @@ class Param(nn.Module):
 
 def test_learned_embedding_found():
     m = Learned()
-    pe = capture_positional_encoding(m, length=5)
+    pe = positional_encoding_weights(m, length=5)
     assert torch.equal(pe, m.pos_emb.weight[:5].detach())
     assert not pe.requires_grad
 
 
 def test_registered_buffer_squeezed():
     m = Buffer()
-    pe = capture_positional_encoding(m)
+    pe = positional_encoding_weights(m)
     assert torch.equal(pe, sinusoidal_encoding(20, 8))
 
 
 def test_gpt2_and_parameter_names():
     g = GPT2Like()
-    assert torch.equal(capture_positional_encoding(g), g.wpe.weight.detach())
+    assert torch.equal(positional_encoding_weights(g), g.wpe.weight.detach())
     p = Param()
-    assert torch.equal(capture_positional_encoding(p), p.position_embeddings[0].detach())
+    assert torch.equal(positional_encoding_weights(p), p.position_embeddings[0].detach())
 
 
 def test_bert_like_integer_position_ids_are_not_a_candidate():
@@ -150,7 +151,7 @@ def test_bert_like_integer_position_ids_are_not_a_candidate():
             self.embeddings = Embeddings()
 
     m = Bert()
-    pe = capture_positional_encoding(m)
+    pe = positional_encoding_weights(m)
     assert torch.equal(pe, m.embeddings.position_embeddings.weight.detach())
 
 
@@ -162,21 +163,21 @@ def test_ambiguous_lists_candidates_and_name_picks():
             self.register_buffer("pe", torch.zeros(4, 2))
 
     with pytest.raises(ValueError, match=r"\['pe', 'pos'\]"):
-        capture_positional_encoding(Both())
+        positional_encoding_weights(Both())
     m = Both()
-    assert torch.equal(capture_positional_encoding(m, name="pos"), m.pos.weight.detach())
-    assert torch.equal(capture_positional_encoding(m, name="pe"), torch.zeros(4, 2))
+    assert torch.equal(positional_encoding_weights(m, name="pos"), m.pos.weight.detach())
+    assert torch.equal(positional_encoding_weights(m, name="pe"), torch.zeros(4, 2))
 
 
 def test_errors():
     with pytest.raises(ValueError, match="found no positional encoding"):
-        capture_positional_encoding(nn.Sequential(nn.Linear(2, 2)))
+        positional_encoding_weights(nn.Sequential(nn.Linear(2, 2)))
     with pytest.raises(ValueError, match="candidates"):
-        capture_positional_encoding(Learned(), name="nope")
+        positional_encoding_weights(Learned(), name="nope")
     with pytest.raises(ValueError, match="exceeds the 12 positions"):
-        capture_positional_encoding(Learned(), length=13)
+        positional_encoding_weights(Learned(), length=13)
     with pytest.raises(TypeError, match=r"nn\.Module"):
-        capture_positional_encoding(torch.zeros(3, 3))
+        positional_encoding_weights(torch.zeros(3, 3))
 
     class ThreeD(nn.Module):
         def __init__(self):
@@ -184,4 +185,4 @@ def test_errors():
             self.register_buffer("pe", torch.zeros(2, 3, 4))
 
     with pytest.raises(ValueError, match=r"expected \(length, dim\)"):
-        capture_positional_encoding(ThreeD())
+        positional_encoding_weights(ThreeD())

@@ -46,7 +46,7 @@ def test_every_must_be_positive_int(every):
 
 
 def test_selection_matching_nothing_names_close_modules():
-    with pytest.raises(ValueError, match=r"match no module name; close names: '2.0'"):
+    with pytest.raises(ValueError, match=r"match no module name in the model; close names: '2.0'"):
         netviz.watch(net(), modules="2.1")
     with pytest.raises(
         ValueError, match=r"selects no module of type Conv2d; the model has types: Linear, ReLU"

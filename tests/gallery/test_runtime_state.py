@@ -95,3 +95,25 @@ def test_sphinx_hook_restores_a_builtins_file_set_by_someone_else(tmp_path, monk
     assert builtins.__file__ == "theirs"
     sphinx_hooks.reset_style(conf, None, "after")  # nothing of ours left: untouched
     assert builtins.__file__ == "theirs"
+
+
+def test_every_script_shows_its_figures_when_run_by_hand():
+    """``python <script>`` under an interactive backend opens the figures' window:
+    each script ends with ``plt.show()`` (a no-op under the builder's Agg)."""
+    import ast
+
+    missing = []
+    for script in sorted(SCRIPTS.glob("[A-Z]*.py")):
+        body = ast.parse(script.read_text()).body
+        last = body[-1]
+        call = last.value if isinstance(last, ast.Expr) else None
+        if not (
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Attribute)
+            and call.func.attr == "show"
+            and isinstance(call.func.value, ast.Name)
+            and call.func.value.id == "plt"
+        ):
+            missing.append(script.name)
+    assert len(list(SCRIPTS.glob("[A-Z]*.py"))) == 42
+    assert not missing, f"scripts that do not end with plt.show(): {missing}"

@@ -125,7 +125,9 @@ def test_distributions_over_steps_bands_and_marks():
     steps = [rng.normal(0, 1.0 / (s + 1), 2000) for s in range(5)]
     steps[3] = np.concatenate([steps[3], [np.nan, np.inf], [1e9] * 3])
     df = _table({"x": steps}, grid, {"x": 0})
-    ax = distributions_over_steps(df, module="x")
+    _, given = plt.subplots()
+    ax = distributions_over_steps(df, given, modules="x")
+    assert ax is given
     assert len(ax.collections) == 4  # four bands
     median = ax.get_lines()[0]
     np.testing.assert_array_equal(median.get_xdata(), np.arange(5))
@@ -134,10 +136,16 @@ def test_distributions_over_steps_bands_and_marks():
     assert np.all(np.abs(np.asarray(median.get_ydata()) - true_median) < 0.1)
     assert _texts(ax, "out_of_range") == ["≥ 1.34e+08: 3 max/step"]
     assert _texts(ax, "nonfinite") == ["NaN/Inf: 2 max/step"]
-    axes = distributions_over_steps(_table({"a": steps, "b": steps}, grid, {"a": 1, "b": 0}))
-    assert [a.get_title() for a in axes] == ["b", "a"]
-    with pytest.raises(ValueError, match="no histograms of module"):
-        distributions_over_steps(df, module="zz")
+    two = _table({"a": steps, "b": steps}, grid, {"a": 1, "b": 0})
+    out = distributions_over_steps(two)
+    assert isinstance(out, netviz.plot.PlotGrid) and out.axes.shape == (1, 2)
+    assert [a.get_title() for a in out.axes.flat] == ["b", "a"]  # network order
+    # one layer without an Axes is still a grid (the return type follows `ax`)
+    assert distributions_over_steps(two, modules="a").axes.shape == (1, 1)
+    with pytest.raises(ValueError, match="selects 2 layers"):
+        distributions_over_steps(two, plt.subplots()[1])
+    with pytest.raises(ValueError, match="match no module name"):
+        distributions_over_steps(df, modules="zz")
 
 
 def test_histograms_over_steps_cells_are_the_counts():
@@ -203,7 +211,7 @@ def test_histogram_table_plots_from_a_saved_run(tmp_path):
             net(torch.randn(8, 4)).square().mean().backward()
             opt.step()
     path = mon.save(tmp_path / "run.parquet")
-    ax = histograms_over_steps(path, module="2", colorbar=False)
+    ax = histograms_over_steps(path, modules="2", colorbar=False)
     assert ax.get_ylabel() == "grad_hist bin (lower edge)"
     (mesh,) = ax.collections
     assert np.ma.filled(mesh.get_array(), 0).sum() == 3 * (8 * 2 + 2)  # numel of layer 2's grads

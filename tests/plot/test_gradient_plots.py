@@ -129,7 +129,7 @@ def test_timestep_gradients_compare_and_errors():
 
 
 def test_stat_over_steps_one_line_per_layer():
-    ax = stat_over_steps(_records(), "l2")
+    ax = stat_over_steps(_records(), stat="l2")
     assert ax.get_yscale() == "log"  # spans five decades
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels == ["a", "b"]
@@ -137,16 +137,18 @@ def test_stat_over_steps_one_line_per_layer():
     np.testing.assert_allclose(a.get_ydata(), [1.0, 0.1, 0.01])
     np.testing.assert_allclose(b.get_ydata(), [10.0, 100.0, 1000.0])
     with pytest.raises(ValueError, match="available"):
-        stat_over_steps(_records(), "nope")
+        stat_over_steps(_records(), stat="nope")
     with pytest.raises(ValueError, match="`modules`"):
-        stat_over_steps(_records(), "l2", modules=["zz"])
+        stat_over_steps(_records(), stat="l2", modules=["zz"])
+    one = stat_over_steps(_records(), stat="l2", modules="b")
+    assert [t.get_text() for t in one.get_legend().get_texts()] == ["b"]
 
 
 def test_stat_over_steps_needs_probe_when_ambiguous():
     df = pd.concat([_records(), _records().assign(probe="grad_stats")])
     with pytest.raises(ValueError, match="choose one with `probe=`"):
-        stat_over_steps(df, "l2")
-    assert stat_over_steps(df, "l2", probe="grad_stats").get_ylabel() == "grad_stats · l2"
+        stat_over_steps(df, stat="l2")
+    assert stat_over_steps(df, stat="l2", probe="grad_stats").get_ylabel() == "grad_stats · l2"
 
 
 def test_activation_distributions_ridges_and_records():

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from netviz.gallery import pick, setup
-from netviz.plot._style import PALETTE
+from netviz.plot.theme import PALETTE
 
 setup()
 
@@ -124,3 +124,5 @@ assert example_accuracy == [0.75, 0.75, 0.75]
 # 3 of 4 for every orientation except the axis-parallel ones (2 of 4): no round-off dips
 assert (best_per_angle[~axis_parallel] == 0.75).all()
 assert (best_per_angle[axis_parallel] == 0.5).all() and axis_parallel.sum() == 4
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

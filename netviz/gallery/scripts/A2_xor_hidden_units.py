@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from netviz.gallery import setup
-from netviz.plot._style import CMAP_DIVERGING, PALETTE
+from netviz.plot.theme import CMAP_DIVERGING, PALETTE
 
 setup()
 
@@ -134,3 +134,5 @@ fig.tight_layout(rect=(0, 0.1, 1, 1))  # room for the legends below the axes
 # The network computes XOR exactly, through the hidden codes given in the notes.
 assert outputs.tolist() == [0.0, 1.0, 1.0, 0.0]
 assert hidden.tolist() == [[0.0, 1.0], [1.0, 1.0], [1.0, 1.0], [1.0, 0.0]]
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

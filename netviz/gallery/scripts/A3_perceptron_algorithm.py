@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from netviz.gallery import pick, setup
-from netviz.plot._style import PALETTE
+from netviz.plot.theme import PALETTE
 
 setup()
 
@@ -150,3 +150,5 @@ assert final_predictions["AND"].tolist() == targets["AND"].tolist()
 assert final_predictions["OR"].tolist() == targets["OR"].tolist()
 assert min(errors_per_epoch["XOR"]) >= 1
 assert min(final_margin["AND"], final_margin["OR"]) > 0.2  # no point on a final line
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from netviz.gallery import pick, setup
-from netviz.plot._style import PALETTE
+from netviz.plot.theme import PALETTE
 
 setup()
 
@@ -86,3 +86,5 @@ fig.tight_layout()
 assert abs(w_closed_form - 117.8 / 117.25) < 1e-12
 assert abs(w_final - w_closed_form) < 1e-9
 assert loss_history[0] > 100 * loss_history[-1]
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

@@ -20,7 +20,7 @@ from sklearn.datasets import make_circles
 from torch import nn
 
 from netviz.gallery import pick, setup
-from netviz.plot._style import CMAP_DIVERGING, PALETTE
+from netviz.plot.theme import CMAP_DIVERGING, PALETTE
 
 setup()
 
@@ -65,8 +65,8 @@ for ax, h in zip(axes, hidden_sizes):
         ax.scatter(
             x_np[sel, 0], x_np[sel, 1], s=8, color=colour, edgecolor="none", label=f"class {label}"
         )
-    w = model[0].weight.detach().numpy()
-    b = model[0].bias.detach().numpy()
+    w = model[0].get_parameter("weight").detach().numpy()
+    b = model[0].get_parameter("bias").detach().numpy()
     hidden_lines[h] = np.concatenate([w, b[:, None]], axis=1)
     for j, ((w1, w2), bj) in enumerate(zip(w, b)):
         key = {"label": "a hidden unit's line $w_j \\cdot x + b_j = 0$"} if j == 0 else {}
@@ -93,3 +93,5 @@ fig.tight_layout(rect=(0, 0.07, 1, 1))
 assert all(hidden_lines[h].shape == (h, 3) for h in hidden_sizes)
 assert accuracy[2] < 0.9
 assert accuracy[3] > 0.95 and accuracy[10] > 0.95
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

@@ -20,7 +20,7 @@ from sklearn.datasets import load_iris
 from torch import nn
 
 from netviz.gallery import pick, setup
-from netviz.plot._style import CMAP_DIVERGING, PALETTE
+from netviz.plot.theme import CMAP_DIVERGING, PALETTE
 
 setup()
 
@@ -43,7 +43,7 @@ optimizer = torch.optim.LBFGS(
     tolerance_change=1e-15,
     line_search_fn="strong_wolfe",
 )
-loss_curve = []
+loss_curve: list[float] = []
 
 
 def closure():
@@ -110,3 +110,5 @@ fig.tight_layout()
 # A single neuron separates the two species well (not perfectly: they overlap).
 assert 0.9 < accuracy < 1.0
 assert final_loss < 0.25
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

@@ -21,7 +21,7 @@ from sklearn.datasets import make_moons
 from torch import nn
 
 from netviz.gallery import pick, setup
-from netviz.plot._style import PALETTE
+from netviz.plot.theme import PALETTE
 
 setup()
 
@@ -66,8 +66,8 @@ readout_b = float(readout.bias.detach())
 fig, axes = plt.subplots(1, 4, figsize=(12.8, 3.9))
 titles = ["input space", "after layer 1", "after layer 2", "after layer 3"]
 n_per_line = len(dense)
-for k, (ax, (p, gpts), title) in enumerate(zip(axes, representations, titles)):
-    gpts = gpts.numpy().reshape(len(grid_lines), n_per_line, 2)
+for k, (ax, (p, grid_points), title) in enumerate(zip(axes, representations, titles)):
+    gpts = grid_points.numpy().reshape(len(grid_lines), n_per_line, 2)
     for line in gpts:
         ax.plot(line[:, 0], line[:, 1], color="0.75", lw=0.5)
     for label, colour in [(0, PALETTE[0]), (1, PALETTE[1])]:
@@ -95,3 +95,5 @@ fig.tight_layout()
 side = last_points.numpy() @ readout_w + readout_b > 0
 assert accuracy == 1.0
 assert (side == (y_np == 1)).all()
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

@@ -27,7 +27,7 @@ from torch import nn
 
 import netviz
 from netviz.gallery import pick, setup
-from netviz.plot._style import CMAP_DIVERGING, PALETTE
+from netviz.plot.theme import CMAP_DIVERGING, PALETTE
 
 setup()
 
@@ -134,3 +134,5 @@ fig.tight_layout()
 # learn the circle.
 assert grad_ratio["plain"] < grad_ratio["skip connections"] / 100
 assert accuracy["plain"] < 0.7 < 0.95 < accuracy["skip connections"]
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from netviz.gallery import setup
-from netviz.plot._style import PALETTE
+from netviz.plot.theme import PALETTE
 
 setup()
 
@@ -44,15 +44,15 @@ chain_bound = abs(w1 * w2 * w3) / 4**3
 # Depth: the largest gradient through n stacked sigmoid units (unit weights)
 # against (1/4)^n.
 depths = np.arange(1, 11)
-max_grad_per_depth = []
+grads_by_depth: list[float] = []
 for n in depths:
     xd = torch.linspace(-8, 8, 1601, dtype=torch.float64, requires_grad=True)
     h = xd
     for _ in range(n):
         h = torch.sigmoid(h)
     (gd,) = torch.autograd.grad(h.sum(), xd)
-    max_grad_per_depth.append(float(gd.max()))
-max_grad_per_depth = np.array(max_grad_per_depth)
+    grads_by_depth.append(float(gd.max()))
+max_grad_per_depth = np.array(grads_by_depth)
 depth_bound = 0.25**depths
 
 fig, axes = plt.subplots(1, 3, figsize=(12.8, 4.6))
@@ -97,3 +97,5 @@ assert sigma_prime_max == 0.25 and argmax_z == 0.0
 assert float(chain_grad.max()) <= chain_bound
 assert (max_grad_per_depth <= depth_bound * (1 + 1e-12)).all()
 assert max_grad_per_depth[0] == 0.25
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

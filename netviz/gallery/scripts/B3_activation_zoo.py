@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from netviz.gallery import pick, setup
-from netviz.plot._style import PALETTE
+from netviz.plot.theme import PALETTE
 
 setup()
 
@@ -131,3 +131,5 @@ assert final_loss["sigmoid"] > 0.69
 assert stuck == ["sigmoid", "softplus"], stuck  # what the annotation and the docstring say
 assert final_loss["tanh"] < 0.01  # "tanh trains fine here"
 assert max(final_loss["ReLU"], final_loss["leaky ReLU"], final_loss["ELU"]) < 0.01
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

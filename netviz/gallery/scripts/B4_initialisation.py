@@ -96,3 +96,5 @@ assert std_ratio["tanh", small] < 1e-6 and std_ratio["ReLU", small] < 1e-6
 assert 0.01 < std_ratio["ReLU", xavier] < 0.1  # (1/sqrt 2)^9 = 0.044
 assert 0.5 < std_ratio["ReLU", he] < 2.0
 assert activation_std["tanh", xavier][-1] > 0.1
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

@@ -37,15 +37,15 @@ def vanilla_rnn(scale: float) -> nn.RNN:
     rnn = nn.RNN(n_in, hidden, nonlinearity="tanh")
     q, _ = torch.linalg.qr(torch.randn(hidden, hidden))
     with torch.no_grad():
-        rnn.weight_hh_l0.copy_(scale * q)
-        rnn.bias_hh_l0.zero_()
-        rnn.bias_ih_l0.zero_()
+        rnn.get_parameter("weight_hh_l0").copy_(scale * q)
+        rnn.get_parameter("bias_hh_l0").zero_()
+        rnn.get_parameter("bias_ih_l0").zero_()
     return rnn
 
 
 lstm = nn.LSTM(n_in, hidden)
 with torch.no_grad():  # forget gates start nearly open, sigmoid(3) = 0.95; gate order i, f, g, o
-    lstm.bias_ih_l0[hidden : 2 * hidden].fill_(3.0)
+    lstm.get_parameter("bias_ih_l0")[hidden : 2 * hidden].fill_(3.0)
 nets = {
     "RNN, $s = 0.8$ (vanishing)": vanilla_rnn(0.8),
     "RNN, $s = 1.2$ (exploding)": vanilla_rnn(1.2),
@@ -88,3 +88,5 @@ assert abs(decay[first] / 0.8 ** (seq_len - 1) - 1) < 0.05
 assert abs(decay[rest[0]] / 1.2 ** (seq_len - 1) - 1) < 0.05
 assert decay[first] < 1e-2 < 1e2 < decay[rest[0]]
 assert decay[rest[1]] > 10 * decay[first]
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

@@ -103,3 +103,5 @@ fig.tight_layout()
 # the last block's; with them it is of the same order.
 assert first_to_last["plain"] < 1e-3
 assert 0.1 < first_to_last["residual"] < 10
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

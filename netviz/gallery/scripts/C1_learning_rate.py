@@ -99,3 +99,5 @@ assert np.all(np.diff(np.abs(paths["too large"][:, 0])) > 0)  # |w1| grows every
 assert losses["too large"][-1] > losses["too large"][0]
 assert losses["good"][-1] < 1e-6 * losses["good"][0]
 assert losses["too small"][-1] > 0.1 * losses["too small"][0]  # still far from the minimum
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

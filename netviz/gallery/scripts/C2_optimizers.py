@@ -74,7 +74,7 @@ colours = ["#0173b2", "#de8f05", "#029e73", "#cc78bc", "black"]  # blue, orange,
 dashes = ["-", "--", "-.", ":", (0, (6, 1.5, 1, 1.5))]
 markers = ["o", "s", "^", "D", "v"]
 g1, g2 = np.meshgrid(np.linspace(-3.4, 3.4, 241), np.linspace(-2.4, 2.4, 181))
-path_axes = []
+path_axes: list[plt.Axes] = []
 for k, (name, p) in enumerate(paths.items()):
     row, col = divmod(k, 3)
     share = path_axes[0] if path_axes else None
@@ -126,3 +126,5 @@ np.testing.assert_allclose(
 assert all(loss.min() < 1e-2 * loss[0] for loss in losses.values())  # all make progress
 # Momentum gets 10x lower than plain SGD at the same η, for all its overshooting.
 assert losses[names[1]].min() < 0.1 * losses[names[0]].min()
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

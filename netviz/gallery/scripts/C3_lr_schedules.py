@@ -22,6 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from netviz.errors import NetvizValueError
 from netviz.gallery import pick, setup
 
 setup()
@@ -43,7 +44,9 @@ def make_scheduler(name: str, opt: torch.optim.Optimizer):
         return torch.optim.lr_scheduler.ExponentialLR(opt, gamma=math.exp(-k_exp))
     if name == "1/t":
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 1.0 / (1.0 + k_inv * t))
-    raise ValueError(f"unknown schedule {name!r}")
+    raise NetvizValueError(
+        f"unknown schedule {name!r}; use one of 'constant', 'step', 'exponential', '1/t'"
+    )
 
 
 schedule_names = ["constant", "step", "exponential", "1/t"]
@@ -71,6 +74,7 @@ def noisy_sgd(name: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         per_run = 3 * w[:, 0] ** 2 + w[:, 1] ** 2
         losses.append(per_run.mean().item())
         per_run.sum().backward()
+        assert w.grad is not None
         w.grad += torch.randn(w.shape, generator=gen, dtype=torch.float64)  # minibatch noise
         opt.step()
         sched.step()
@@ -119,3 +123,5 @@ assert np.all(learning_rates["constant"] == lr0)
 # Decay beats the noise floor of the constant rate (last 10 epochs, averaged).
 tail = {name: loss[-10:].mean() for name, loss in noisy_losses.items()}
 assert all(tail[name] < tail["constant"] for name in ["step", "exponential", "1/t"])
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

@@ -64,7 +64,7 @@ fig, ax = plt.subplots(figsize=(12.8, 5.4))
 colors = {"very high": "C3", "high": "C1", "low": "C0", "good": "C2"}
 # End-of-curve labels, pushed apart (in decades) where two curves end close together.
 order = sorted(learning_rates, key=lambda n: loss_curves[n][-1])
-label_y = {}
+label_y: dict[str, float] = {}
 for name in order:
     y = np.log10(loss_curves[name][-1])
     if label_y:
@@ -118,3 +118,5 @@ assert final["very high"] > initial_loss
 assert final["high"] > 4 * final["good"]
 assert final["good"] < final["low"] < initial_loss
 assert final["good"] == min(final.values())
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

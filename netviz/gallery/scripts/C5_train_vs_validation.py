@@ -135,3 +135,5 @@ assert final_val["overfitting"] > 1.3 * val_loss["overfitting"].min()
 assert final_val["+ weight decay"] < final_val["overfitting"]
 assert final_val["+ dropout"] < final_val["overfitting"]
 assert final_val["just right"] < min(final_val["underfitting"], final_val["overfitting"])
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

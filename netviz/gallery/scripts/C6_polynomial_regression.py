@@ -113,3 +113,5 @@ assert weights[9].abs().max() > 1e5 and ridge_weights.abs().max() < 1e3
 assert np.all(np.diff(train_rms) <= 1e-9)  # more degrees never fit the training set worse
 assert test_rms[9] > 2 * test_rms[3]  # ... but M = 9 generalises far worse than M = 3
 assert rms(ridge_weights, x_test, t_test) < 0.5 * test_rms[9]
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

@@ -101,3 +101,5 @@ assert np.all(median_train[beyond] < 1e-12)
 assert median_test[-1] < 0.1 * median_test.max()
 assert median_test[-1] < median_test[feature_counts < 0.75 * n_train].min()
 assert np.argmax(median_norm) == np.argmax(median_test)
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

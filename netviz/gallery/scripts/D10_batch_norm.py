@@ -25,7 +25,7 @@ from torch import nn
 
 import netviz
 from netviz.gallery import fast, pick, setup
-from netviz.plot._style import PALETTE
+from netviz.plot.theme import PALETTE
 
 setup()
 
@@ -103,7 +103,7 @@ bn_acts = {f"layer {i + 1}": t for i, t in enumerate(bn_pre.values())}
 # first and last step. Bottom: the distribution of each layer's activations
 # pre-activations after training (``netviz.plot.activation_distributions``).
 fig = plt.figure(figsize=(12.8, 7.2), layout="constrained")
-top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.15])
+top, bottom = fig.subfigures(2, 1, squeeze=False, height_ratios=[1, 1.15])[:, 0]
 ax_loss, ax_std = top.subplots(1, 2)
 colours = {"plain": PALETTE[3], "bn": PALETTE[0]}
 ax_loss.plot(
@@ -145,3 +145,5 @@ assert plain_std_first[-1] < 0.5 * plain_std_first[0], plain_std_first
 if not fast():
     tail = 20
     assert sum(bn_loss[-tail:]) < sum(plain_loss[-tail:]), (bn_loss[-tail:], plain_loss[-tail:])
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

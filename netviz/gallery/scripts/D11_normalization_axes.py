@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from netviz.gallery import setup
-from netviz.plot._style import PALETTE
+from netviz.plot.theme import PALETTE
 
 setup()
 
@@ -125,3 +125,5 @@ assert int(groups["Group norm"].any(dim=(0, 2, 3)).sum()) == C // n_groups
 mu = x.mean(dim=(0, 2, 3), keepdim=True)
 var = x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
 assert torch.allclose(modules["Batch norm"](x), (x - mu) / torch.sqrt(var + 1e-5))
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

@@ -24,7 +24,7 @@ from matplotlib.colors import LogNorm
 from sklearn.metrics import confusion_matrix
 
 from netviz.gallery import fast, pick, setup
-from netviz.plot._style import CMAP_SEQUENTIAL
+from netviz.plot.theme import CMAP_SEQUENTIAL
 
 setup()
 
@@ -50,7 +50,7 @@ wrong = (predictions != labels).nonzero().flatten()
 # %%
 # Left: the matrix with its counts. Right: misclassified test digits.
 fig = plt.figure(figsize=(12.8, 7.2 * 0.8), layout="constrained")
-left, right = fig.subfigures(1, 2, width_ratios=[1.25, 1])
+left, right = fig.subfigures(1, 2, squeeze=False, width_ratios=[1.25, 1])[0]
 ax = left.subplots()
 shown = np.ma.masked_equal(confusion.numpy(), 0)  # empty cells stay white
 im = ax.imshow(
@@ -106,3 +106,5 @@ assert confusion.sum(dim=1).tolist() == torch.bincount(labels, minlength=10).tol
 assert len(labels) == 454  # every 4th digit of each class
 if not fast():
     assert test_accuracy > 0.95, test_accuracy
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

@@ -81,19 +81,17 @@ for k in range(len(examples)):
     axes[0, k].set_title(
         f"label {int(data.y_test[examples[k]])}, predicted {int(predicted[k])}", fontsize=11
     )
+    netviz.plot.attribution(saliency[k], axes[1, k], kind="abs", vmax=saliency_max, colorbar=False)
     netviz.plot.attribution(
-        None, saliency[k], ax=axes[1, k], kind="abs", vmax=saliency_max, colorbar=False
-    )
-    netviz.plot.attribution(
-        None, integrated_gradients[k], ax=axes[2, k], kind="signed", vmax=ig_max, colorbar=False
+        integrated_gradients[k], axes[2, k], kind="signed", vmax=ig_max, colorbar=False
     )
     axes[2, k].set_xlabel(
         f"Σ IG = {ig_sums[k]:.2f}\nf(x) − f(0) = {score_gain[k]:.2f}", fontsize=10
     )
     netviz.plot.attribution(
-        inputs[k],
         grad_cam[k] / grad_cam[k].max(),
-        ax=axes[3, k],
+        axes[3, k],
+        image=inputs[k],
         kind="blend",
         vmax=1.0,
         colorbar=False,
@@ -128,3 +126,5 @@ assert cam.layer_attr.shape == (len(examples), 1, 8, 8)
 assert (grad_cam.flatten(1).max(dim=1).values > 0).all()  # every map shows something
 if not fast():
     assert torch.equal(predicted, data.y_test[examples])
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

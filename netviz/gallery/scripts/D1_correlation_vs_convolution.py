@@ -116,3 +116,5 @@ energy = float(pattern @ pattern)
 assert all(abs(inner_products[n]) < 0.5 * energy for n in positions)
 assert inner_products["A, moved\nto t = 40"] > 0.8 * energy
 assert all(convolutions[n].max() < 0.8 * correlations[n].max() for n in positions)
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

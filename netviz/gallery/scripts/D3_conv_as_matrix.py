@@ -112,3 +112,5 @@ notes_rows = [
 assert toeplitz[:, :15].tolist() == notes_rows
 assert toeplitz.shape == (4, 16)
 assert torch.equal(toeplitz_product.reshape(2, 2), conv_result)
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

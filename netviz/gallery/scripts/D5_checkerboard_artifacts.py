@@ -109,3 +109,5 @@ assert torch.all(interior(deconv4, 2) == 4)
 assert torch.all(interior(resize_conv, 1) == 9)
 assert coverage.tolist() == [1, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 1]
 assert interior(random_out, 2).std() > 0.1 * interior(random_out, 2).mean()
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

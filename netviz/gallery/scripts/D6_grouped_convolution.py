@@ -117,3 +117,5 @@ for g in group_counts:
     assert weight_shapes[g] == (channels, channels // g, kernel_size)
     assert n_params[g] == channels * (channels // g) * kernel_size
 assert [n_params[g] for g in group_counts] == [48, 24, 12]
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

@@ -60,6 +60,7 @@ x_max = image.clone().requires_grad_(True)
 nn.MaxPool2d(2)(x_max[None, None])[0, 0].backward(upstream)
 x_avg = image.clone().requires_grad_(True)
 nn.AvgPool2d(2)(x_avg[None, None])[0, 0].backward(upstream)
+assert x_max.grad is not None and x_avg.grad is not None
 max_grad, avg_grad = x_max.grad, x_avg.grad
 
 # %%
@@ -94,9 +95,9 @@ def finish(ax, width, height):
     ax.axis("off")
 
 
-is_max = torch.zeros(16, dtype=torch.bool)
-is_max[argmax.flatten()] = True
-is_max = is_max.reshape(4, 4).numpy()
+max_cells = torch.zeros(16, dtype=torch.bool)
+max_cells[argmax.flatten()] = True
+is_max = max_cells.reshape(4, 4).numpy()
 ax = fig.add_subplot(grid[0, 0])  # forward
 draw_grid(ax, image.numpy(), title="input (2×2 windows, max outlined)", window=2, outline=is_max)
 ax.annotate("", (5.3, 2), (4.3, 2), arrowprops={"arrowstyle": "->", "lw": 1.5})
@@ -152,3 +153,5 @@ flat_grad = max_grad.flatten()
 assert torch.equal(flat_grad[argmax.flatten()], upstream.flatten())
 assert int((flat_grad != 0).sum()) == 4 and torch.equal(torch.tensor(is_max), max_grad != 0)
 assert torch.equal(avg_grad, upstream.repeat_interleave(2, 0).repeat_interleave(2, 1) / 4)
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

@@ -49,6 +49,7 @@ def gradient_support(net: nn.Module, shape: tuple[int, ...], unit: tuple[int, ..
     """Gradient of output ``unit`` with respect to the input (zeros outside its field)."""
     x = torch.zeros(1, 1, *shape, requires_grad=True)
     net(x)[(0, 0, *unit)].backward()
+    assert x.grad is not None
     return x.grad[0, 0]
 
 
@@ -59,12 +60,13 @@ predicted = {
     for k in kinds
 }
 predicted_size = {k: [rf.size for rf in v] for k, v in predicted.items()}
-measured_size, measured_start = {}, {}
+measured_size: dict[str, list[int]] = {}
+measured_start: dict[str, list[int]] = {}
 for kind in kinds:
     measured_size[kind], measured_start[kind] = [], []
     for d in depths:
         unit = 1  # output unit 1, so the field's position (start + jump) is checked too
-        grad = gradient_support(stack(kind, d), (length,), (unit,))
+        grad = gradient_support(stack(kind, int(d)), (length,), (unit,))
         support = torch.nonzero(grad).flatten()
         measured_size[kind].append(int(support.max() - support.min() + 1))
         measured_start[kind].append(int(support.min()))
@@ -132,3 +134,5 @@ for kind in kinds:  # the 2-D field is the square of the 1-D one
     support = torch.nonzero(centre_grads[kind])
     side = predicted_size[kind][depth_2d - 1]
     assert (support.max(0).values - support.min(0).values + 1).tolist() == [side, side]
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

@@ -6,7 +6,7 @@ D9 · Learned filters and feature maps of a small CNN
 
 The small digits CNN (8 then 16 filters of 3x3, max pooling, one linear layer)
 after training. Left: its 8 first-layer filters, drawn with
-``netviz.plot.filters`` from ``netviz.conv_filters``; like AlexNet's first
+``netviz.plot.filters`` from ``netviz.conv_filter_weights``; like AlexNet's first
 layer they are small edge and stroke detectors (red positive, blue negative
 weights). Right: what one test digit looks like after each layer, captured in
 one forward pass with ``netviz.capture_activations`` and drawn with
@@ -38,7 +38,7 @@ with torch.no_grad():
 
 # %%
 # Filters of the first convolution, and every layer's output for one digit.
-first_filters = netviz.conv_filters(model[0])  # (8, 1, 3, 3)
+first_filters = netviz.conv_filter_weights(model[0])  # (8, 1, 3, 3)
 digit = data.x_test[:1]
 with torch.no_grad():
     activations = netviz.capture_activations(model, digit, modules=["0", "1", "2", "3", "4"])
@@ -48,15 +48,15 @@ shown_maps = {f"{layer_names[k]} [{k}]": v for k, v in activations.items()}
 # %%
 # One figure: the digit, the filters, the feature maps.
 fig = plt.figure(figsize=(12.8, 7.2), layout="constrained")
-left, right = fig.subfigures(1, 2, width_ratios=[1, 2.3])
-top_left, bottom_left = left.subfigures(2, 1, height_ratios=[1.8, 1])
+left, right = fig.subfigures(1, 2, squeeze=False, width_ratios=[1, 2.3])[0]
+top_left, bottom_left = left.subfigures(2, 1, squeeze=False, height_ratios=[1.8, 1])[:, 0]
 ax_digit = top_left.subplots()
 ax_digit.imshow(digit[0, 0].numpy(), cmap="gray_r", vmin=0, vmax=1)
 ax_digit.set_axis_off()
 ax_digit.set_title(f"input: a test digit (label {int(data.y_test[0])})")
 netviz.plot.filters(model[0], ax=bottom_left.subplots(), ncols=4, title="first-layer filters (3x3)")
-map_axes = netviz.plot.feature_maps(shown_maps, ax=right.subplots(), max_channels=8)
-for row in map_axes:
+map_grid = netviz.plot.feature_maps(shown_maps, ax=right.subplots(), max_channels=8)
+for row in map_grid.axes:
     row[0].yaxis.label.set_fontsize(10)
 right.suptitle("feature maps, first 8 channels per layer", fontsize=12)
 fig.suptitle(
@@ -80,3 +80,5 @@ assert [tuple(v.shape[1:]) for v in activations.values()] == [
 ]
 if not fast():
     assert test_accuracy > 0.95, test_accuracy
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

@@ -22,7 +22,7 @@ from torch import nn
 
 from netviz.gallery import fast, pick, setup
 from netviz.layermath import receptive_field
-from netviz.plot._style import PALETTE
+from netviz.plot.theme import PALETTE
 
 setup()
 
@@ -99,6 +99,7 @@ lstm_accuracy = train(lstm)
 x_probe = x_test[:1].clone().requires_grad_(True)
 t_probe = seq_len - 1
 cnn(x_probe)[0, t_probe].sum().backward()
+assert x_probe.grad is not None
 seen_inputs = (x_probe.grad[0] != 0).nonzero().flatten().tolist()
 
 # %%
@@ -172,3 +173,5 @@ if not fast():
         for i, tau in enumerate(taus)
         if tau >= cnn_receptive_field
     )
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

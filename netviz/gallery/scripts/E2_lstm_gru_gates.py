@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from netviz.gallery import fast, pick, setup
-from netviz.plot._style import CMAP_DIVERGING, CMAP_SEQUENTIAL, PALETTE
+from netviz.plot.theme import CMAP_DIVERGING, CMAP_SEQUENTIAL, PALETTE
 
 setup()
 
@@ -40,7 +40,7 @@ def make_batch(n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.
 
 
 class Holder(nn.Module):
-    def __init__(self, cell: type[nn.Module]):
+    def __init__(self, cell: type[nn.LSTM] | type[nn.GRU]):
         super().__init__()
         self.rnn = cell(2, hidden, batch_first=True)
         self.out = nn.Linear(hidden, 1)
@@ -79,12 +79,14 @@ lstm_r2, gru_r2 = train(lstm_model), train(gru_model)
 # (the fraction of the old state kept); PyTorch applies r after U_n.
 
 
-def lstm_gates(lstm: nn.LSTM, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    w_ih, w_hh = lstm.weight_ih_l0, lstm.weight_hh_l0
-    b = lstm.bias_ih_l0 + lstm.bias_hh_l0
+def lstm_gates(lstm: nn.RNNBase, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    w_ih, w_hh = lstm.get_parameter("weight_ih_l0"), lstm.get_parameter("weight_hh_l0")
+    b = lstm.get_parameter("bias_ih_l0") + lstm.get_parameter("bias_hh_l0")
     h = x.new_zeros(hidden)
     c = x.new_zeros(hidden)
-    out = {k: [] for k in ("input gate i", "forget gate f", "output gate o", "cell c", "h")}
+    out: dict[str, list[torch.Tensor]] = {
+        k: [] for k in ("input gate i", "forget gate f", "output gate o", "cell c", "h")
+    }
     for x_t in x:
         pre_i, pre_f, pre_g, pre_o = (w_ih @ x_t + w_hh @ h + b).chunk(4)
         i, f, g, o = pre_i.sigmoid(), pre_f.sigmoid(), pre_g.tanh(), pre_o.sigmoid()
@@ -95,13 +97,15 @@ def lstm_gates(lstm: nn.LSTM, x: torch.Tensor) -> dict[str, torch.Tensor]:
     return {k: torch.stack(v) for k, v in out.items()}
 
 
-def gru_gates(gru: nn.GRU, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    w_ir, w_iz, w_in = gru.weight_ih_l0.chunk(3)
-    w_hr, w_hz, w_hn = gru.weight_hh_l0.chunk(3)
-    b_ir, b_iz, b_in = gru.bias_ih_l0.chunk(3)
-    b_hr, b_hz, b_hn = gru.bias_hh_l0.chunk(3)
+def gru_gates(gru: nn.RNNBase, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    w_ir, w_iz, w_in = gru.get_parameter("weight_ih_l0").chunk(3)
+    w_hr, w_hz, w_hn = gru.get_parameter("weight_hh_l0").chunk(3)
+    b_ir, b_iz, b_in = gru.get_parameter("bias_ih_l0").chunk(3)
+    b_hr, b_hz, b_hn = gru.get_parameter("bias_hh_l0").chunk(3)
     h = x.new_zeros(hidden)
-    out = {k: [] for k in ("update gate z", "reset gate r", "candidate n", "h")}
+    out: dict[str, list[torch.Tensor]] = {
+        k: [] for k in ("update gate z", "reset gate r", "candidate n", "h")
+    }
     for x_t in x:
         r = (w_ir @ x_t + b_ir + w_hr @ h + b_hr).sigmoid()
         z = (w_iz @ x_t + b_iz + w_hz @ h + b_hz).sigmoid()
@@ -178,3 +182,5 @@ if not fast():
     z_gate = gru_trace["update gate z"].mean(1)
     assert i_gate[is_flag].mean() > i_gate[~is_flag].mean()
     assert z_gate[is_flag].mean() < z_gate[~is_flag].mean()
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from netviz.gallery import setup
-from netviz.plot._style import CMAP_DIVERGING, CMAP_SEQUENTIAL
+from netviz.plot.theme import CMAP_DIVERGING, CMAP_SEQUENTIAL
 
 setup()
 
@@ -86,3 +86,5 @@ fig.suptitle("E3 · Self-attention as a matrix: each output is a weighted sum of
 # and every attention row sums to one.
 assert torch.equal(outputs, expected_outputs)
 assert torch.equal(attention.sum(dim=1), torch.ones(4))
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from netviz.gallery import setup
-from netviz.plot._style import PALETTE
+from netviz.plot.theme import PALETTE
 
 setup()
 
@@ -107,3 +107,5 @@ assert scaled_scores.tolist() == [14.0, 12.0]
 assert [round(w, 2) for w in weights.tolist()] == [0.88, 0.12]
 assert torch.allclose(sdpa_weights, weights)
 assert unscaled_weights[0] > 1 - 1e-6  # saturated without the scaling
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from netviz.gallery import pick, setup
-from netviz.plot._style import PALETTE
+from netviz.plot.theme import PALETTE
 
 setup()
 
@@ -41,10 +41,10 @@ def row_stats(scores: torch.Tensor) -> tuple[float, float, float]:
     return entropy.mean().item(), p.max(-1).values.mean().item(), jac_norm.mean().item()
 
 
-score_std = {"unscaled": [], "scaled": []}
-entropy = {"unscaled": [], "scaled": []}
-max_weight = {"unscaled": [], "scaled": []}
-jacobian_norm = {"unscaled": [], "scaled": []}
+score_std: dict[str, list[float]] = {"unscaled": [], "scaled": []}
+entropy: dict[str, list[float]] = {"unscaled": [], "scaled": []}
+max_weight: dict[str, list[float]] = {"unscaled": [], "scaled": []}
+jacobian_norm: dict[str, list[float]] = {"unscaled": [], "scaled": []}
 for d in dims:
     q = torch.randn(n_queries, 1, d, generator=generator)
     k = torch.randn(n_queries, n_keys, d, generator=generator)
@@ -97,3 +97,5 @@ assert entropy["unscaled"][-1] < 0.5 < entropy["scaled"][-1]
 assert max(entropy["scaled"]) - min(entropy["scaled"]) < 0.15
 assert max_weight["unscaled"][-1] > 0.8
 assert jacobian_norm["unscaled"][-1] < 0.25 * jacobian_norm["scaled"][-1]
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

@@ -87,3 +87,5 @@ for lag in (1, 5, 17):
     diag = np.diag(sincos_similarity.numpy(), lag)
     assert np.allclose(diag, np.cos(omega * lag).sum(), atol=1e-4), lag
 assert float(sin_similarity[0].abs().max()) == 0.0
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

@@ -110,8 +110,8 @@ labels = [f"{i}:{t}" for i, t in enumerate(test_tokens[0].tolist())]
 # Left: the two heads of the trained reverser. Right: the causal mask and the
 # attention of head 0 under it.
 fig = plt.figure(figsize=(12.8, 7.2 * 0.7), layout="constrained")
-left, right = fig.subfigures(1, 2, width_ratios=[1.1, 1])
-head_axes = netviz.plot.attention(attention, tokens=labels, ax=left.subplots(), ncols=2)
+left, right = fig.subfigures(1, 2, squeeze=False, width_ratios=[1.1, 1])[0]
+head_axes = netviz.plot.attention(attention, ax=left.subplots(), tokens=labels, ncols=2).axes
 for a in head_axes.flat:
     a.set_title(a.get_title().replace("encoder.layers.0.self_attn ", ""), fontsize=10)
     a.set_xlabel("key (position:digit)", fontsize=9)
@@ -126,8 +126,8 @@ ax_mask.set_title("causal mask\n(grey: $-\\infty$, white: 0)", fontsize=10)
 ax_mask.set_xlabel("key position")
 ax_mask.set_ylabel("query position")
 (causal_ax,) = netviz.plot.attention(
-    causal_heads[previous_head : previous_head + 1], tokens=labels, ax=ax_causal, colorbar=False
-).flat
+    causal_heads[previous_head : previous_head + 1], ax_causal, tokens=labels, colorbar=False
+).axes.flat
 causal_ax.set_title(f"head {previous_head} under the mask", fontsize=10)
 causal_ax.set_xlabel("key (position:digit)", fontsize=9)
 causal_ax.set_ylabel("query (position:digit)", fontsize=9)
@@ -154,25 +154,25 @@ class FromEmbeddings(nn.Module):
 
     def forward(self, embedded: torch.Tensor) -> torch.Tensor:
         m = self.model
-        return m.out(m.encoder(embedded + m.positions))[:, self.position]
+        return m.out(m.encoder(embedded + m.get_buffer("positions")))[:, self.position]
 
 
 sequence = test_tokens[:1]
 with torch.no_grad():
     embedded = model.embed(sequence)
-token_attr = []
+token_rows = []
 token_delta = []
 for position in range(seq_len):
     res = netviz.attribution(FromEmbeddings(model, position), embedded, None, n_steps=pick(64, 32))
-    token_attr.append(res.attr[0].sum(-1))  # one score per input token
+    token_rows.append(res.attr[0].sum(-1))  # one score per input token
     token_delta.append(float(res.delta.abs().max()))
-token_attr = torch.stack(token_attr)  # (output position, input token)
+token_attr = torch.stack(token_rows)  # (output position, input token)
 
 fig2, strips = plt.subplots(seq_len, 1, figsize=(12.8, 7.2 * 0.8), layout="constrained")
 scale = float(token_attr.abs().max())
 for position, ax in enumerate(strips):
     netviz.plot.token_attribution(
-        labels, token_attr[position], ax=ax, vmax=scale, colorbar=False, fontsize=11
+        token_attr[position], ax, tokens=labels, vmax=scale, colorbar=False, fontsize=11
     )
     ax.set_ylabel(f"output {position}", rotation=0, ha="right", va="center", fontsize=10)
 fig2.colorbar(
@@ -204,3 +204,5 @@ if not fast():
     assert (answer > 0.3).all() and (answer + itself > 0.8).all(), (answer, itself)
     assert token_attr.argmax(-1).tolist() == list(range(seq_len - 1, -1, -1))
     assert max(token_delta) < 0.05 * scale, (token_delta, scale)
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

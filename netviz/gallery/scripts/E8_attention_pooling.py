@@ -25,7 +25,7 @@ from torch import nn
 
 import netviz
 from netviz.gallery import fast, pick, setup
-from netviz.plot._style import CMAP_SEQUENTIAL
+from netviz.plot.theme import CMAP_SEQUENTIAL
 
 setup()
 
@@ -150,3 +150,5 @@ if not fast():
     assert test_accuracy > 0.95, test_accuracy
     assert peak_hits > 0.95, peak_hits
     assert alpha_at_flag.mean() > 0.9, alpha_at_flag.mean()
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

@@ -32,7 +32,7 @@ from sklearn.datasets import load_digits
 from torch import nn
 
 from netviz.gallery import fast, pick, setup
-from netviz.plot._style import PALETTE
+from netviz.plot.theme import PALETTE
 
 setup()
 
@@ -122,7 +122,7 @@ cnn_accuracy = {k: float((v == labels).float().mean()) for k, v in cnn_reads.ite
 # example per class), each with the digit the CNN reads in it (red: wrong).
 # Right: the 2-D codes of all clean digits.
 fig = plt.figure(figsize=(12.8, 7.2 * 0.75), layout="constrained")
-left, right = fig.subfigures(1, 2, width_ratios=[1.4, 1])
+left, right = fig.subfigures(1, 2, squeeze=False, width_ratios=[1.4, 1])[0]
 examples = [int((labels == c).nonzero()[0]) for c in range(10)]
 rows = [
     ("clean $x$", images, None),
@@ -191,15 +191,15 @@ label_size = 12
 diameter = 2.2 * label_size * fig.dpi / 72  # circle around one digit, with padding
 for ax, name in zip(codes_axes, centres_by_model):
     (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
-    centres = centres_by_model[name]
+    model_centres = centres_by_model[name]
     origin = np.array([ax.bbox.x0, ax.bbox.y0])
-    px = ax.transData.transform(centres) - origin
+    px = ax.transData.transform(model_centres) - origin
     placed_px = spread_labels(px, diameter, box=(ax.bbox.width, ax.bbox.height))
     placed = ax.transData.inverted().transform(placed_px + origin)
     texts = []
     for c in range(10):
         if np.hypot(*(placed_px[c] - px[c])) > 2:
-            ax.plot(*zip(centres[c], placed[c]), color="black", lw=0.8, zorder=3)
+            ax.plot(*zip(model_centres[c], placed[c]), color="black", lw=0.8, zorder=3)
         texts.append(
             ax.text(
                 placed[c][0],
@@ -233,3 +233,5 @@ if not fast():
     assert cnn_accuracy["denoising AE"] > max(0.7, cnn_accuracy["noisy"] + 0.1), cnn_accuracy
     shown = [int(cnn_reads["denoising AE"][i]) for i in examples]
     assert sum(s == c for c, s in enumerate(shown)) >= 8, shown
+
+plt.show()  # a window when run by hand; nothing under the gallery builder (Agg)

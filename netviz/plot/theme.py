@@ -1,5 +1,6 @@
-"""The shared netviz look, and deterministic saving.
+"""The shared netviz look (palette, colour maps, rcParams), and deterministic saving.
 
+Public: ``from netviz.plot.theme import PALETTE`` (also ``netviz.plot.PALETTE``).
 Every plot function draws inside :func:`style` so that figures look alike
 across the library and the gallery: DejaVu Sans (bundled with matplotlib, so
 the same glyphs everywhere), sizes readable on a 1280x720 slide, and
@@ -13,14 +14,19 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from netviz.errors import NetvizValueError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from matplotlib.typing import RcKeyType
 
 __all__ = [
     "CMAP_DIVERGING",
     "CMAP_SEQUENTIAL",
     "PALETTE",
     "RC",
-    "get_ax",
     "savefig",
     "style",
 ]
@@ -42,7 +48,7 @@ CMAP_SEQUENTIAL = "viridis"
 CMAP_DIVERGING = "RdBu_r"
 
 #: rcParams applied by :func:`style`.
-RC: dict[str, Any] = {
+RC: dict[RcKeyType, Any] = {
     "font.family": "DejaVu Sans",
     "font.size": 11,
     "axes.titlesize": 12,
@@ -77,19 +83,6 @@ def style() -> Iterator[None]:
         yield
 
 
-def get_ax(ax: Any = None, figsize: tuple[float, float] | None = None) -> Any:
-    """``ax`` if given, else a new figure's single axes (a Figure gives its first axes)."""
-    import matplotlib.pyplot as plt
-    from matplotlib.figure import Figure
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=figsize)
-        return ax
-    if isinstance(ax, Figure):
-        return ax.axes[0] if ax.axes else ax.add_subplot()
-    return ax
-
-
 _METADATA = {
     "png": {"Software": None},
     "svg": {"Date": None, "Creator": None},
@@ -97,7 +90,7 @@ _METADATA = {
 }
 
 
-def savefig(fig: Any, path: str | os.PathLike, **kwargs: Any) -> Path:
+def savefig(fig: Figure, path: str | os.PathLike[str], **kwargs: Any) -> Path:
     """Save ``fig`` byte-reproducibly (no timestamps, no version strings, fixed SVG ids).
 
     The format comes from the suffix: ``.png``, ``.svg`` or ``.pdf``.
@@ -107,7 +100,7 @@ def savefig(fig: Any, path: str | os.PathLike, **kwargs: Any) -> Path:
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower()
     if fmt not in _METADATA:
-        raise ValueError(f"unsupported figure format {fmt!r}; use one of png, svg, pdf")
+        raise NetvizValueError(f"unsupported figure format {fmt!r}; use one of png, svg, pdf")
     path.parent.mkdir(parents=True, exist_ok=True)
     kwargs.setdefault("metadata", _METADATA[fmt])
     kwargs.setdefault("dpi", RC["savefig.dpi"])
