@@ -204,10 +204,9 @@ BLOCK_FN(block_f64_scaled, double, uint64_t, 0x7ff0000000000000ull, fabs, SCALED
         acc_init(res);                                                             \
         for (int t = 0; t < used; t++) acc_merge(res, &parts[t]);                  \
     }                                                                              \
-    void name(const T *x, int64_t n, double *out) {                                \
-        acc_t a;                                                                   \
+    /* the moments of x from a's first read: read again scaled if need be, fill out */ \
+    static void name##_finish(const T *x, int64_t n, acc_t a, double *out) {       \
         double inv = 1.0; /* 1 / S */                                              \
-        name##_run(x, n, (T)1, 0, &a);                                             \
         if (a.n_f > 0) {                                                           \
             double amax = fabs(a.mn) > fabs(a.mx) ? fabs(a.mn) : fabs(a.mx);       \
             int e;                                                                 \
@@ -230,6 +229,11 @@ BLOCK_FN(block_f64_scaled, double, uint64_t, 0x7ff0000000000000ull, fabs, SCALED
         out[6] = a.mx;                                                             \
         out[7] = a.l1 * inv;                                                       \
         out[8] = a.nz;                                                             \
+    }                                                                              \
+    void name(const T *x, int64_t n, double *out) {                                \
+        acc_t a;                                                                   \
+        name##_run(x, n, (T)1, 0, &a);                                             \
+        name##_finish(x, n, a, out);                                               \
     }
 
 MOMENTS_FN(netviz_moments_f32, float, block_f32, block_f32_scaled, F32_LO_EXP, F32_HI_EXP,

@@ -36,6 +36,7 @@ import torch
 from netviz.capture import _fused_hist
 from netviz.capture.histogram_grid import NONFINITE_FIELDS, HistogramGrid  # re-exported
 from netviz.capture.stats import KERNELS, buffer_dtype
+from netviz.errors import NetvizValueError
 
 __all__ = ["NONFINITE_FIELDS", "HistogramGrid", "tensor_histogram"]
 
@@ -136,10 +137,12 @@ def tensor_histogram(
     [0.0, 1.0, 2.0, 1.0, 1.0, 0.0, 0.0]
     """
     if kernel not in KERNELS:
-        raise ValueError(f"`kernel` must be one of {', '.join(map(repr, KERNELS))}, got {kernel!r}")
+        raise NetvizValueError(
+            f"`kernel` must be one of {', '.join(map(repr, KERNELS))}, got {kernel!r}"
+        )
     tensors = [x] if isinstance(x, torch.Tensor) else list(x)
     if not tensors:
-        raise ValueError("no tensor to count")
+        raise NetvizValueError("no tensor to count")
     fused = _fused_hist.get(kernel)
     if fused is not None and tensors[0].device.type == "cpu":
         out = fused.histogram(tensors, grid)

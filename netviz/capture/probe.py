@@ -129,6 +129,11 @@ class ProbeContext:
         return monitor
 
     @property
+    def probes(self) -> Sequence[Probe]:
+        """The monitor's probes, in the order their hooks run."""
+        return self._monitor.probes
+
+    @property
     def modules(self) -> Sequence[tuple[str, nn.Module]]:
         """Selected ``(qualified_name, module)`` pairs in model order."""
         return self._monitor._selected_modules()

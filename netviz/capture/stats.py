@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -126,6 +127,10 @@ class Scratch:
         self.kernel = kernel
         # NETVIZ_KERNEL=eager, read now and again at attach (prepare): per monitor
         self.env_eager = _fused.env_chooses_eager()
+        #: Where set, the fused kernel's moments of a supported CPU tensor are
+        #: ``share(fused, x)`` instead of ``fused.moments(x)``: a histogram probe
+        #: on the same modules reads the tensor once for both (issue #14).
+        self.share: Callable[[FusedMoments, torch.Tensor], torch.Tensor] | None = None
         self._buffers: dict[tuple[int, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
         if kernel == "fused":
             self.fused()  # fail here, not in the first forward hook
@@ -250,7 +255,7 @@ def tensor_moments(x: torch.Tensor, scratch: Scratch | None = None) -> torch.Ten
         if not fused.supports(x) and type(x) is torch.Tensor and x.layout == torch.strided:
             x = x.resolve_neg().contiguous()  # a strided or overlapping view: copy once
         if fused.supports(x):
-            return fused.moments(x)
+            return fused.moments(x) if scratch.share is None else scratch.share(fused, x)
     flat = x.reshape(-1)
     if flat.numel() <= scratch.chunk:
         return _chunk_moments(flat, *scratch.get(flat.numel(), flat.dtype), dt)

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from netviz.errors import NetvizTypeError, RecordError
 from netviz.records.store import _DTYPES as RECORD_DTYPES
 
 __all__ = [
@@ -79,10 +80,10 @@ def empty_histograms() -> pd.DataFrame:
 def validate_histograms(df: pd.DataFrame, *, source: str = "histograms") -> pd.DataFrame:
     """Check that ``df`` is a histogram table; return it with canonical dtypes."""
     if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"{source} must be a pandas DataFrame, got {type(df).__name__}")
+        raise NetvizTypeError(f"{source} must be a pandas DataFrame, got {type(df).__name__}")
     missing = [c for c in HIST_COLUMNS if c not in df.columns]
     if missing:
-        raise ValueError(
+        raise RecordError(
             f"{source} is not a netviz histogram table: missing column(s) {missing}; "
             f"expected columns {list(HIST_COLUMNS)}"
         )
@@ -92,10 +93,10 @@ def validate_histograms(df: pd.DataFrame, *, source: str = "histograms") -> pd.D
         for c in columns:
             out[c] = out[c].astype(_DTYPES[c])
     except (TypeError, ValueError) as err:
-        raise ValueError(f"{source}: column {c!r} has values of the wrong type ({err})") from err
+        raise RecordError(f"{source}: column {c!r} has values of the wrong type ({err})") from err
     bad = sorted(set(out["kind"]) - set(KINDS))
     if bad:
-        raise ValueError(f"{source}: unknown `kind` values {bad}; expected {list(KINDS)}")
+        raise RecordError(f"{source}: unknown `kind` values {bad}; expected {list(KINDS)}")
     return out.reset_index(drop=True)
 
 
@@ -142,7 +143,7 @@ class HistogramStore:
         counts = np.asarray(counts)
         edges = np.asarray(edges, dtype=np.float64)
         if counts.ndim != 2 or counts.shape != (len(modules), len(edges) + 2):
-            raise ValueError(
+            raise RecordError(
                 f"counts of shape {counts.shape} do not fit {len(modules)} modules "
                 f"and {len(edges) - 1} bins (+3 non-finite counts)"
             )
@@ -214,7 +215,7 @@ def histogram_path(path: str | os.PathLike) -> Path:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in _SUFFIXES:
-        raise ValueError(
+        raise RecordError(
             f"cannot tell the file format of {str(path)!r} from its suffix {suffix!r}; "
             f"use one of {', '.join(_SUFFIXES)}"
         )
@@ -281,7 +282,7 @@ def dense_counts(df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray
     col[is_bin] = np.searchsorted(edges, df.bin_lo.to_numpy()[is_bin])
     nb = max(len(edges) - 1, 0)
     if is_bin.any() and not np.array_equal(edges[col[is_bin] + 1], df.bin_hi.to_numpy()[is_bin]):
-        raise ValueError(
+        raise RecordError(
             "the histograms use different bin grids (bins overlap); "
             "select one probe, or histograms recorded with one grid"
         )

@@ -330,3 +330,159 @@ def test_every_counts_on_some_steps_only():
     assert sorted(set(mon.to_pandas().step)) == list(range(7))
     with pytest.raises(ValueError, match="`every`"):
         ActivationHist(every=0)
+
+
+# ------------------------------------------------- one read: moments and counts
+
+
+@needs_fused
+@pytest.mark.parametrize("grid_name", sorted(GRIDS))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_one_read_counts_equal_numpy_and_moments_match_the_moments_kernel(grid_name, dtype):
+    from netviz.capture import _fused
+
+    moments_kernel = _fused.load()
+    assert moments_kernel is not None
+    grid = GRIDS[grid_name]
+    cases = [nasty(dtype, grid, n=n, seed=n) for n in (200, 5000, 300_000)]
+    cases += [
+        torch.tensor([-2.5], dtype=dtype),
+        torch.empty(0, dtype=dtype),
+        torch.full((70_000,), 0.3, dtype=dtype),  # constant, over several threads' runs
+        torch.zeros(3, dtype=dtype),
+        torch.full((5,), torch.finfo(dtype).tiny / 8, dtype=dtype),  # only subnormals
+        torch.tensor([float("nan"), float("inf"), -float("inf")], dtype=dtype),  # nothing finite
+        torch.randn(2000, dtype=dtype) * 1e25,  # the moments' scaled second read
+        # mostly zeros (ReLU outputs): the zero bin is counted by compaction
+        torch.relu(nasty(dtype, grid, n=300_000, seed=3)),
+        torch.where(torch.rand(5003) < 0.9, 0.0, nasty(dtype, grid, n=5003, seed=4)).to(dtype),
+    ]
+    for x in cases:
+        moments, counts = FUSED.moments_histogram(x, grid)
+        np.testing.assert_array_equal(counts.numpy(), reference(x, grid))
+        assert counts.sum().item() == x.numel()
+        plain = moments_kernel.moments(x)
+        exact = [0, 1, 5, 6, 8]  # counts and extremes; sums may differ by FMA contraction
+        assert torch.equal(moments[exact], plain[exact])
+        torch.testing.assert_close(moments, plain, rtol=1e-12, atol=0.0, equal_nan=True)
+
+
+def _shared_net(dtype: torch.dtype = torch.float32) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Linear(6, 128),
+        nn.ReLU(inplace=True),  # the Linear's output, changed in place (a new version)
+        nn.Identity(),  # the very same tensor again
+        nn.Linear(128, 600),  # 64 x 600 elements: the parallel path of the kernels
+        nn.Tanh(),
+    ).to(dtype)
+
+
+def _run_shared(probes: list, dtype: torch.dtype = torch.float32) -> tuple:
+    net = _shared_net(dtype)
+    outputs: dict[tuple[int, str], torch.Tensor] = {}
+    step = [0]
+    for name, m in net.named_children():
+        m.register_forward_hook(
+            lambda mod, a, out, name=name: outputs.__setitem__(
+                (step[0], name), out.detach().clone()
+            )
+        )
+    g = torch.Generator().manual_seed(1)
+    with netviz.watch(net, probes=probes) as mon:
+        for step[0] in range(4):
+            x = torch.randn(64, 6, generator=g).to(dtype)
+            x[0, 0] = float("nan") if step[0] == 1 else x[0, 0]
+            net(x).float().square().mean().backward()
+            mon.step()
+    return mon.to_pandas(), mon.histograms(), outputs
+
+
+@needs_fused
+@pytest.mark.parametrize("hist_first", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_activation_stats_and_hist_read_each_output_once(hist_first, dtype, monkeypatch):
+    from netviz.capture._fused import FusedMoments
+    from netviz.capture.probes import ActivationStats
+
+    # separate reads: a histogram probe on the torch kernel shares nothing
+    want_stats, _, _ = _run_shared(
+        [ActivationStats(), ActivationHist(kernel="eager", every=2)], dtype
+    )
+    calls = {"moments": 0, "histogram": 0, "one read": 0}
+
+    def counting(name, real):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return real(*args, **kwargs)
+
+        return wrapper
+
+    for cls, attr, name in (
+        (FusedMoments, "moments", "moments"),
+        (_fused_hist.FusedHistogram, "histogram", "histogram"),
+        (_fused_hist.FusedHistogram, "moments_histogram", "one read"),
+    ):
+        monkeypatch.setattr(cls, attr, counting(name, getattr(cls, attr)))
+    probes = [ActivationStats(), ActivationHist(every=2)]
+    stats, hist, outputs = _run_shared(probes[::-1] if hist_first else probes, dtype)
+    # the statistics are those of separate reads, exactly; the counts numpy's
+    cols = ["step", "module", "call", "stat"]
+    pd.testing.assert_frame_equal(
+        stats.sort_values(cols).reset_index(drop=True),
+        want_stats.sort_values(cols).reset_index(drop=True),
+    )
+    grid = HistogramGrid.log()
+    assert sorted(set(hist.step)) == [0, 2]
+    for (step, name), out in outputs.items():
+        rows = hist[(hist.step == step) & (hist.module == name)]
+        if step % 2:
+            assert rows.empty
+        else:
+            np.testing.assert_array_equal(_hist(rows, grid), reference(out, grid))
+    if dtype == torch.float32:
+        # 5 modules x 2 counted steps in one read each; 5 x 2 other steps: moments alone
+        assert calls == {"moments": 10, "histogram": 0, "one read": 10}
+    elif hist_first:
+        # half precision: each probe converts the output to a float32 copy of
+        # its own; the histogram probe sees that it cannot share and counts alone
+        assert calls == {"moments": 20, "histogram": 10, "one read": 0}
+    else:
+        # the stats probe's read counts its copy too, which the histogram
+        # probe's own copy does not match: it counts alone (the documented waste)
+        assert calls == {"moments": 10, "histogram": 10, "one read": 10}
+
+
+@needs_fused
+def test_a_stats_probe_outlives_the_monitor_of_its_histogram_probe():
+    from netviz.capture.probes import ActivationStats
+
+    stats = ActivationStats()
+    want, _, _ = _run_shared([ActivationStats()])
+    first, _, _ = _run_shared([stats, ActivationHist()])
+    import gc
+
+    gc.collect()  # the first monitor is gone; the stats probe still holds its share hook
+    again, hist, _ = _run_shared([stats])
+    assert hist.empty
+    pd.testing.assert_frame_equal(again, want)
+    pd.testing.assert_frame_equal(first, want)
+
+
+@needs_fused
+@pytest.mark.parametrize("grid_name", sorted(GRIDS))
+def test_many_groups_in_one_call_equal_numpy(grid_name):
+    grid = GRIDS[grid_name]
+    big = [nasty(torch.float32, grid, n=150_000, seed=7), nasty(torch.float64, grid, seed=8)]
+    groups = [
+        big,  # split between the threads, across the two tensors
+        [],
+        [nasty(torch.bfloat16, grid, seed=9), torch.randn(40, 30).t()],  # converted; a view
+        [torch.full((3,), 0.3)],
+        [torch.empty(0)],
+    ]
+    out = FUSED.histograms(groups, grid)
+    assert out.shape == (len(groups), grid.nbins + 3)
+    for row, group in zip(out.numpy(), groups):
+        flat = torch.cat([t.double().ravel() for t in group]) if group else torch.zeros(0)
+        np.testing.assert_array_equal(row, reference(flat, grid))
