@@ -18,6 +18,7 @@ from torch import nn
 from netviz._compat import fastpath_disabled
 from netviz._leaf import call_keys, first_tensor  # call_keys re-exported
 from netviz.capture.selection import ModuleSelector, named_modules, select_modules
+from netviz.errors import NetvizTypeError, NetvizValueError
 
 __all__ = ["call_keys", "capture_activations", "fastpath_bypassed"]
 
@@ -54,7 +55,7 @@ def _trim(x: torch.Tensor, max_batch: int | None, max_channels: int | None) -> t
 
 def _check_limit(value: int | None, name: str) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ValueError(f"`{name}` must be None or an int >= 1, got {value!r}")
+        raise NetvizValueError(f"`{name}` must be None or an int >= 1, got {value!r}")
 
 
 def capture_activations(
@@ -112,7 +113,7 @@ def capture_activations(
     True
     """
     if not isinstance(model, nn.Module):
-        raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
+        raise NetvizTypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
     _check_limit(max_batch, "max_batch")
     _check_limit(max_channels, "max_channels")
     selected = select_modules(model, modules)

@@ -63,7 +63,9 @@ class ActivationStats(Probe):
         if x is None:
             return
         kernels = self._kernels
-        if kernels is not None:
+        # With a histogram probe sharing this probe's read (Scratch.share, issue
+        # #14), the moments come from that one read (the path below) instead.
+        if kernels is not None and self._scratch.share is None:
             fn = kernels.get(x.dtype)
             if fn is not None and in_place_plain(x):
                 # the hot path: the fused C kernel writes the moments straight
