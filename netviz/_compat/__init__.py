@@ -60,6 +60,7 @@ __all__ = [
     "optimizer_unscales_itself",
     "own_parameters",
     "process_group_timeout",
+    "tensor_version",
     "tensorboard_file_writer",
     "unwrap_optimizer",
 ]
@@ -343,6 +344,15 @@ def jagged_has_lengths(x: torch.Tensor) -> bool:
 
 
 _MISSING = object()
+
+
+def tensor_version(x: torch.Tensor) -> int:
+    """The in-place version counter of ``x`` (``x._version``): it changes whenever
+    ``x`` is modified in place, so two hooks can tell whether they saw the same values."""
+    version = getattr(x, "_version", _MISSING)
+    if version is _MISSING:  # pragma: no cover - depends on the PyTorch version
+        raise _moved("Tensor._version (the in-place version counter)", "activation_hist")
+    return int(version)  # type: ignore[call-overload]
 
 
 # --- torch.distributed -----------------------------------------------------------------------

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from netviz._compat import tensor_version
 from netviz.capture import _fused
 from netviz.errors import NetvizRuntimeError
 
@@ -357,7 +358,7 @@ def get(kernel: str) -> FusedHistogram | None:
 
 def _key(x: torch.Tensor) -> tuple:
     """What identifies the values of ``x`` between two probes' hooks of one module call."""
-    return (x.data_ptr(), x.dtype, x.shape, x.stride(), x._version)
+    return (x.data_ptr(), x.dtype, x.shape, x.stride(), tensor_version(x))
 
 
 class SharedRead:

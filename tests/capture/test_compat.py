@@ -392,3 +392,11 @@ def test_conv_transpose_kernel_choice_matches_pytorch():
     finally:
         torch.set_num_threads(before)
     assert checked[True] >= 5 and checked[False] >= 5, checked  # both sides of the rule seen
+
+
+def test_tensor_version_counts_in_place_changes():
+    x = torch.zeros(3)
+    v0 = _compat.tensor_version(x)
+    x.add_(1)
+    assert _compat.tensor_version(x) == v0 + 1
+    assert _compat.tensor_version(x.clone()) == 0
