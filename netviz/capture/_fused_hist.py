@@ -312,9 +312,11 @@ def _self_test(kernel: FusedHistogram) -> bool:
 
 @functools.cache
 def load() -> FusedHistogram | None:
-    """Build and load the histogram kernel once per process, or ``None`` where it cannot be used."""
-    if os.environ.get("NETVIZ_KERNEL", "").lower() == "eager":
-        return None
+    """Build and load the histogram kernel once per process, or ``None`` where it cannot be used.
+
+    Only the build and the self-test are cached; ``NETVIZ_KERNEL`` is read by
+    :func:`get` on every call, so the choice is never fixed for the process.
+    """
     if platform.system() != "Linux" or "OpenMP" not in torch.__config__.parallel_info():
         return None
     cc = _fused._compiler()
@@ -346,7 +348,7 @@ def get(kernel: str) -> FusedHistogram | None:
     """The C kernel for ``kernel`` (``"auto"``, ``"fused"`` or ``"eager"``), or ``None``."""
     if kernel == "eager":
         return None
-    loaded = load()
+    loaded = None if _fused.env_chooses_eager() else load()
     if loaded is None and kernel == "fused":
         raise NetvizRuntimeError(
             "the fused histogram kernel is not available here: it needs Linux, "

@@ -486,3 +486,14 @@ def test_many_groups_in_one_call_equal_numpy(grid_name):
     for row, group in zip(out.numpy(), groups):
         flat = torch.cat([t.double().ravel() for t in group]) if group else torch.zeros(0)
         np.testing.assert_array_equal(row, reference(flat, grid))
+
+
+@needs_fused
+def test_netviz_kernel_is_read_per_call_not_fixed_for_the_process(monkeypatch):
+    assert _fused_hist.get("auto") is not None  # built and cached
+    monkeypatch.setenv("NETVIZ_KERNEL", "eager")
+    assert _fused_hist.get("auto") is None  # the cached build does not fix the choice
+    with pytest.raises(netviz.NetvizRuntimeError, match="NETVIZ_KERNEL"):
+        _fused_hist.get("fused")
+    monkeypatch.delenv("NETVIZ_KERNEL")
+    assert _fused_hist.get("auto") is not None
