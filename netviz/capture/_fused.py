@@ -211,8 +211,15 @@ def _build(cc: str, workdir: str) -> str | None:
     src = os.path.join(workdir, _SOURCE)
     with open(src, "w") as fh:
         fh.write(resources.files("netviz.capture").joinpath(_SOURCE).read_text())
-    out = os.path.join(workdir, "netviz_moments.so")
-    # -march=native first (the file is built for, and used on, this machine only)
+    return compile_library(cc, src, os.path.join(workdir, "netviz_moments.so"))
+
+
+def compile_library(cc: str, src: str, out: str) -> str | None:
+    """Compile ``src`` into the shared library ``out`` (its path), or ``None`` on failure.
+
+    ``-march=native`` first (the file is built for, and used on, this machine
+    only), then without it for compilers that do not know the flag.
+    """
     for extra in (("-march=native",), ()):
         cmd = [cc, *_FLAGS, *extra, src, "-o", out]
         try:

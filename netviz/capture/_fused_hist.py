@@ -23,7 +23,6 @@ import ctypes
 import functools
 import os
 import platform
-import subprocess
 import tempfile
 import warnings
 from collections.abc import Callable, Sequence
@@ -236,16 +235,7 @@ def _build(cc: str, workdir: str) -> str | None:
             return None
         with open(os.path.join(workdir, name), "w") as fh:
             fh.write(text)
-    out = os.path.join(workdir, "netviz_hist.so")
-    for extra in (("-march=native",), ()):
-        cmd = [cc, *_fused._FLAGS, *extra, src, "-o", out]
-        try:
-            done = subprocess.run(cmd, capture_output=True, timeout=120, check=False)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        if done.returncode == 0:
-            return out
-    return None
+    return _fused.compile_library(cc, src, os.path.join(workdir, "netviz_hist.so"))
 
 
 def self_test_values(dtype: torch.dtype, grid: HistogramGrid, n: int = 70_000) -> torch.Tensor:

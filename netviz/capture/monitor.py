@@ -333,12 +333,15 @@ class Monitor:
         i = self._index.get(name)
         return self._calls[i] - 1 if i is not None and self._calls[i] else 0
 
+    def _row_keys(self) -> tuple[int, int]:
+        """``(phase, micro)`` of a row emitted now: step-level rows while the step closes."""
+        if self._closing:
+            return TRAIN, STEP_LEVEL
+        return self._phase, self._cur_micro
+
     def _row_address(self, probe: Probe, module: str, call: int | None, sharded: bool) -> int:
         """Address of a new CPU row of ``probe`` in the open step (see ``ProbeContext.row_address``)."""
-        if self._closing:
-            phase, micro = TRAIN, STEP_LEVEL
-        else:
-            phase, micro = self._phase, self._cur_micro
+        phase, micro = self._row_keys()
         buf = self._buffer
         i = self._index.get(module)
         if call is None:
@@ -358,10 +361,7 @@ class Monitor:
                 f"probe {probe.name!r} emitted a tensor of shape {tuple(raw.shape)}; "
                 f"expected ({len(probe.raw_fields)},) for raw fields {probe.raw_fields}"
             )
-        if self._closing:
-            phase, micro = TRAIN, STEP_LEVEL
-        else:
-            phase, micro = self._phase, self._cur_micro
+        phase, micro = self._row_keys()
         buf = self._buffer
         i = self._index.get(module)
         mid = buf.module_id(module) if i is None else i

@@ -33,6 +33,7 @@ import pandas as pd
 
 from netviz.errors import NetvizTypeError, RecordError
 from netviz.records.store import _DTYPES as RECORD_DTYPES
+from netviz.records.store import COLUMNS as RECORD_COLUMNS
 
 __all__ = [
     "HIST_COLUMNS",
@@ -46,14 +47,7 @@ __all__ = [
 
 #: Columns of the histogram table, in order (``rank`` may follow).
 HIST_COLUMNS: tuple[str, ...] = (
-    "step",
-    "skipped",
-    "phase",
-    "micro",
-    "module",
-    "call",
-    "order",
-    "probe",
+    *RECORD_COLUMNS[: RECORD_COLUMNS.index("stat")],  # the record table's key columns
     "kind",
     "bin_lo",
     "bin_hi",
