@@ -58,6 +58,14 @@ class PlotGrid:
         return int(self.axes.size)
 
 
+def bare(ax: Axes) -> None:
+    """No ticks, no frame: an image cell."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
 def get_ax(ax: Target = None, figsize: tuple[float, float] | None = None) -> Axes:
     """``ax`` if given, else a new figure's single axes (a Figure gives its first axes)."""
     import matplotlib.pyplot as plt

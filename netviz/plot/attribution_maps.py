@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from netviz.errors import NetvizValueError
-from netviz.plot._axes import get_ax
+from netviz.plot._axes import bare, get_ax
 from netviz.plot.images import to_numpy
 from netviz.plot.theme import CMAP_DIVERGING, style
 
@@ -159,10 +159,7 @@ def attribution(
             ax.imshow(
                 np.abs(a) if kind == "abs" else a, cmap=cmap, norm=norm, interpolation="nearest"
             )
-        ax.set_xticks([])
-        ax.set_yticks([])
-        for spine in ax.spines.values():
-            spine.set_visible(False)
+        bare(ax)
         if title is not None:
             ax.set_title(title)
         if colorbar:
@@ -247,10 +244,7 @@ def token_attribution(
                 fontsize=fontsize,
                 color="white" if strong else "black",
             )
-        ax.set_xticks([])
-        ax.set_yticks([])
-        for spine in ax.spines.values():
-            spine.set_visible(False)
+        bare(ax)
         if title is not None:
             ax.set_title(title)
         if colorbar:

@@ -18,13 +18,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from netviz.errors import NetvizValueError
-from netviz.plot._axes import PlotGrid, grid_axes
+from netviz.plot._axes import PlotGrid, bare, grid_axes
 from netviz.plot.theme import CMAP_DIVERGING, CMAP_SEQUENTIAL, style
 from netviz.records.selection import select_names
 
 if TYPE_CHECKING:
     import torch
-    from matplotlib.axes import Axes
     from torch import nn
 
     from netviz.plot._axes import Target
@@ -80,13 +79,6 @@ def _grid_title(target: Target, grid: PlotGrid, text: str) -> None:
         annotation_clip=False,
     )
     note.set_in_layout(False)  # a layout engine must not shrink the first cell for it
-
-
-def _bare(ax: Axes) -> None:
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for spine in ax.spines.values():
-        spine.set_visible(False)
 
 
 def _raw_weight(module_or_tensor: nn.Module | torch.Tensor | np.ndarray) -> tuple[np.ndarray, str]:
@@ -177,7 +169,7 @@ def filters(
             grid = grid_axes(ax, rows, cols)
             image = None
             for idx, a in enumerate(grid.axes.flat):
-                _bare(a)
+                bare(a)
                 if idx >= n_out:
                     a.set_axis_off()
                     continue
@@ -194,7 +186,7 @@ def filters(
             for i in range(n_out):
                 for j in range(n_in):
                     a = grid.axes[i, j]
-                    _bare(a)
+                    bare(a)
                     image = a.imshow(w[i, j], cmap=cmap, vmin=-m, vmax=m)
                     if j == 0:
                         a.set_ylabel(f"out {i}", fontsize=7)
@@ -305,7 +297,7 @@ def feature_maps(
                 kw = {"cmap": cmap or CMAP_DIVERGING, "vmin": -m, "vmax": m}
             for col in range(cols):
                 a = axes[row, col]
-                _bare(a)
+                bare(a)
                 if col >= len(maps):
                     a.set_axis_off()
                     continue
