@@ -34,6 +34,7 @@ import pandas as pd
 from netviz.errors import NetvizTypeError, RecordError
 from netviz.records.store import _DTYPES as RECORD_DTYPES
 from netviz.records.store import COLUMNS as RECORD_COLUMNS
+from netviz.records.store import typed_columns
 
 __all__ = [
     "HIST_COLUMNS",
@@ -82,12 +83,7 @@ def validate_histograms(df: pd.DataFrame, *, source: str = "histograms") -> pd.D
             f"expected columns {list(HIST_COLUMNS)}"
         )
     columns = [*HIST_COLUMNS, *(["rank"] if "rank" in df.columns else [])]
-    out = df.loc[:, columns].copy()
-    try:
-        for c in columns:
-            out[c] = out[c].astype(_DTYPES[c])
-    except (TypeError, ValueError) as err:
-        raise RecordError(f"{source}: column {c!r} has values of the wrong type ({err})") from err
+    out = typed_columns(df, columns, _DTYPES, source)
     bad = sorted(set(out["kind"]) - set(KINDS))
     if bad:
         raise RecordError(f"{source}: unknown `kind` values {bad}; expected {list(KINDS)}")

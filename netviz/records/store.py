@@ -10,6 +10,7 @@ bytes per value and :meth:`RecordStore.to_pandas` is a single concatenation.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -94,6 +95,21 @@ def _fill_added(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def typed_columns(
+    df: pd.DataFrame, columns: list[str], dtypes: dict[str, Any], source: str
+) -> pd.DataFrame:
+    """A copy of ``df[columns]`` cast to ``dtypes``; a :class:`RecordError` naming the column if not."""
+    out = df.loc[:, columns].copy()
+    for c in columns:
+        try:
+            out[c] = out[c].astype(dtypes[c])
+        except (TypeError, ValueError) as err:
+            raise RecordError(
+                f"{source}: column {c!r} has values of the wrong type ({err})"
+            ) from err
+    return out
+
+
 def validate_frame(df: pd.DataFrame, *, source: str = "records") -> pd.DataFrame:
     """Check that ``df`` is a record table; return it with canonical columns and dtypes.
 
@@ -118,12 +134,7 @@ def validate_frame(df: pd.DataFrame, *, source: str = "records") -> pd.DataFrame
     if any(c not in df.columns for c in _ADDED):
         df = _fill_added(df)
     columns = [*COLUMNS, *(c for c in OPTIONAL_COLUMNS if c in df.columns)]
-    out = df.loc[:, columns].copy()
-    try:
-        for c in columns:
-            out[c] = out[c].astype(_DTYPES[c])
-    except (TypeError, ValueError) as err:
-        raise RecordError(f"{source}: column {c!r} has values of the wrong type ({err})") from err
+    out = typed_columns(df, columns, _DTYPES, source)
     bad = sorted(set(out["phase"].unique()) - set(PHASES))
     if bad:
         raise RecordError(f"{source}: column 'phase' has values {bad}; expected one of {PHASES}")
